@@ -1,0 +1,265 @@
+"""The exceptions eventplatform raises.
+
+Every error the library raises derives from :class:`EventPlatformError`. Errors from the
+layers below (aiokafka, fastavro, aiohttp, asyncpg, subprocesses) are caught at the boundary
+and re-raised as the most specific class here, chained with ``from`` so the original stays
+visible in the traceback.
+
+``retriable`` tells a caller whether the same call may succeed if tried again later (a broker
+or registry that is down) or never will (a schema that is invalid).
+
+The tree::
+
+    EventPlatformError
+    ├── ConfigurationError            a setting is unknown, missing or malformed
+    ├── ResourceStateError            a client used before start() or after close()
+    ├── ProvisioningError             no Kafka broker could be provided
+    │   ├── NoBrokerAvailable         none of the provisioning paths applies
+    │   ├── JavaNotFound / JavaTooOld the local-broker path lacks a suitable JVM
+    │   ├── BrokerResolutionError     Maven could not resolve the broker jars
+    │   └── BrokerStartError          the broker process exited or did not get ready
+    ├── SchemaError                   an Avro schema or event class is invalid
+    │   ├── SchemaParseError          an .avsc file cannot be parsed (file, JSON path)
+    │   └── SchemaMismatch            a Python event class disagrees with its .avsc
+    ├── RegistryError                 the schema registry refused or failed a request
+    │   ├── RegistryUnavailable       (retriable) the registry cannot be reached
+    │   ├── SchemaNotFound            subject, version or id unknown
+    │   │   ├── SubjectNotFound
+    │   │   └── VersionNotFound
+    │   ├── IncompatibleSchema        refused by the subject's compatibility level
+    │   └── InvalidSchema             the registry rejected the schema text
+    ├── SerializationError            an event could not be encoded
+    ├── DeserializationError          bytes could not be decoded (topic, partition, offset)
+    │   ├── NotWireFormat             not magic byte 0 + schema id + Avro
+    │   ├── TruncatedPayload          the Avro body ends early
+    │   ├── UnknownSchemaId           the registry has no schema with that id
+    │   └── SchemaResolutionError     the writer schema cannot be read as the reader's
+    └── KafkaError                    a Kafka operation failed
+        └── PublishError              a record was not acknowledged
+            └── PublishTimeout        (retriable) delivery timed out
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+__all__ = [
+    "BrokerResolutionError",
+    "BrokerStartError",
+    "ConfigurationError",
+    "DeserializationError",
+    "EventPlatformError",
+    "IncompatibleSchema",
+    "InvalidSchema",
+    "JavaNotFound",
+    "JavaTooOld",
+    "KafkaError",
+    "NoBrokerAvailable",
+    "NotWireFormat",
+    "ProvisioningError",
+    "PublishError",
+    "PublishTimeout",
+    "RegistryError",
+    "RegistryUnavailable",
+    "ResourceStateError",
+    "SchemaError",
+    "SchemaMismatch",
+    "SchemaNotFound",
+    "SchemaParseError",
+    "SchemaResolutionError",
+    "SerializationError",
+    "SubjectNotFound",
+    "TruncatedPayload",
+    "UnknownSchemaId",
+    "VersionNotFound",
+    "map_exceptions",
+]
+
+
+class EventPlatformError(Exception):
+    """Root of every error raised by eventplatform."""
+
+    retriable: ClassVar[bool] = False
+
+
+class ConfigurationError(EventPlatformError):
+    """A setting is unknown, missing or malformed; the message names the setting."""
+
+
+class ResourceStateError(EventPlatformError):
+    """An async resource was used before ``start()`` or after ``close()``."""
+
+
+class ProvisioningError(EventPlatformError):
+    """No Kafka broker could be provided for development or tests."""
+
+
+class NoBrokerAvailable(ProvisioningError):
+    """None of the provisioning paths (settings, Docker, Java + Maven) is available."""
+
+
+class JavaNotFound(ProvisioningError):
+    """The local-broker path needs a ``java`` executable and none was found."""
+
+
+class JavaTooOld(ProvisioningError):
+    """The ``java`` found is older than the broker needs."""
+
+
+class BrokerResolutionError(ProvisioningError):
+    """Maven could not resolve the Apache Kafka broker jars."""
+
+
+class BrokerStartError(ProvisioningError):
+    """The broker process exited during start-up or did not become ready in time."""
+
+
+class SchemaError(EventPlatformError):
+    """An Avro schema or a Python event class bound to one is invalid."""
+
+
+class SchemaParseError(SchemaError):
+    """An ``.avsc`` document cannot be parsed; the message names the file and JSON path."""
+
+
+class SchemaMismatch(SchemaError):
+    """A Python event class and its ``.avsc`` contract disagree."""
+
+
+class RegistryError(EventPlatformError):
+    """The schema registry refused or failed a request.
+
+    Attributes:
+        error_code: Confluent's REST error code where one applies (e.g. 40401, 409).
+    """
+
+    def __init__(self, message: str, *, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be reached; the message names its URL or topic."""
+
+    retriable = True
+
+
+class SchemaNotFound(RegistryError):
+    """The subject, version or schema id is unknown to the registry."""
+
+
+class SubjectNotFound(SchemaNotFound):
+    """The subject is unknown (Confluent error code 40401)."""
+
+
+class VersionNotFound(SchemaNotFound):
+    """The subject exists but the version does not (Confluent error code 40402)."""
+
+
+class IncompatibleSchema(RegistryError):
+    """The schema breaks the subject's compatibility level (HTTP 409).
+
+    Attributes:
+        messages: one line per incompatibility found (field, rule, earlier version).
+    """
+
+    def __init__(
+        self, message: str, *, messages: list[str] | None = None, error_code: int | None = 409
+    ) -> None:
+        super().__init__(message, error_code=error_code)
+        self.messages = list(messages or [])
+
+
+class InvalidSchema(RegistryError):
+    """The registry rejected the schema text (Confluent error code 42201)."""
+
+
+class SerializationError(EventPlatformError):
+    """An event could not be encoded into its Avro schema."""
+
+
+class DeserializationError(EventPlatformError):
+    """Bytes from Kafka could not be decoded into an event.
+
+    Attributes:
+        topic, partition, offset: where the record came from, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = message
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        if self.topic is None:
+            return self.reason
+        where = f"topic {self.topic!r}"
+        if self.partition is not None:
+            where += f", partition {self.partition}"
+        if self.offset is not None:
+            where += f", offset {self.offset}"
+        return f"{where}: {self.reason}"
+
+
+class NotWireFormat(DeserializationError):
+    """The bytes do not start with Confluent's magic byte 0 and a 4-byte schema id."""
+
+
+class TruncatedPayload(DeserializationError):
+    """The Avro body ends before the writer schema says it should."""
+
+
+class UnknownSchemaId(DeserializationError):
+    """The registry has no schema with the id the record carries."""
+
+
+class SchemaResolutionError(DeserializationError):
+    """The writer schema cannot be resolved to the reader's schema."""
+
+
+class KafkaError(EventPlatformError):
+    """A Kafka operation failed."""
+
+
+class PublishError(KafkaError):
+    """A record was not acknowledged by the broker."""
+
+
+class PublishTimeout(PublishError):
+    """A record was not acknowledged within the delivery timeout."""
+
+    retriable = True
+
+
+@contextmanager
+def map_exceptions(
+    mapping: dict[type[BaseException], type[EventPlatformError]], message: str
+) -> Iterator[None]:
+    """Re-raise exceptions from a lower layer as eventplatform errors.
+
+    The first entry of ``mapping`` whose key matches the exception wins, so list the most
+    specific classes first. The new error's message is ``message`` followed by the original.
+
+    Raises:
+        EventPlatformError: the mapped error, chained to the original.
+    """
+    try:
+        yield
+    except EventPlatformError:
+        raise
+    except BaseException as exc:
+        for source, target in mapping.items():
+            if isinstance(exc, source):
+                raise target(f"{message}: {exc}") from exc
+        raise

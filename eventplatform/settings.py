@@ -1,0 +1,189 @@
+"""Settings: environment, ``eventplatform.toml`` and ``[tool.eventplatform]`` in pyproject.
+
+Values resolve in this order (first wins): keyword arguments, environment variables
+(``EVENTPLATFORM_`` prefix, nested with ``__``, e.g. ``EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS``),
+``eventplatform.toml`` in the working directory, the ``[tool.eventplatform]`` table of
+``pyproject.toml``, then defaults. The common ``KAFKA_BOOTSTRAP_SERVERS`` is honoured when the
+prefixed variable is not set.
+
+Unknown keys are errors, in files and in the environment alike, so that a misspelt setting
+fails at start with its name instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    PyprojectTomlConfigSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from eventplatform.errors import ConfigurationError
+
+__all__ = ["DevKafkaSettings", "KafkaSettings", "Settings", "load_settings"]
+
+ENV_PREFIX = "EVENTPLATFORM_"
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def parse_bootstrap_servers(value: str) -> list[tuple[str, int]]:
+    """Split ``host:port[,host:port…]`` into pairs.
+
+    Raises:
+        ValueError: an entry is not ``host:port`` or its port is out of range.
+    """
+    pairs: list[tuple[str, int]] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if entry.startswith("PLAINTEXT://"):
+            entry = entry.removeprefix("PLAINTEXT://")
+        match = _HOST_PORT.match(entry)
+        if not match:
+            raise ValueError(f"{raw.strip()!r} is not host:port")
+        port = int(match.group(1))
+        if not 0 < port < 65536:
+            raise ValueError(f"{raw.strip()!r} has port {port} outside 1-65535")
+        host = entry[: match.start(1) - 1].strip("[]")
+        pairs.append((host, port))
+    if not pairs:
+        raise ValueError("no servers given")
+    return pairs
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach the Kafka cluster."""
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Comma-separated host:port list; when unset a broker is provisioned.",
+    )
+    client_id: str = "eventplatform"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(default=None, repr=False)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_bootstrap_servers(value)
+        return ",".join(s.strip() for s in value.split(","))
+
+
+class DevKafkaSettings(_Section):
+    """How a development/test broker is provisioned when no cluster is configured."""
+
+    provider: Literal["auto", "docker", "local"] = Field(
+        default="auto",
+        description="auto tries Docker, then Java + Maven; docker or local forces one path.",
+    )
+    version: str = Field(default="4.1.1", pattern=r"^\d+\.\d+\.\d+$")
+    image: str = "apache/kafka:4.1.1"
+    start_timeout: float = Field(default=120.0, gt=0)
+    resolve_timeout: float = Field(default=900.0, gt=0)
+    cache_dir: Path | None = None
+    heap: str = Field(default="512m", pattern=r"^\d+[kmgKMG]$")
+
+
+class Settings(BaseSettings):
+    """All eventplatform settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file="eventplatform.toml",
+        pyproject_toml_table_header=("tool", "eventplatform"),
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    devkafka: DevKafkaSettings = DevKafkaSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            PyprojectTomlConfigSettingsSource(settings_cls),
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _common_kafka_env(cls, data: Any) -> Any:
+        # KAFKA_BOOTSTRAP_SERVERS is the de facto name used by Kafka tooling and images;
+        # the prefixed variable wins when both are set.
+        common = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        if not common or not isinstance(data, dict):
+            return data
+        kafka = data.get("kafka")
+        if isinstance(kafka, BaseModel):
+            kafka = kafka.model_dump()
+        kafka = dict(kafka or {})
+        if not kafka.get("bootstrap_servers"):
+            kafka["bootstrap_servers"] = common
+        return {**data, "kafka": kafka}
+
+
+def _known_env_keys(model: type[BaseModel], prefix: str) -> set[str]:
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name.upper()}"
+        keys.add(key)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _known_env_keys(annotation, f"{key}__")
+    return keys
+
+
+def _check_environment() -> None:
+    known = _known_env_keys(Settings, ENV_PREFIX)
+    unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting {unknown[0]} in the environment; known settings: "
+            + ", ".join(sorted(known))
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings from arguments, environment and files.
+
+    Raises:
+        ConfigurationError: a key is unknown or a value is malformed; the message names the
+            setting (``kafka.bootstrap_servers``) and, for env variables, the variable.
+    """
+    _check_environment()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            env = ENV_PREFIX + "__".join(str(p).upper() for p in err["loc"])
+            problems.append(f"setting {loc} (env {env}): {err['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc
+    except ValueError as exc:  # a malformed toml file
+        raise ConfigurationError(f"invalid settings file: {exc}") from exc
