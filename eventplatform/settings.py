@@ -160,7 +160,9 @@ def _known_env_keys(model: type[BaseModel], prefix: str) -> set[str]:
 
 def _check_environment() -> None:
     known = _known_env_keys(Settings, ENV_PREFIX)
-    unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    unknown = sorted(
+        k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known
+    )
     if unknown:
         raise ConfigurationError(
             f"unknown setting {unknown[0]} in the environment; known settings: "

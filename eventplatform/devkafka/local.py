@@ -14,6 +14,7 @@ with ``PR_SET_PDEATHSIG`` so that it dies with its parent even when the parent i
 from __future__ import annotations
 
 import base64
+import ctypes
 import fcntl
 import logging
 import os
@@ -66,7 +67,7 @@ def java_major_version(java: str | None = None) -> int | None:
 
 
 def parse_java_version(text: str) -> int | None:
-    """Read the major version from ``java -version`` output (``"1.8.0_402"`` → 8, ``"17.0.1"`` → 17)."""
+    """The major version in ``java -version`` output: ``"1.8.0_402"`` → 8, ``"17.0.1"`` → 17."""
     match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
     if not match:
         return None
@@ -205,8 +206,6 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
     # Linux: the kernel sends SIGTERM to the broker when the thread that started it dies,
     # even by SIGKILL, so a killed test run leaves no java behind.
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
@@ -389,11 +388,18 @@ class LocalKafka:
         classpath = f"{libs}/*"
 
         self._say(f"formatting KRaft storage in {workdir}")
-        fmt = subprocess.run(
-            [java, *java_opts, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"],
-            capture_output=True, text=True, timeout=self.start_timeout, check=False,
-        )  # fmt: skip
+        deadline = time.monotonic() + self.start_timeout
+        try:
+            fmt = subprocess.run(
+                [java, *java_opts, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"],
+                capture_output=True, text=True, timeout=self.start_timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerStartError(
+                f"formatting the KRaft log dir took longer than the start timeout "
+                f"({self.start_timeout:.0f}s); raise EVENTPLATFORM_DEVKAFKA__START_TIMEOUT"
+            ) from exc
         if fmt.returncode != 0:
             raise BrokerStartError(
                 f"formatting the KRaft log dir failed (exit {fmt.returncode}):\n"
@@ -414,7 +420,7 @@ class LocalKafka:
             )
         finally:
             console.close()
-        self._wait_ready(port)
+        self._wait_ready(port, deadline)
         self._say(f"Apache Kafka {self.version} ready at 127.0.0.1:{port}")
 
     def _server_properties(self, port: int, cport: int, data: Path) -> str:
@@ -443,14 +449,14 @@ class LocalKafka:
             settings["share.coordinator.state.topic.min.isr"] = "1"
         return "".join(f"{k}={v}\n" for k, v in settings.items())
 
-    def _wait_ready(self, port: int) -> None:
-        deadline = time.monotonic() + self.start_timeout
+    def _wait_ready(self, port: int, deadline: float) -> None:
         last_error = "no answer yet"
         while time.monotonic() < deadline:
             popen = self._proc.popen
             if popen is None or popen.poll() is not None:
                 code = popen.returncode if popen else "?"
-                raise BrokerStartError(self._failure(f"the broker exited during start (code {code})"))
+                headline = f"the broker exited during start (code {code})"
+                raise BrokerStartError(self._failure(headline))
             try:
                 probe_metadata("127.0.0.1", port, timeout=2.0)
                 return
@@ -535,4 +541,3 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
             raise ConnectionError("connection closed by broker")
         buf += chunk
     return bytes(buf)
-

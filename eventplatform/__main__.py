@@ -1,0 +1,5 @@
+"""``python -m eventplatform`` runs the CLI."""
+
+from eventplatform.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""The ``eventplatform`` command line.
+
+Built with typer (on click) and rich: commands are typed functions whose signatures are the
+CLI, sub-apps mount per concern (``kafka``, ``schemas``, ``registry``, …), and long work shows
+progress through rich. Each concern lives in its own module and is mounted here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from eventplatform.__about__ import __version__
+from eventplatform.cli import kafka
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="eventplatform",
+    help="Typed, exactly-once-style event streaming on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(kafka.app, name="kafka")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"eventplatform {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Typed, exactly-once-style event streaming on Apache Kafka."""
+
+
+def main() -> None:
+    """Entry point of the ``eventplatform`` script."""
+    app()

@@ -1,0 +1,152 @@
+"""The Java + Maven broker path: start, failure reports, and no orphan JVM afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from eventplatform.devkafka import local
+from eventplatform.devkafka.local import LocalKafka, probe_metadata
+from eventplatform.errors import BrokerResolutionError, BrokerStartError
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+VERSION = os.environ.get("EVENTPLATFORM_DEVKAFKA__VERSION", "4.1.1")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); look at its state
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def wait_dead(pid: int, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_start_answers_and_stop_leaves_nothing() -> None:
+    kafka = LocalKafka(version=VERSION)
+    with kafka:
+        assert kafka.running
+        host, port = kafka.bootstrap_servers.split(":")
+        probe_metadata(host, int(port), timeout=5)
+        assert kafka._proc.popen is not None
+        pid = kafka._proc.popen.pid
+        workdir = kafka.workdir
+    assert not alive(pid)
+    assert workdir is not None
+    assert not workdir.exists()
+    with pytest.raises(BrokerStartError, match="not running"):
+        _ = kafka.bootstrap_servers
+
+
+def test_port_taken_is_reported_with_the_log_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    ports = iter([busy, local.free_port()])
+    monkeypatch.setattr(local, "free_port", lambda: next(ports))
+    try:
+        with pytest.raises(BrokerStartError) as info, LocalKafka(version=VERSION):
+            pass
+    finally:
+        taken.close()
+    message = str(info.value)
+    assert "exited during start" in message
+    assert "A port was taken" in message
+    assert "Broker log" in message
+
+
+def test_broker_exiting_during_start_shows_why() -> None:
+    # A heap too small for the JVM to boot: the process exits at once.
+    with pytest.raises(BrokerStartError) as info, LocalKafka(version=VERSION, heap="1m"):
+        pass
+    assert "heap" in str(info.value).lower()
+
+
+def test_start_timeout_is_enforced_and_cleans_up() -> None:
+    kafka = LocalKafka(version=VERSION, start_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(BrokerStartError, match=r"start timeout|within 0s|within 1s"):
+        kafka.start()
+    assert time.monotonic() - started < 60
+    assert not kafka.running
+    assert kafka.workdir is not None
+    assert not kafka.workdir.exists()
+
+
+def test_unresolvable_version_names_the_artifact(tmp_path: Path) -> None:
+    with pytest.raises(BrokerResolutionError) as info:
+        local.resolve_jars("0.0.1", cache_root=tmp_path, timeout=300)
+    assert "org.apache.kafka:kafka_2.13:0.0.1" in str(info.value)
+    assert not (tmp_path / "kafka" / "0.0.1" / "libs").exists()
+
+
+def test_broker_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            from eventplatform.devkafka.local import LocalKafka
+            kafka = LocalKafka(version={VERSION!r})
+            kafka.start()
+            print(kafka._proc.popen.pid, flush=True)
+            time.sleep(600)
+            """
+        )
+    )
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        java_pid = int(parent.stdout.readline())
+        assert alive(java_pid)
+        parent.kill()
+        parent.wait()
+    assert wait_dead(java_pid), "the broker outlived its SIGKILLed parent"
+
+
+def test_cli_kafka_start_prints_bootstrap_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if "BOOTSTRAP_SERVERS" not in k}
+    env["EVENTPLATFORM_DEVKAFKA__PROVIDER"] = "local"
+    with subprocess.Popen(
+        [sys.executable, "-m", "eventplatform", "kafka", "start"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ) as cli:
+        try:
+            assert cli.stdout is not None
+            line = cli.stdout.readline().strip()
+            assert line.startswith("bootstrap=127.0.0.1:"), line
+            host, port = line.removeprefix("bootstrap=").split(":")
+            probe_metadata(host, int(port), timeout=5)
+            cli.send_signal(signal.SIGTERM)
+            assert cli.wait(timeout=60) == 0
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
+    with pytest.raises(ConnectionRefusedError):
+        probe_metadata(host, int(port), timeout=2)
