@@ -29,3 +29,10 @@ def test_bad_setting_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.exit_code == 1
     assert "kafka.bootstrap_servers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pytest_plugin_is_registered_for_users() -> None:
+    from importlib.metadata import entry_points
+
+    plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    assert plugins.get("eventplatform") == "eventplatform.testing.pytest_plugin"

@@ -1,0 +1,70 @@
+"""CloudEvents Kafka binding (binary mode) headers round-trip and fail by name."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, format_time
+
+
+def test_headers_round_trip_with_all_attributes() -> None:
+    meta = EventMetadata.new(
+        source="/services/orders",
+        type="com.example.orders.OrderPlaced",
+        subject="order-1",
+        idempotency_key="order-1:placed",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate="vendor=1",
+        extensions={"tenant": "acme"},
+    )
+    headers = meta.to_headers()
+    names = [name for name, _ in headers]
+    assert names[:6] == [
+        "ce_specversion",
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_time",
+        "content-type",
+    ]
+    assert ("ce_tenant", b"acme") in headers
+    assert EventMetadata.from_headers(headers) == meta
+
+
+def test_idempotency_key_defaults_to_id_and_is_not_sent_twice() -> None:
+    meta = EventMetadata.new(source="/s", type="t")
+    assert meta.idempotency_key == meta.id
+    assert "ce_idempotencykey" not in dict(meta.to_headers())
+    assert EventMetadata.from_headers(meta.to_headers()).idempotency_key == meta.id
+
+
+def test_time_is_rfc3339_utc() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone(timedelta(hours=2)))
+    assert format_time(when) == "2026-01-02T01:04:05.678000Z"
+    assert datetime.fromisoformat(format_time(when)) == when.astimezone(UTC)
+
+
+def test_missing_header_is_named_with_position() -> None:
+    headers = [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_type", b"t")]
+    with pytest.raises(InvalidEventHeaders) as info:
+        EventMetadata.from_headers(headers, topic="orders", partition=2, offset=41)
+    assert (
+        str(info.value)
+        == "topic 'orders', partition 2, offset 41: missing CloudEvents header 'ce_source'"
+    )
+
+
+def test_bad_time_and_bad_utf8_are_named() -> None:
+    base = [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"/s")]
+    with pytest.raises(InvalidEventHeaders, match="'ce_time' is not RFC 3339"):
+        EventMetadata.from_headers([*base, ("ce_time", b"yesterday")])
+    with pytest.raises(InvalidEventHeaders, match="'ce_subject' is not UTF-8"):
+        EventMetadata.from_headers([*base, ("ce_subject", b"\xff")])
+
+
+def test_foreign_headers_are_ignored() -> None:
+    meta = EventMetadata.new(source="/s", type="t")
+    headers = [*meta.to_headers(), ("x-custom", b"\xff\xfe")]
+    assert EventMetadata.from_headers(headers) == meta
