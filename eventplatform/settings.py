@@ -28,7 +28,17 @@ from pydantic_settings import (
 
 from eventplatform.errors import ConfigurationError
 
-__all__ = ["DevKafkaSettings", "KafkaSettings", "Settings", "load_settings"]
+__all__ = [
+    "ConsumerSettings",
+    "DevKafkaSettings",
+    "IdempotencySettings",
+    "KafkaSettings",
+    "ProducerSettings",
+    "RegistrySettings",
+    "RetrySettings",
+    "Settings",
+    "load_settings",
+]
 
 ENV_PREFIX = "EVENTPLATFORM_"
 _HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
@@ -99,6 +109,74 @@ class DevKafkaSettings(_Section):
     heap: str = Field(default="512m", pattern=r"^\d+[kmgKMG]$")
 
 
+class RegistrySettings(_Section):
+    """Which schema registry to use and how serializers use it."""
+
+    url: str | None = Field(
+        default=None,
+        description="A Confluent-compatible REST registry; unset = the embedded Kafka-log one.",
+    )
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    topic: str = Field(default="_eventplatform_schemas", description="Kafka-log registry topic.")
+    timeout: float = Field(default=10.0, gt=0)
+    auto_register: bool = Field(
+        default=True, description="Register an event's schema on first publish if missing."
+    )
+    subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+
+
+class ProducerSettings(_Section):
+    """How events are published (aiokafka producer settings and CloudEvents defaults)."""
+
+    source: str = Field(default="/eventplatform", description="Default CloudEvents source.")
+    enable_idempotence: bool = True
+    linger_ms: int = Field(default=5, ge=0)
+    max_batch_size: int = Field(default=1 << 16, gt=0, description="Bytes per partition batch.")
+    max_request_size: int = Field(default=1 << 20, gt=0)
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    delivery_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds before an unacknowledged publish fails."
+    )
+    transactional_id: str | None = None
+
+
+class RetrySettings(_Section):
+    """Exponential backoff for retriable handler failures, before dead-lettering."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    initial_backoff: float = Field(default=0.2, ge=0)
+    max_backoff: float = Field(default=10.0, ge=0)
+    multiplier: float = Field(default=2.0, ge=1)
+
+
+class ConsumerSettings(_Section):
+    """How an EventApp consumes."""
+
+    group_id: str | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = Field(default=500, gt=0)
+    max_concurrency: int = Field(
+        default=16, gt=0, description="Events of different keys handled at once per partition."
+    )
+    handler_timeout: float = Field(default=30.0, gt=0)
+    session_timeout_ms: int = Field(default=10_000, gt=0)
+    heartbeat_interval_ms: int = Field(default=3_000, gt=0)
+    dlq_suffix: str = ".dlq"
+    retry: RetrySettings = RetrySettings()
+
+
+class IdempotencySettings(_Section):
+    """Where handled idempotency keys are recorded."""
+
+    store: str = Field(
+        default="sqlite:///eventplatform-idempotency.db",
+        description="memory://, sqlite:///PATH or postgresql://…",
+    )
+    ttl: float = Field(default=7 * 24 * 3600.0, gt=0, description="Seconds a key is kept.")
+    lease: float = Field(default=60.0, gt=0, description="Seconds a claim blocks other members.")
+
+
 class Settings(BaseSettings):
     """All eventplatform settings."""
 
@@ -113,6 +191,10 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     devkafka: DevKafkaSettings = DevKafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    producer: ProducerSettings = ProducerSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
 
     @classmethod
     def settings_customise_sources(
