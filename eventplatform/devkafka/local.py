@@ -288,6 +288,7 @@ class LocalKafka:
         self.port: int | None = None
         self.log_path: Path | None = None
         self._finalizer: weakref.finalize[..., LocalKafka] | None = None
+        self._command: list[str] = []
 
     @property
     def bootstrap_servers(self) -> str:
@@ -406,22 +407,55 @@ class LocalKafka:
                 + _tail(fmt.stdout + fmt.stderr)
             )
 
-        self._say(f"starting Apache Kafka {self.version} on 127.0.0.1:{port}")
-        console = open(workdir / "console.log", "wb")  # noqa: SIM115 - owned by the child
+        self._command = [java, *java_opts, "-cp", classpath, "kafka.Kafka", str(props)]
+        self._launch(deadline)
+
+    def _launch(self, deadline: float) -> None:
+        assert self.workdir is not None
+        assert self.port is not None
+        self._say(f"starting Apache Kafka {self.version} on 127.0.0.1:{self.port}")
+        console = open(self.workdir / "console.log", "ab")  # noqa: SIM115 - owned by the child
         try:
             self._proc.popen = subprocess.Popen(
-                [java, *java_opts, "-cp", classpath, "kafka.Kafka", str(props)],
+                self._command,
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=workdir,
+                cwd=self.workdir,
                 preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,  # noqa: PLW1509
                 start_new_session=True,
             )
         finally:
             console.close()
-        self._wait_ready(port, deadline)
-        self._say(f"Apache Kafka {self.version} ready at 127.0.0.1:{port}")
+        self._wait_ready(self.port, deadline)
+        self._say(f"Apache Kafka {self.version} ready at 127.0.0.1:{self.port}")
+
+    def halt(self, *, kill: bool = False) -> None:
+        """Stop the broker process but keep its data and ports, for :meth:`resume`.
+
+        For tests of clients under broker failure: ``kill=True`` sends SIGKILL (a crash),
+        otherwise SIGTERM (a controlled shutdown).
+        """
+        popen = self._proc.popen
+        if popen is None or popen.poll() is not None:
+            return
+        if kill:
+            popen.kill()
+        else:
+            popen.terminate()
+        popen.wait(timeout=60)
+
+    def resume(self) -> None:
+        """Start the halted broker again on the same port with the same data.
+
+        Raises:
+            BrokerStartError: it is not halted, or did not become ready in time.
+        """
+        if self.running:
+            return
+        if self.workdir is None or self.port is None or not self._command:
+            raise BrokerStartError("resume() needs a broker that was started and halted")
+        self._launch(time.monotonic() + self.start_timeout)
 
     def _server_properties(self, port: int, cport: int, data: Path) -> str:
         settings = {

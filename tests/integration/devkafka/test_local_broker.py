@@ -150,3 +150,35 @@ def test_cli_kafka_start_prints_bootstrap_and_stops_on_sigterm(tmp_path: Path) -
                 cli.wait()
     with pytest.raises(ConnectionRefusedError):
         probe_metadata(host, int(port), timeout=2)
+
+
+def test_halt_and_resume_keep_port_and_data() -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def produce(servers: str) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait("kept", b"before-restart")
+        finally:
+            await producer.stop()
+
+    async def consume(servers: str) -> list[bytes]:
+        consumer = AIOKafkaConsumer("kept", bootstrap_servers=servers, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=10_000)
+        finally:
+            await consumer.stop()
+        return [m.value for records in batch.values() for m in records if m.value]
+
+    with LocalKafka(version=VERSION) as kafka:
+        servers = kafka.bootstrap_servers
+        asyncio.run(produce(servers))
+        kafka.halt(kill=True)
+        assert not kafka.running
+        kafka.resume()
+        assert kafka.bootstrap_servers == servers
+        assert asyncio.run(consume(servers)) == [b"before-restart"]
