@@ -13,11 +13,12 @@ The tree::
     EventPlatformError
     ├── ConfigurationError            a setting is unknown, missing or malformed
     ├── ResourceStateError            a client used before start() or after close()
-    ├── ProvisioningError             no Kafka broker could be provided
+    ├── ProvisioningError             no Kafka broker (or test PostgreSQL) could be provided
     │   ├── NoBrokerAvailable         none of the provisioning paths applies
     │   ├── JavaNotFound / JavaTooOld the local-broker path lacks a suitable JVM
     │   ├── BrokerResolutionError     Maven could not resolve the broker jars
-    │   └── BrokerStartError          the broker process exited or did not get ready
+    │   ├── BrokerStartError          the broker process exited or did not get ready
+    │   └── PostgresStartError        a throwaway PostgreSQL server could not start
     ├── SchemaError                   an Avro schema or event class is invalid
     │   ├── SchemaParseError          an .avsc file cannot be parsed (file, JSON path)
     │   └── SchemaMismatch            a Python event class disagrees with its .avsc
@@ -32,8 +33,14 @@ The tree::
     ├── DeserializationError          bytes could not be decoded (topic, partition, offset)
     │   ├── NotWireFormat             not magic byte 0 + schema id + Avro
     │   ├── TruncatedPayload          the Avro body ends early
+    │   ├── CorruptPayload            the Avro body does not match its writer schema
     │   ├── UnknownSchemaId           the registry has no schema with that id
     │   └── SchemaResolutionError     the writer schema cannot be read as the reader's
+    ├── IdempotencyStoreError         an idempotency store refused or failed an operation
+    │   ├── IdempotencyStoreUnavailable  (retriable) the store cannot be reached
+    │   ├── IdempotencyConflict       (retriable) keys locked by another member's batch
+    │   └── StoreNotTransactional     a handler asked for a store transaction it does not have
+    ├── HandlerTimeout                (retriable) a handler ran past its timeout, was cancelled
     └── KafkaError                    a Kafka operation failed
         └── PublishError              a record was not acknowledged
             └── PublishTimeout        (retriable) delivery timed out
@@ -49,8 +56,13 @@ __all__ = [
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
+    "CorruptPayload",
     "DeserializationError",
     "EventPlatformError",
+    "HandlerTimeout",
+    "IdempotencyConflict",
+    "IdempotencyStoreError",
+    "IdempotencyStoreUnavailable",
     "IncompatibleSchema",
     "InvalidSchema",
     "JavaNotFound",
@@ -58,6 +70,7 @@ __all__ = [
     "KafkaError",
     "NoBrokerAvailable",
     "NotWireFormat",
+    "PostgresStartError",
     "ProvisioningError",
     "PublishError",
     "PublishTimeout",
@@ -70,6 +83,7 @@ __all__ = [
     "SchemaParseError",
     "SchemaResolutionError",
     "SerializationError",
+    "StoreNotTransactional",
     "SubjectNotFound",
     "TruncatedPayload",
     "UnknownSchemaId",
@@ -93,7 +107,7 @@ class ResourceStateError(EventPlatformError):
 
 
 class ProvisioningError(EventPlatformError):
-    """No Kafka broker could be provided for development or tests."""
+    """No Kafka broker (or throwaway PostgreSQL) could be provided for development or tests."""
 
 
 class NoBrokerAvailable(ProvisioningError):
@@ -116,12 +130,39 @@ class BrokerStartError(ProvisioningError):
     """The broker process exited during start-up or did not become ready in time."""
 
 
+class PostgresStartError(ProvisioningError):
+    """A throwaway PostgreSQL server for tests could not be started.
+
+    The binaries are missing (the message says what to install) or ``initdb`` or the server
+    failed (the message ends with the tail of its log).
+    """
+
+
 class SchemaError(EventPlatformError):
     """An Avro schema or a Python event class bound to one is invalid."""
 
 
 class SchemaParseError(SchemaError):
-    """An ``.avsc`` document cannot be parsed; the message names the file and JSON path."""
+    """An ``.avsc`` document cannot be parsed; the message names the file and JSON path.
+
+    Attributes:
+        source: the file (or ``<schema>`` for text and dicts) the schema came from.
+        json_path: where in the document, e.g. ``$.fields[2].type``; None when unknown.
+        reason: what is wrong, without the location.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        json_path: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.json_path = json_path
+        self.reason = reason if reason is not None else message
 
 
 class SchemaMismatch(SchemaError):
@@ -220,12 +261,58 @@ class TruncatedPayload(DeserializationError):
     """The Avro body ends before the writer schema says it should."""
 
 
+class CorruptPayload(DeserializationError):
+    """The Avro body does not match its writer schema (bad values or bytes left over)."""
+
+
 class UnknownSchemaId(DeserializationError):
     """The registry has no schema with the id the record carries."""
 
 
 class SchemaResolutionError(DeserializationError):
     """The writer schema cannot be resolved to the reader's schema."""
+
+
+class IdempotencyStoreError(EventPlatformError):
+    """An idempotency store refused or failed an operation (or was used wrongly)."""
+
+
+class IdempotencyStoreUnavailable(IdempotencyStoreError):
+    """The store's database cannot be reached or failed mid-operation; retry the batch later."""
+
+    retriable = True
+
+
+class IdempotencyConflict(IdempotencyStoreError):
+    """Keys stayed locked by another member's open batch past the lock timeout, or a deadlock.
+
+    The batch was rolled back; retrying it is safe.
+    """
+
+    retriable = True
+
+
+class StoreNotTransactional(IdempotencyStoreError):
+    """A handler asked for the idempotency store's transaction, and it has none.
+
+    The store cannot hold the handler's writes (the memory store, or an app built with
+    ``inbox=False``), or the handler is ``transactional=True``, whose effects commit in the
+    Kafka transaction instead.
+    """
+
+
+class HandlerTimeout(EventPlatformError):
+    """A handler ran longer than its timeout and was cancelled; it is retried like a failure.
+
+    Attributes:
+        timeout: the limit, in seconds.
+    """
+
+    retriable = True
+
+    def __init__(self, message: str, *, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
 class KafkaError(EventPlatformError):
