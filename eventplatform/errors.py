@@ -42,8 +42,9 @@ The tree::
     │   └── StoreNotTransactional     a handler asked for a store transaction it does not have
     ├── HandlerTimeout                (retriable) a handler ran past its timeout, was cancelled
     └── KafkaError                    a Kafka operation failed
-        └── PublishError              a record was not acknowledged
-            └── PublishTimeout        (retriable) delivery timed out
+        ├── PublishError              a record was not acknowledged
+        │   └── PublishTimeout        (retriable) delivery timed out
+        └── ProducerFenced            another instance took over this transactional id
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ __all__ = [
     "NoBrokerAvailable",
     "NotWireFormat",
     "PostgresStartError",
+    "ProducerFenced",
     "ProvisioningError",
     "PublishError",
     "PublishTimeout",
@@ -327,6 +329,13 @@ class PublishTimeout(PublishError):
     """A record was not acknowledged within the delivery timeout."""
 
     retriable = True
+
+
+class ProducerFenced(KafkaError):
+    """Another instance started with this producer's transactional id and fenced it (KIP-98).
+
+    The fenced instance can no longer commit transactions and must stop.
+    """
 
 
 @contextmanager

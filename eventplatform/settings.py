@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "EVENTPLATFORM_"
+#: Variables for the test tooling (e.g. EVENTPLATFORM_TEST_POSTGRES_DSN), not settings.
+TEST_ENV_PREFIX = "EVENTPLATFORM_TEST_"
 _HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -174,7 +176,10 @@ class IdempotencySettings(_Section):
         description="memory://, sqlite:///PATH or postgresql://…",
     )
     ttl: float = Field(default=7 * 24 * 3600.0, gt=0, description="Seconds a key is kept.")
-    lease: float = Field(default=60.0, gt=0, description="Seconds a claim blocks other members.")
+    lease: float = Field(default=30.0, gt=0, description="Seconds a claim blocks other members.")
+    purge_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between background purges of expired keys."
+    )
 
 
 class Settings(BaseSettings):
@@ -243,7 +248,11 @@ def _known_env_keys(model: type[BaseModel], prefix: str) -> set[str]:
 def _check_environment() -> None:
     known = _known_env_keys(Settings, ENV_PREFIX)
     unknown = sorted(
-        k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known
+        k
+        for k in os.environ
+        if k.upper().startswith(ENV_PREFIX)
+        and k.upper() not in known
+        and not k.upper().startswith(TEST_ENV_PREFIX)
     )
     if unknown:
         raise ConfigurationError(

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import kafka
+from eventplatform.cli import kafka, registry
 
 __all__ = ["app", "main"]
 
@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(kafka.app, name="kafka")
+app.add_typer(registry.app, name="registry")
 
 
 def _version(value: bool) -> None:

@@ -1,8 +1,8 @@
 """The schema registry protocol every backend implements, and the values it trades in.
 
 Backends: :mod:`eventplatform.registry.kafkalog` (embedded, the log of commands in a Kafka
-topic), :mod:`eventplatform.registry.rest` (a client for Confluent-compatible registries), and
-:mod:`eventplatform.registry.memory` (a process-local one for tests). All pass the same
+topic), :mod:`eventplatform.registry.rest_client` (a client for Confluent-compatible
+registries), and :mod:`eventplatform.registry.memory` (a process-local one for tests). All pass the same
 contract suite in ``tests/integration/registry/``.
 
 Semantics follow Confluent Schema Registry's REST API

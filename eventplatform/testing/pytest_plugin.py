@@ -16,6 +16,9 @@ Loaded automatically through the ``pytest11`` entry point. Fixtures:
     A started ``aiokafka.admin.AIOKafkaAdminClient``, closed after the test.
 ``create_topic`` (function, async)
     ``await create_topic(name, partitions=1, config={...})`` creates a topic and waits for it.
+``postgres_dsn`` (session)
+    A real PostgreSQL server: ``$EVENTPLATFORM_TEST_POSTGRES_DSN``, or a throwaway server
+    started from the system's PostgreSQL binaries (:mod:`eventplatform.testing.postgres`).
 
 Tests that use any of the broker fixtures are marked ``integration`` automatically.
 """
@@ -30,13 +33,16 @@ import pytest
 
 from eventplatform.devkafka import Broker, provision
 from eventplatform.settings import load_settings
+from eventplatform.testing.postgres import postgres_dsn
 
 try:  # async fixtures need pytest-asyncio (the `dev` extra); the sync ones work without it
     import pytest_asyncio
 except ImportError:  # pragma: no cover - depends on the user's environment
-    pytest_asyncio = None
+    HAVE_PYTEST_ASYNCIO = False
+else:
+    HAVE_PYTEST_ASYNCIO = True
 
-__all__ = ["kafka_bootstrap_servers", "kafka_broker", "unique_topic"]
+__all__ = ["kafka_bootstrap_servers", "kafka_broker", "postgres_dsn", "unique_topic"]
 
 _BROKER_FIXTURES = {"kafka_broker", "kafka_bootstrap_servers", "kafka_admin", "create_topic"}
 
@@ -73,7 +79,7 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
     return make
 
 
-if pytest_asyncio is not None:
+if HAVE_PYTEST_ASYNCIO:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     @pytest_asyncio.fixture

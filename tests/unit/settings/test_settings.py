@@ -74,3 +74,8 @@ def test_env_beats_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     (tmp_path / "eventplatform.toml").write_text('[devkafka]\nheap = "1g"\n')
     monkeypatch.setenv("EVENTPLATFORM_DEVKAFKA__HEAP", "256m")
     assert load_settings().devkafka.heap == "256m"
+
+
+def test_test_tooling_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTPLATFORM_TEST_POSTGRES_DSN", "postgresql://x")
+    assert load_settings().kafka.bootstrap_servers is None

@@ -1,0 +1,554 @@
+"""The registry protocol implemented once, over any ordered log of commands.
+
+:class:`CommandLogRegistry` holds a :class:`~eventplatform.registry.state.RegistryState` and
+answers every :class:`~eventplatform.registry.base.SchemaRegistry` call from it. A subclass
+supplies the log: :meth:`~CommandLogRegistry._catch_up` applies what others appended, and
+:meth:`~CommandLogRegistry._append` appends one command and reports whether it applied.
+
+Writes follow DESIGN.md decision 5: catch up, decide on that state (parse, look for the schema,
+check compatibility, pick version and id), append the decision as a command recording
+``read_upto`` and what it read, then read it back. A void command (someone else changed the
+subject in between) is decided again on the newer state, after a short random pause so that
+racing writers interleave instead of colliding again. Reads catch up first, so a client sees
+every write acknowledged before the read began, its own and other processes' alike. Resolving a
+schema id the client already knows is answered without I/O: an id's schema never changes.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+from eventplatform.errors import (
+    IncompatibleSchema,
+    RegistryError,
+    RegistryUnavailable,
+    ResourceStateError,
+    SchemaNotFound,
+)
+from eventplatform.registry.base import (
+    CompatibilityLevel,
+    CompatibilityResult,
+    RegisteredSchema,
+    Schema,
+    SchemaReference,
+    VersionSpec,
+)
+from eventplatform.registry.commands import (
+    Command,
+    Delete,
+    Guard,
+    Register,
+    SetCompatibility,
+)
+from eventplatform.registry.compatibility import check_compatibility, is_transitive
+from eventplatform.registry.parsing import ParsedSchema, parse_schema
+from eventplatform.registry.state import Applied, ApplyResult, RegistryState
+
+__all__ = ["CommandLogRegistry"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class _Phase(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision(Generic[_T]):
+    """What a write decided: a command to append (or none), and the answer once it applied."""
+
+    command: Command | None
+    answer: Callable[[Applied | None], _T]
+
+
+class CommandLogRegistry(abc.ABC):
+    """A schema registry whose state is the replay of an ordered log of commands.
+
+    Args:
+        writer: names this client in the commands it writes (default: host, pid and a random
+            suffix), for whoever reads the log.
+        max_attempts: how often a write is decided again after its command was void.
+    """
+
+    def __init__(self, *, writer: str | None = None, max_attempts: int = 50) -> None:
+        self._state = RegistryState()
+        self._lock = asyncio.Lock()
+        self._phase = _Phase.NEW
+        self._writer = writer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._max_attempts = max_attempts
+        self._parsed: dict[int, ParsedSchema] = {}
+
+    # -- what a log supplies ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Connect and replay the log into ``self._state``."""
+
+    @abc.abstractmethod
+    async def _shutdown(self) -> None:
+        """Release what :meth:`_open` acquired."""
+
+    @abc.abstractmethod
+    async def _catch_up(self) -> None:
+        """Apply every command appended before this call."""
+
+    @abc.abstractmethod
+    async def _append(self, command: Command) -> ApplyResult:
+        """Append ``command`` after everything applied so far; read up to it and say its fate."""
+
+    @abc.abstractmethod
+    def _where(self) -> str:
+        """Where the log lives, for error messages."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the log and replay it. Calling it again on a started registry does nothing.
+
+        Raises:
+            ResourceStateError: the registry was closed.
+            RegistryUnavailable: the log cannot be reached.
+            ConfigurationError: the log's storage cannot hold it (e.g. a compacted topic).
+            RegistryError: the log holds commands of a newer format than this library reads.
+        """
+        async with self._lock:
+            if self._phase is _Phase.CLOSED:
+                raise ResourceStateError(f"{type(self).__name__} is closed; create a new one")
+            if self._phase is _Phase.NEW:
+                await self._open()
+                self._phase = _Phase.STARTED
+
+    async def close(self) -> None:
+        """Release the log. Idempotent."""
+        if self._phase is _Phase.STARTED:
+            self._phase = _Phase.CLOSED
+            async with self._lock:
+                await self._shutdown()
+        self._phase = _Phase.CLOSED
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _require_started(self) -> None:
+        if self._phase is not _Phase.STARTED:
+            when = "before start()" if self._phase is _Phase.NEW else "after close()"
+            raise ResourceStateError(f"{type(self).__name__} used {when}")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def register(
+        self,
+        subject: str,
+        schema: str,
+        *,
+        references: tuple[SchemaReference, ...] = (),
+        normalize: bool = True,
+    ) -> RegisteredSchema:
+        """Register ``schema`` under ``subject``, or return the live version that holds it.
+
+        A schema the registry already holds under another subject keeps its id.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            InvalidSchema: the text is not a valid Avro schema, or a reference is unknown.
+            IncompatibleSchema: it breaks the subject's compatibility level; ``messages``
+                name each field, rule and version.
+            RegistryUnavailable: the log cannot be reached, or other writers kept voiding
+                this one.
+        """
+        _check_subject(subject)
+
+        def decide(state: RegistryState) -> _Decision[RegisteredSchema]:
+            parsed, read = self._parse_input(state, schema, references)
+            identity = parsed.identity(normalize=normalize)
+            existing = state.find(subject, identity, normalize=normalize)
+            if existing is not None:
+                return _Decision(None, lambda _: existing)
+            level = state.level(subject)
+            result = self._check(state, subject, parsed, level, None)
+            if not result.is_compatible:
+                raise _incompatible(subject, level, result)
+            known = state.known_schema(identity, normalize=normalize)
+            version = state.next_version(subject)
+            command = Register(
+                subject=subject,
+                schema=parsed.text,
+                references=parsed.references,
+                fingerprint=parsed.fingerprint,
+                normalized_fingerprint=parsed.normalized_fingerprint,
+                version=version,
+                schema_id=known.schema_id if known else None,
+                read_upto=state.position,
+                guard=Guard(
+                    subjects=tuple(dict.fromkeys((subject, *read))),
+                    global_config=state.subject_level(subject) is None,
+                ),
+                writer=self._writer,
+            )
+            text, refs = (
+                (known.schema, known.references) if known else (parsed.text, parsed.references)
+            )
+
+            def answer(applied: Applied | None) -> RegisteredSchema:
+                # apply() gives every applied register an id: its position, or the one reused.
+                assert applied is not None
+                assert applied.schema_id is not None
+                return RegisteredSchema(
+                    subject=subject,
+                    version=version,
+                    id=applied.schema_id,
+                    schema=text,
+                    references=refs,
+                )
+
+            return _Decision(command, answer)
+
+        return await self._write(f"registering in {subject!r}", decide)
+
+    async def set_compatibility(
+        self, level: CompatibilityLevel, subject: str | None = None
+    ) -> CompatibilityLevel:
+        """Set the level of ``subject``, or the global level when ``subject`` is None.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            RegistryError: ``level`` is not a compatibility level (42203).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        try:
+            chosen = CompatibilityLevel(level)
+        except ValueError as exc:
+            raise RegistryError(f"invalid compatibility level {level!r}", error_code=42203) from exc
+        if subject is not None:
+            _check_subject(subject)
+
+        def decide(state: RegistryState) -> _Decision[CompatibilityLevel]:
+            command = SetCompatibility(
+                subject=subject,
+                level=chosen,
+                read_upto=state.position,
+                guard=Guard(
+                    subjects=() if subject is None else (subject,),
+                    global_config=subject is None,
+                ),
+                writer=self._writer,
+            )
+            return _Decision(command, lambda _: chosen)
+
+        return await self._write("setting compatibility", decide)
+
+    async def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
+        """Soft-delete a subject's live versions, or remove a soft-deleted subject for good.
+
+        Returns the versions deleted.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SubjectNotFound: no such subject (40401).
+            RegistryError: soft delete of a subject already soft-deleted (40404); permanent
+                delete of a subject with live versions (40405).
+            RegistryUnavailable: the log cannot be reached.
+        """
+
+        def decide(state: RegistryState) -> _Decision[list[int]]:
+            every = state.versions(subject, deleted=True)
+            live = _live_numbers(state, subject)
+            if not permanent and not live:
+                raise RegistryError(
+                    f"subject {subject!r} was soft deleted; delete it with permanent=True",
+                    error_code=40404,
+                )
+            if permanent and live:
+                raise RegistryError(
+                    f"subject {subject!r} was not soft deleted before being permanently deleted",
+                    error_code=40405,
+                )
+            versions = every if permanent else live
+            command = Delete(
+                subject=subject,
+                versions=tuple(versions),
+                permanent=permanent,
+                read_upto=state.position,
+                guard=Guard(subjects=(subject,)),
+                writer=self._writer,
+            )
+            return _Decision(command, lambda _: list(versions))
+
+        return await self._write(f"deleting {subject!r}", decide)
+
+    async def delete_version(
+        self, subject: str, version: VersionSpec, *, permanent: bool = False
+    ) -> int:
+        """Soft-delete a live version, or remove a soft-deleted one for good; returns its number.
+
+        ``"latest"`` is the latest live version for a soft delete and the latest of all for a
+        permanent one.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SubjectNotFound, VersionNotFound: no such subject or version.
+            RegistryError: soft delete of a soft-deleted version (40406); permanent delete of
+                a live version (40407); a version that is not "latest" or positive (42202).
+            RegistryUnavailable: the log cannot be reached.
+        """
+
+        def decide(state: RegistryState) -> _Decision[int]:
+            soft_latest = version in ("latest", -1) and not permanent
+            number = state.version(subject, version, deleted=not soft_latest).version
+            is_live = number in _live_numbers(state, subject)
+            if not permanent and not is_live:
+                raise RegistryError(
+                    f"version {number} of subject {subject!r} was soft deleted; "
+                    "delete it with permanent=True",
+                    error_code=40406,
+                )
+            if permanent and is_live:
+                raise RegistryError(
+                    f"version {number} of subject {subject!r} was not soft deleted before "
+                    "being permanently deleted",
+                    error_code=40407,
+                )
+            command = Delete(
+                subject=subject,
+                versions=(number,),
+                permanent=permanent,
+                read_upto=state.position,
+                guard=Guard(subjects=(subject,)),
+                writer=self._writer,
+            )
+            return _Decision(command, lambda _: number)
+
+        return await self._write(f"deleting a version of {subject!r}", decide)
+
+    async def _write(self, what: str, decide: Callable[[RegistryState], _Decision[_T]]) -> _T:
+        self._require_started()
+        for attempt in range(1, self._max_attempts + 1):
+            async with self._lock:
+                self._require_started()
+                await self._catch_up()
+                decision = decide(self._state)
+                if decision.command is None:
+                    return decision.answer(None)
+                result = await self._append(decision.command)
+            if isinstance(result, Applied):
+                return decision.answer(result)
+            log.debug(
+                "%s: command at %d was void (%s); retrying", what, result.position, result.reason
+            )
+            await asyncio.sleep(random.uniform(0.0, min(0.25, 0.002 * 2**attempt)))
+        raise RegistryUnavailable(
+            f"{self._where()}: gave up {what} after {self._max_attempts} attempts, "
+            "other writers kept changing what it depends on"
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def lookup(
+        self,
+        subject: str,
+        schema: str,
+        *,
+        references: tuple[SchemaReference, ...] = (),
+        normalize: bool = True,
+        deleted: bool = False,
+    ) -> RegisteredSchema:
+        """The version of ``subject`` that holds ``schema`` (the newest, if several do).
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SubjectNotFound: no such subject (40401).
+            InvalidSchema: the text is not a valid Avro schema.
+            SchemaNotFound: the subject does not hold that schema (40403).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        state = await self._read()
+        state.versions(subject, deleted=deleted)
+        parsed, _ = self._parse_input(state, schema, references)
+        found = state.find(
+            subject, parsed.identity(normalize=normalize), normalize=normalize, deleted=deleted
+        )
+        if found is None:
+            raise SchemaNotFound(f"subject {subject!r} does not hold this schema", error_code=40403)
+        return found
+
+    async def get_by_id(self, schema_id: int) -> Schema:
+        """The schema with global id ``schema_id``; a known id costs no I/O.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SchemaNotFound: no schema has that id (40403).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        self._require_started()
+        stored = self._state.schema(schema_id)
+        if stored is None:
+            stored = (await self._read()).schema(schema_id)
+        if stored is None:
+            raise SchemaNotFound(f"no schema has id {schema_id}", error_code=40403)
+        return Schema(schema=stored.schema, references=stored.references)
+
+    async def get_version(
+        self, subject: str, version: VersionSpec = "latest", *, deleted: bool = False
+    ) -> RegisteredSchema:
+        """One version of a subject (soft-deleted ones only with ``deleted=True``).
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SubjectNotFound, VersionNotFound: no such subject or version.
+            RegistryError: a version that is not "latest" or positive (42202).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        return (await self._read()).version(subject, version, deleted=deleted)
+
+    async def list_subjects(self, *, deleted: bool = False) -> list[str]:
+        """Every subject with a live version (or any, with ``deleted=True``), sorted.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            RegistryUnavailable: the log cannot be reached.
+        """
+        return (await self._read()).subjects(deleted=deleted)
+
+    async def list_versions(self, subject: str, *, deleted: bool = False) -> list[int]:
+        """A subject's versions, ascending.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SubjectNotFound: no such subject, or all its versions soft-deleted (40401).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        return (await self._read()).versions(subject, deleted=deleted)
+
+    async def check_compatibility(
+        self,
+        subject: str,
+        schema: str,
+        *,
+        version: VersionSpec | None = None,
+        references: tuple[SchemaReference, ...] = (),
+    ) -> CompatibilityResult:
+        """Test ``schema`` under the subject's level, against one version or (``None``) the
+        versions the level demands. A subject with no versions is compatible with anything.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            InvalidSchema: the text is not a valid Avro schema.
+            SubjectNotFound, VersionNotFound: ``version`` names a version that does not exist.
+            RegistryUnavailable: the log cannot be reached.
+        """
+        state = await self._read()
+        parsed, _ = self._parse_input(state, schema, references)
+        return self._check(state, subject, parsed, state.level(subject), version)
+
+    async def get_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
+        """The effective level of ``subject`` (subject → global → BACKWARD), or the global one.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            RegistryUnavailable: the log cannot be reached.
+        """
+        return (await self._read()).level(subject)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The whole state, caught up, as plain data (to compare replicas, or to debug).
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            RegistryUnavailable: the log cannot be reached.
+        """
+        return (await self._read()).snapshot()
+
+    async def _read(self) -> RegistryState:
+        self._require_started()
+        async with self._lock:
+            self._require_started()
+            await self._catch_up()
+        # Callers query the state synchronously right away, before any other task can run.
+        return self._state
+
+    # -- parsing and checking --------------------------------------------------------------
+
+    def _parse_input(
+        self, state: RegistryState, text: str, references: tuple[SchemaReference, ...]
+    ) -> tuple[ParsedSchema, list[str]]:
+        """Parse registry input; also returns the subjects its references were read from."""
+        read: list[str] = []
+
+        def resolve(ref: SchemaReference) -> Schema:
+            read.append(ref.subject)
+            target = state.version(ref.subject, ref.version, deleted=True)
+            return Schema(schema=target.schema, references=target.references)
+
+        return parse_schema(text, references, resolve=resolve), read
+
+    def _parsed_version(self, state: RegistryState, registered: RegisteredSchema) -> ParsedSchema:
+        parsed = self._parsed.get(registered.id)
+        if parsed is None:
+            # An id's schema and references never change, so its parse is cached for good.
+            parsed, _ = self._parse_input(state, registered.schema, registered.references)
+            self._parsed[registered.id] = parsed
+        return parsed
+
+    def _check(
+        self,
+        state: RegistryState,
+        subject: str,
+        parsed: ParsedSchema,
+        level: CompatibilityLevel,
+        version: VersionSpec | None,
+    ) -> CompatibilityResult:
+        if version is None:
+            earlier = state.live_versions(subject)
+            if not is_transitive(level):
+                earlier = earlier[-1:]
+        else:
+            earlier = [state.version(subject, version)]
+        pairs = [(r.version, self._parsed_version(state, r)) for r in earlier]
+        return check_compatibility(parsed, pairs, level)
+
+
+def _check_subject(subject: str) -> None:
+    if not isinstance(subject, str) or not subject.strip():
+        raise RegistryError(f"invalid subject {subject!r}: a subject is a non-empty string")
+
+
+def _live_numbers(state: RegistryState, subject: str) -> list[int]:
+    try:
+        return state.versions(subject)
+    except SchemaNotFound:
+        return []
+
+
+def _incompatible(
+    subject: str, level: CompatibilityLevel, result: CompatibilityResult
+) -> IncompatibleSchema:
+    first = result.messages[0] if result.messages else "incompatible"
+    more = f" (and {len(result.messages) - 1} more)" if len(result.messages) > 1 else ""
+    return IncompatibleSchema(
+        f"schema breaks {level.value} compatibility of subject {subject!r}: {first}{more}",
+        messages=result.messages,
+    )

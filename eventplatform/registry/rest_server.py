@@ -1,0 +1,541 @@
+"""A Confluent-compatible schema registry REST server over any registry backend.
+
+:func:`create_app` builds an aiohttp application that serves Confluent Schema Registry's REST
+API (https://docs.confluent.io/platform/current/schema-registry/develop/api.html) from any
+:class:`~eventplatform.registry.base.SchemaRegistry` — in production the Kafka-log backend, so
+that Java, Go or .NET serializers, Kafka UI and Connect's ``AvroConverter`` share the schemas
+eventplatform registers. :func:`serve` runs it on a host and port.
+
+Errors carry Confluent's body, ``{"error_code": 40401, "message": "…"}``, and status: 404 with
+40401 (subject), 40402 (version) or 40403 (schema); 409 for an incompatible schema, its message
+ending in ``details: [...]``, a JSON array of the incompatibilities found; 422 with 42201
+(invalid schema), 42202 (invalid version) or 42203 (invalid compatibility level); 500 with
+50001 when the backend cannot be reached. Only Avro is served; ``GET /schemas/types`` says so.
+
+The server does not own the backend: start it before :func:`serve` and close it after the
+runner's ``cleanup()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from eventplatform.errors import (
+    ConfigurationError,
+    EventPlatformError,
+    IncompatibleSchema,
+    InvalidSchema,
+    RegistryError,
+    RegistryUnavailable,
+    SchemaError,
+    SchemaNotFound,
+    SubjectNotFound,
+    VersionNotFound,
+)
+from eventplatform.registry.base import (
+    CompatibilityLevel,
+    RegisteredSchema,
+    SchemaReference,
+    SchemaRegistry,
+    VersionSpec,
+)
+from eventplatform.registry.rest_client import CONTENT_TYPE
+
+__all__ = ["confluent_error", "create_app", "serve", "server_url"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_VERSION = 2**31 - 1  # versions are Java ints in Confluent's API
+_INCOMPATIBLE_PREFIX = "Schema being registered is incompatible with an earlier schema"
+
+
+class _ApiError(Exception):
+    """A request the API refuses before it reaches the backend (bad version, bad body)."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def confluent_error(
+    exc: EventPlatformError, *, subject: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and Confluent error body that report ``exc``.
+
+    A five-digit ``error_code`` the backend chose (40405, 42202, …) is kept, its status being
+    its first three digits; otherwise the class decides: ``SubjectNotFound`` → 404/40401,
+    ``VersionNotFound`` → 404/40402, ``SchemaNotFound`` → 404/40403, ``IncompatibleSchema`` →
+    409/409, ``InvalidSchema`` and other schema errors → 422/42201, ``RegistryUnavailable`` and
+    errors of the layers below → 500/50001 (Confluent's "error in the backend data store",
+    which clients retry), any other refusal → 422/422.
+
+    Args:
+        exc: the error a backend raised.
+        subject: the subject of the request, named in an incompatibility message.
+
+    Returns:
+        ``(status, {"error_code": …, "message": …})``.
+    """
+    status, code = _status_and_code(exc)
+    message = str(exc)
+    if isinstance(exc, IncompatibleSchema) and exc.messages:
+        # Confluent's wording, so tools that match on it still do; the details are JSON so
+        # that eventplatform's client recovers one message per incompatibility.
+        where = f' for subject "{subject}"' if subject is not None else ""
+        message = f"{_INCOMPATIBLE_PREFIX}{where}, details: {json.dumps(exc.messages)}"
+    return status, {"error_code": code, "message": message}
+
+
+def _status_and_code(exc: EventPlatformError) -> tuple[int, int]:
+    code = getattr(exc, "error_code", None)
+    if isinstance(code, int) and 10000 <= code < 60000:
+        return code // 100, code
+    if isinstance(exc, IncompatibleSchema):
+        return 409, 409
+    if isinstance(exc, SubjectNotFound):
+        return 404, 40401
+    if isinstance(exc, VersionNotFound):
+        return 404, 40402
+    if isinstance(exc, SchemaNotFound):
+        return 404, 40403
+    if isinstance(exc, InvalidSchema | SchemaError):
+        return 422, 42201
+    if isinstance(exc, RegistryUnavailable) or not isinstance(exc, RegistryError):
+        return 500, 50001
+    if isinstance(code, int) and 400 <= code < 600:
+        return code, code
+    return 422, 422
+
+
+def _error_response(status: int, code: int, message: str) -> web.Response:
+    return _json({"error_code": code, "message": message}, status=status)
+
+
+def _json(data: Any, *, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, content_type=CONTENT_TYPE)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _ApiError as exc:
+        return _error_response(exc.status, exc.code, exc.message)
+    except EventPlatformError as exc:
+        status, body = confluent_error(exc, subject=request.match_info.get("subject"))
+        if status >= 500:
+            logger.warning("%s %s failed: %s", request.method, request.path, exc)
+        return _json(body, status=status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # The router's 404 and 405 in Confluent's shape, code = status as Confluent does.
+        return _error_response(exc.status, exc.status, f"HTTP {exc.status} {exc.reason}")
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.path)
+        return _error_response(500, 50001, "Internal server error")
+
+
+def _basic_auth(username: str, password: str) -> Middleware:
+    expected = f"{username}:{password}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        # compare_digest: the time taken must not tell how much of the secret was right.
+        if scheme.lower() != "basic" or not hmac.compare_digest(given, expected):
+            response = _error_response(401, 401, "Unauthorized")
+            response.headers["WWW-Authenticate"] = 'Basic realm="schema-registry"'
+            return response
+        return await handler(request)
+
+    return check
+
+
+# -- request parsing -------------------------------------------------------------------------
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() == "true"
+
+
+def _version(raw: str) -> VersionSpec:
+    # Confluent accepts "latest", its alias -1, and 1 … 2^31-1; anything else is 42202.
+    if raw in {"latest", "-1"}:
+        return "latest"
+    try:
+        number = int(raw)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= _MAX_VERSION:
+        raise _ApiError(
+            422,
+            42202,
+            f"The specified version '{raw}' is not a valid version id. Allowed values are "
+            f'between [1, 2^31-1] and the string "latest"',
+        )
+    return number
+
+
+def _schema_id(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise _ApiError(404, 40403, f"Schema {raw} not found") from None
+
+
+def _subject(request: web.Request) -> str:
+    return request.match_info["subject"]
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except ValueError as exc:
+        raise _ApiError(400, 400, f"Request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _ApiError(422, 422, "Request body must be a JSON object")
+    return body
+
+
+async def _schema_request(request: web.Request) -> tuple[str, tuple[SchemaReference, ...]]:
+    body = await _body(request)
+    schema = body.get("schema")
+    if not isinstance(schema, str) or not schema.strip():
+        raise _ApiError(422, 42201, 'Invalid schema: the request has no "schema" string')
+    kind = body.get("schemaType") or "AVRO"
+    if str(kind).upper() != "AVRO":
+        raise _ApiError(422, 42201, f"Invalid schema type {kind}: this registry serves AVRO only")
+    raw_refs = body.get("references") or []
+    try:
+        references = tuple(
+            SchemaReference(
+                name=str(r["name"]), subject=str(r["subject"]), version=int(r["version"])
+            )
+            for r in raw_refs
+        )
+    except (KeyError, TypeError, ValueError):
+        raise _ApiError(
+            422, 42201, 'Invalid schema: each reference needs "name", "subject" and "version"'
+        ) from None
+    return schema, references
+
+
+async def _level(request: web.Request) -> CompatibilityLevel:
+    raw = (await _body(request)).get("compatibility")
+    try:
+        return CompatibilityLevel(str(raw).upper())
+    except ValueError:
+        levels = ", ".join(level.value for level in CompatibilityLevel)
+        raise _ApiError(
+            422, 42203, f"Invalid compatibility level {raw!r}; valid levels: {levels}"
+        ) from None
+
+
+def _record(registered: RegisteredSchema) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "subject": registered.subject,
+        "version": registered.version,
+        "id": registered.id,
+        "schema": registered.schema,
+    }
+    # Confluent omits schemaType for Avro and references when there are none.
+    if registered.references:
+        record["references"] = [_reference(ref) for ref in registered.references]
+    return record
+
+
+def _reference(ref: SchemaReference) -> dict[str, Any]:
+    return {"name": ref.name, "subject": ref.subject, "version": ref.version}
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+class _Api:
+    """The request handlers, bound to one backend."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.root),
+            web.get("/schemas", self.schemas),
+            web.get("/schemas/types", self.schema_types),
+            web.get("/schemas/ids/{id}", self.schema_by_id),
+            web.get("/schemas/ids/{id}/schema", self.schema_text_by_id),
+            web.get("/schemas/ids/{id}/subjects", self.subjects_of_id),
+            web.get("/schemas/ids/{id}/versions", self.versions_of_id),
+            web.get("/subjects", self.subjects),
+            web.post("/subjects/{subject}", self.lookup),
+            web.delete("/subjects/{subject}", self.delete_subject),
+            web.get("/subjects/{subject}/versions", self.versions),
+            web.post("/subjects/{subject}/versions", self.register),
+            web.get("/subjects/{subject}/versions/{version}", self.version),
+            web.delete("/subjects/{subject}/versions/{version}", self.delete_version),
+            web.get("/subjects/{subject}/versions/{version}/schema", self.version_schema),
+            web.get("/subjects/{subject}/versions/{version}/referencedby", self.referenced_by),
+            web.post("/compatibility/subjects/{subject}/versions", self.compatibility),
+            web.post("/compatibility/subjects/{subject}/versions/{version}", self.compatibility),
+            web.get("/config", self.get_config),
+            web.put("/config", self.put_config),
+            web.delete("/config", self.delete_config),
+            web.get("/config/{subject}", self.get_config),
+            web.put("/config/{subject}", self.put_config),
+            web.get("/mode", self.mode),
+            web.get("/mode/{subject}", self.mode),
+        ]
+
+    async def root(self, request: web.Request) -> web.Response:
+        return _json({})
+
+    async def schema_types(self, request: web.Request) -> web.Response:
+        return _json(["AVRO"])
+
+    async def schemas(self, request: web.Request) -> web.Response:
+        prefix = request.query.get("subjectPrefix", "")
+        found = [
+            registered
+            for registered in await self._all_versions(deleted=_flag(request, "deleted"))
+            if registered.subject.startswith(prefix)
+        ]
+        if _flag(request, "latestOnly"):
+            latest = {registered.subject: registered for registered in found}
+            found = list(latest.values())
+        return _json([_record(registered) for registered in found])
+
+    async def schema_by_id(self, request: web.Request) -> web.Response:
+        schema = await self.registry.get_by_id(_schema_id(request.match_info["id"]))
+        body: dict[str, Any] = {"schema": schema.schema}
+        if schema.references:
+            body["references"] = [_reference(ref) for ref in schema.references]
+        return _json(body)
+
+    async def schema_text_by_id(self, request: web.Request) -> web.Response:
+        schema = await self.registry.get_by_id(_schema_id(request.match_info["id"]))
+        return web.Response(text=schema.schema, content_type=CONTENT_TYPE)
+
+    async def subjects_of_id(self, request: web.Request) -> web.Response:
+        usages = await self._usages(_schema_id(request.match_info["id"]), _flag(request, "deleted"))
+        return _json(sorted({subject for subject, _ in usages}))
+
+    async def versions_of_id(self, request: web.Request) -> web.Response:
+        usages = await self._usages(_schema_id(request.match_info["id"]), _flag(request, "deleted"))
+        return _json([{"subject": subject, "version": version} for subject, version in usages])
+
+    async def subjects(self, request: web.Request) -> web.Response:
+        prefix = request.query.get("subjectPrefix", "")
+        subjects = await self.registry.list_subjects(deleted=_flag(request, "deleted"))
+        return _json([s for s in subjects if s.startswith(prefix)])
+
+    async def lookup(self, request: web.Request) -> web.Response:
+        schema, references = await _schema_request(request)
+        found = await self.registry.lookup(
+            _subject(request),
+            schema,
+            references=references,
+            normalize=_flag(request, "normalize"),
+            deleted=_flag(request, "deleted"),
+        )
+        return _json(_record(found))
+
+    async def delete_subject(self, request: web.Request) -> web.Response:
+        versions = await self.registry.delete_subject(
+            _subject(request), permanent=_flag(request, "permanent")
+        )
+        return _json(versions)
+
+    async def versions(self, request: web.Request) -> web.Response:
+        versions = await self.registry.list_versions(
+            _subject(request), deleted=_flag(request, "deleted")
+        )
+        return _json(versions)
+
+    async def register(self, request: web.Request) -> web.Response:
+        schema, references = await _schema_request(request)
+        registered = await self.registry.register(
+            _subject(request),
+            schema,
+            references=references,
+            normalize=_flag(request, "normalize"),
+        )
+        # The API promises {"id": …}; recent Confluent releases add version and schema, as we
+        # do, which spares a client the lookup that would tell it the version.
+        return _json(_record(registered))
+
+    async def version(self, request: web.Request) -> web.Response:
+        registered = await self._get_version(request)
+        return _json(_record(registered))
+
+    async def version_schema(self, request: web.Request) -> web.Response:
+        registered = await self._get_version(request)
+        return web.Response(text=registered.schema, content_type=CONTENT_TYPE)
+
+    async def delete_version(self, request: web.Request) -> web.Response:
+        version = await self.registry.delete_version(
+            _subject(request),
+            _version(request.match_info["version"]),
+            permanent=_flag(request, "permanent"),
+        )
+        return _json(version)
+
+    async def referenced_by(self, request: web.Request) -> web.Response:
+        target = await self._get_version(request)
+        ids: set[int] = set()
+        for registered in await self._all_versions(deleted=False):
+            if any(
+                ref.subject == target.subject and ref.version == target.version
+                for ref in registered.references
+            ):
+                ids.add(registered.id)
+        return _json(sorted(ids))
+
+    async def compatibility(self, request: web.Request) -> web.Response:
+        raw_version = request.match_info.get("version")
+        version = None if raw_version is None else _version(raw_version)
+        schema, references = await _schema_request(request)
+        result = await self.registry.check_compatibility(
+            _subject(request), schema, version=version, references=references
+        )
+        body: dict[str, Any] = {"is_compatible": result.is_compatible}
+        if _flag(request, "verbose"):
+            body["messages"] = list(result.messages)
+        return _json(body)
+
+    async def get_config(self, request: web.Request) -> web.Response:
+        # For a subject, the effective level, as Confluent answers with defaultToGlobal=true:
+        # the protocol cannot tell a subject's own level from the global one it inherits.
+        level = await self.registry.get_compatibility(request.match_info.get("subject"))
+        return _json({"compatibilityLevel": level.value})
+
+    async def put_config(self, request: web.Request) -> web.Response:
+        level = await self.registry.set_compatibility(
+            await _level(request), request.match_info.get("subject")
+        )
+        return _json({"compatibility": level.value})
+
+    async def delete_config(self, request: web.Request) -> web.Response:
+        # Confluent: "deletes the global compatibility level and reverts to the default",
+        # answering with the level that was in force. The default is BACKWARD.
+        previous = await self.registry.get_compatibility()
+        await self.registry.set_compatibility(CompatibilityLevel.BACKWARD)
+        return _json({"compatibilityLevel": previous.value})
+
+    async def mode(self, request: web.Request) -> web.Response:
+        # Every backend accepts writes at all times; IMPORT and READONLY modes do not exist.
+        return _json({"mode": "READWRITE"})
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _get_version(self, request: web.Request) -> RegisteredSchema:
+        return await self.registry.get_version(
+            _subject(request),
+            _version(request.match_info["version"]),
+            deleted=_flag(request, "deleted"),
+        )
+
+    async def _usages(self, schema_id: int, deleted: bool) -> list[tuple[str, int]]:
+        # The protocol has no reverse index from ids to subjects, so walk every version.
+        # Fine for the hundreds of subjects a platform has; an unknown id is still 40403.
+        await self.registry.get_by_id(schema_id)
+        return [
+            (registered.subject, registered.version)
+            for registered in await self._all_versions(deleted=deleted)
+            if registered.id == schema_id
+        ]
+
+    async def _all_versions(self, *, deleted: bool) -> list[RegisteredSchema]:
+        found: list[RegisteredSchema] = []
+        for subject in await self.registry.list_subjects(deleted=deleted):
+            try:
+                versions = await self.registry.list_versions(subject, deleted=deleted)
+            except SchemaNotFound:
+                continue  # deleted while we walked: it is no longer there to report
+            for version in versions:
+                try:
+                    found.append(await self.registry.get_version(subject, version, deleted=deleted))
+                except SchemaNotFound:
+                    continue
+        return found
+
+
+def create_app(
+    registry: SchemaRegistry, *, username: str | None = None, password: str | None = None
+) -> web.Application:
+    """An aiohttp application serving Confluent's schema registry API from ``registry``.
+
+    Args:
+        registry: a started backend; the application neither starts nor closes it.
+        username: require HTTP basic auth with this user (and ``password``) on every request.
+        password: the basic auth password.
+
+    Raises:
+        ConfigurationError: only one of ``username`` and ``password`` is given.
+    """
+    if (username is None) != (password is None):
+        raise ConfigurationError("basic auth for the registry server needs both user and password")
+    middlewares: list[Middleware] = [_errors]
+    if username is not None and password is not None:
+        middlewares.append(_basic_auth(username, password))
+    app = web.Application(middlewares=middlewares)
+    app.add_routes(_Api(registry).routes())
+    return app
+
+
+async def serve(
+    registry: SchemaRegistry,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> web.AppRunner:
+    """Serve ``registry`` over Confluent's REST API on ``host:port`` until the runner stops.
+
+    ``port=0`` picks a free port; :func:`server_url` tells which. Stop with
+    ``await runner.cleanup()``, then close the backend.
+
+    Returns:
+        The started runner.
+
+    Raises:
+        ConfigurationError: the address cannot be bound (in use, not local), or basic auth is
+            half configured.
+    """
+    app = create_app(registry, username=username, password=password)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigurationError(f"cannot serve the registry on {host}:{port}: {exc}") from exc
+    return runner
+
+
+def server_url(runner: web.AppRunner) -> str:
+    """The ``http://host:port`` a runner from :func:`serve` listens on (its first address).
+
+    Raises:
+        ConfigurationError: the runner listens nowhere (not started, or cleaned up).
+    """
+    if not runner.addresses:
+        raise ConfigurationError("the registry server is not listening")
+    host, port = runner.addresses[0][:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
