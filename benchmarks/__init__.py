@@ -1,0 +1,1 @@
+"""Ratio benchmarks: eventplatform against raw clients and peer libraries, same run, same data."""
