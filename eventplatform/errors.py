@@ -12,6 +12,7 @@ The tree::
 
     EventPlatformError
     ├── ConfigurationError            a setting is unknown, missing or malformed
+    │   └── ConnectorConfigError      a connector instance file is invalid (file, key)
     ├── ResourceStateError            a client used before start() or after close()
     ├── ProvisioningError             no Kafka broker (or test PostgreSQL) could be provided
     │   ├── NoBrokerAvailable         none of the provisioning paths applies
@@ -41,6 +42,11 @@ The tree::
     │   ├── IdempotencyConflict       (retriable) keys locked by another member's batch
     │   └── StoreNotTransactional     a handler asked for a store transaction it does not have
     ├── HandlerTimeout                (retriable) a handler ran past its timeout, was cancelled
+    ├── ConnectorError                a connector failed or was used wrongly
+    │   ├── ConnectorNotFound         no connector type of that name is installed
+    │   ├── InvalidPayload            input does not validate into its event type (paths)
+    │   │   └── MalformedPayload      input is not well-formed JSON
+    │   └── InvalidSignature          a webhook signature or API key does not verify
     └── KafkaError                    a Kafka operation failed
         ├── PublishError              a record was not acknowledged
         │   └── PublishTimeout        (retriable) delivery timed out
@@ -57,6 +63,9 @@ __all__ = [
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorNotFound",
     "CorruptPayload",
     "DeserializationError",
     "EventPlatformError",
@@ -65,10 +74,13 @@ __all__ = [
     "IdempotencyStoreError",
     "IdempotencyStoreUnavailable",
     "IncompatibleSchema",
+    "InvalidPayload",
     "InvalidSchema",
+    "InvalidSignature",
     "JavaNotFound",
     "JavaTooOld",
     "KafkaError",
+    "MalformedPayload",
     "NoBrokerAvailable",
     "NotWireFormat",
     "PostgresStartError",
@@ -102,6 +114,20 @@ class EventPlatformError(Exception):
 
 class ConfigurationError(EventPlatformError):
     """A setting is unknown, missing or malformed; the message names the setting."""
+
+
+class ConnectorConfigError(ConfigurationError):
+    """A connector instance (a ``connectors/*.toml`` file) is invalid.
+
+    Attributes:
+        path: the instance file, when there is one.
+        key: the dotted key at fault (``settings.port``), when one is.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
 
 
 class ResourceStateError(EventPlatformError):
@@ -315,6 +341,34 @@ class HandlerTimeout(EventPlatformError):
     def __init__(self, message: str, *, timeout: float | None = None) -> None:
         super().__init__(message)
         self.timeout = timeout
+
+
+class ConnectorError(EventPlatformError):
+    """A connector failed, or was built or used wrongly."""
+
+
+class ConnectorNotFound(ConnectorError):
+    """No connector type of that name: neither an entry point nor a built-in provides it."""
+
+
+class InvalidPayload(ConnectorError):
+    """Input does not validate into its event type.
+
+    Attributes:
+        errors: ``(path, reason)`` per violation; ``path`` is JSONPath-like (``$.items[0].sku``).
+    """
+
+    def __init__(self, message: str, *, errors: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+
+class MalformedPayload(InvalidPayload):
+    """Input is not well-formed JSON (or not UTF-8)."""
+
+
+class InvalidSignature(ConnectorError):
+    """A Standard Webhooks signature, its timestamp, or an API key does not verify."""
 
 
 class KafkaError(EventPlatformError):

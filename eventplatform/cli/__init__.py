@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import kafka, registry
+from eventplatform.cli import io, kafka, registry, schemas, serve, topics
 
 __all__ = ["app", "main"]
 
@@ -21,9 +21,14 @@ app = typer.Typer(
     help="Typed, exactly-once-style event streaming on Apache Kafka.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(registry.app, name="registry")
+app.add_typer(serve.app)
+app.add_typer(schemas.app, name="schemas")
+app.add_typer(topics.app, name="topics")
+app.add_typer(io.app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,512 @@
+"""EventApp: the service API. Typed handlers over a consumer group, with effects once per key.
+
+::
+
+    app = EventApp("billing", store=SqliteStore(path="billing.db"))
+
+    @app.handle(OrderPlaced)
+    async def bill(event: OrderPlaced, ctx: Context) -> None:
+        await ctx.transaction.execute(
+            "INSERT INTO invoices (order_id, total) VALUES (?, ?)", str(event.order_id), event.total
+        )
+        await ctx.publish(InvoiceIssued(order_id=event.order_id))
+
+    asyncio.run(app.serve())        # or: eventplatform serve billing.service:app
+
+What a handler can rely on (DESIGN.md decision 6):
+
+- Its effects through ``ctx.transaction`` commit with the event's idempotency key in one
+  database transaction (the inbox pattern, SQLite and PostgreSQL stores), and the offsets are
+  committed only after that: across crashes, restarts and rebalances they happen once per key
+  and consumer group.
+- Effects elsewhere (HTTP calls, ``ctx.publish`` in a non-transactional handler) happen at
+  least once; the store still skips every key already done, so a redelivery after a crash
+  repeats at most the events of the poll in flight. Derived events carry deterministic ids, so
+  consumers downstream can deduplicate even those.
+- ``transactional=True`` handlers publish into one Kafka transaction per poll that also
+  commits the offsets (KIP-98): a ``read_committed`` consumer sees their output once.
+
+Resources the app creates (registry, store, producers, consumer) it also closes; a registry
+passed in must be started by its owner; a store passed in is started by the app when it is
+not started yet, and then closed by it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from enum import Enum
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka import errors as kafka_errors
+
+from eventplatform.app.context import Context
+from eventplatform.app.delivery import Decoder
+from eventplatform.app.dlq import DeadLetterQueue
+from eventplatform.app.loop import ConsumptionLoop, RebalanceListener
+from eventplatform.app.retry import RetryPolicy
+from eventplatform.app.routing import Route, Router
+from eventplatform.app.stats import AppStats
+from eventplatform.errors import ConfigurationError, KafkaError, ResourceStateError
+from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
+from eventplatform.producer import EventProducer
+from eventplatform.registry.base import SchemaRegistry
+from eventplatform.registry.factory import open_registry
+from eventplatform.schema import AvroEvent
+from eventplatform.serde import AvroDeserializer, AvroSerializer, SubjectNameStrategy
+from eventplatform.settings import RetrySettings, Settings, load_settings
+
+__all__ = ["EventApp"]
+
+log = logging.getLogger("eventplatform.app")
+
+E = TypeVar("E", bound=AvroEvent)
+
+
+class _State(Enum):
+    NEW = "new"
+    STARTED = "started"
+    CLOSED = "closed"
+
+
+class EventApp:
+    """A service that handles typed events from Kafka topics, as one consumer group member.
+
+    Records are dispatched by the full name of their writer schema (see
+    :mod:`eventplatform.app.routing`); a record of a type no handler of its topic takes is
+    skipped (logged once per type, counted in ``stats.unhandled``), not dead-lettered. Records
+    that cannot be decoded at all are dead-lettered at once; handler failures after their
+    retries (:mod:`eventplatform.app.retry`).
+
+    Arguments resolve argument → settings (``EVENTPLATFORM_*``) → default.
+
+    Args:
+        name: the app's name; the default consumer group, and the ``connector.name`` of its
+            dead letters.
+        group_id: the consumer group; default ``settings.consumer.group_id``, else ``name``.
+        bootstrap_servers: the Kafka cluster; default ``settings.kafka.bootstrap_servers``.
+        registry: a started schema registry; default ``open_registry(settings)`` (owned).
+        store: the idempotency store; default ``open_store(settings.idempotency.store)``.
+        settings: all settings; default :func:`~eventplatform.settings.load_settings`.
+        source: CloudEvents ``source`` of published events; default
+            ``settings.producer.source``.
+        instance_id: names this instance, stable across its restarts (a StatefulSet pod
+            name, a host name); default the host name. Part of the transactional id
+            ``<group>.<instance id>`` unless ``settings.producer.transactional_id`` is set.
+        inbox: run handlers inside the store's transaction (``ctx.transaction``); default:
+            when the store supports it. Units of one poll then take turns on the store's
+            connection; ``inbox=False`` lets keys run concurrently but without
+            ``ctx.transaction``.
+        consumer_options: extra keyword arguments for ``aiokafka.AIOKafkaConsumer``.
+        producer_options: extra keyword arguments for the producers' ``AIOKafkaProducer``.
+
+    Raises:
+        ConfigurationError: ``name`` is empty.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        group_id: str | None = None,
+        bootstrap_servers: str | None = None,
+        registry: SchemaRegistry | None = None,
+        store: IdempotencyStore | None = None,
+        settings: Settings | None = None,
+        source: str | None = None,
+        instance_id: str | None = None,
+        inbox: bool | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+        producer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"an EventApp needs a non-empty name, got {name!r}")
+        self.name = name
+        self.settings = settings or load_settings()
+        self.group_id = group_id or self.settings.consumer.group_id or name
+        self.bootstrap_servers = bootstrap_servers or self.settings.kafka.bootstrap_servers
+        self.source = source or self.settings.producer.source
+        self.instance_id = instance_id or socket.gethostname()
+        self.owner_id = new_owner_id()
+        self._registry = registry
+        self._store = store
+        self._inbox = inbox
+        self._consumer_options = dict(consumer_options or {})
+        self._producer_options = dict(producer_options or {})
+        self._router = Router()
+        self._stats = AppStats()
+        self._state = _State.NEW
+        self._stack = AsyncExitStack()
+        self._loop: ConsumptionLoop | None = None
+        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._running = False
+        self._close_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<EventApp {self.name!r} group={self.group_id!r} {self._state.value}>"
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def handle(
+        self,
+        event_type: type[E],
+        *,
+        topic: str | None = None,
+        timeout: float | None = None,
+        retry: RetrySettings | None = None,
+        transactional: bool = False,
+        dlq_topic: str | None = None,
+    ) -> Callable[
+        [Callable[[E, Context], Awaitable[None]]], Callable[[E, Context], Awaitable[None]]
+    ]:
+        """Register the decorated ``async def handler(event, ctx)`` for ``event_type``.
+
+        Args:
+            event_type: the event class; records of its Avro full name (or aliases) go to it.
+            topic: the topic to consume; default the class's ``topic=`` binding.
+            timeout: seconds one call may take; default ``settings.consumer.handler_timeout``.
+            retry: backoff and attempts before dead-lettering; default
+                ``settings.consumer.retry``.
+            transactional: publish and commit offsets in one Kafka transaction per poll
+                (all handlers of a topic must agree).
+            dlq_topic: the dead-letter topic; default ``<topic>`` +
+                ``settings.consumer.dlq_suffix`` (``.dlq``); one per topic.
+
+        Raises:
+            ConfigurationError: see :meth:`add_handler`.
+            ResourceStateError: the app has started.
+        """
+
+        def register(
+            handler: Callable[[E, Context], Awaitable[None]],
+        ) -> Callable[[E, Context], Awaitable[None]]:
+            self.add_handler(
+                event_type,
+                handler,
+                topic=topic,
+                timeout=timeout,
+                retry=retry,
+                transactional=transactional,
+                dlq_topic=dlq_topic,
+            )
+            return handler
+
+        return register
+
+    def add_handler(
+        self,
+        event_type: type[E],
+        handler: Callable[[E, Context], Awaitable[None]],
+        *,
+        topic: str | None = None,
+        timeout: float | None = None,
+        retry: RetrySettings | None = None,
+        transactional: bool = False,
+        dlq_topic: str | None = None,
+    ) -> Route[E]:
+        """Register ``handler`` for ``event_type`` (the non-decorator form of :meth:`handle`).
+
+        Raises:
+            ConfigurationError: not an event class or not an async handler, no topic, a
+                second handler for the same type and topic, or handlers of one topic that
+                disagree on ``transactional`` or ``dlq_topic``.
+            ResourceStateError: the app has started (subscriptions are fixed then).
+        """
+        if self._state is not _State.NEW:
+            raise ResourceStateError(f"{self!r}: register handlers before the app starts")
+        consumer = self.settings.consumer
+        route = Router.make_route(
+            event_type,
+            handler,
+            topic=topic,
+            timeout=consumer.handler_timeout if timeout is None else timeout,
+            retry=RetryPolicy.from_settings(retry or consumer.retry),
+            transactional=transactional,
+            dlq_topic=dlq_topic,
+            dlq_suffix=consumer.dlq_suffix,
+        )
+        self._router.add(route)
+        return route
+
+    @property
+    def routes(self) -> list[Route[Any]]:
+        """The registered handlers."""
+        return self._router.routes
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics the app consumes."""
+        return self._router.topics
+
+    @property
+    def stats(self) -> AppStats:
+        """Live counters of what the app did (see :class:`~eventplatform.app.AppStats`)."""
+        return self._stats
+
+    @property
+    def transactional_id(self) -> str:
+        """The transactional id of this instance's transactional producer."""
+        return self.settings.producer.transactional_id or f"{self.group_id}.{self.instance_id}"
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`run` is consuming."""
+        return self._running
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect: registry, store, producers, then join the consumer group.
+
+        Raises:
+            ConfigurationError: no handlers, no bootstrap servers, or ``inbox=True`` with a
+                store that has no transactions.
+            ResourceStateError: the app was closed.
+            KafkaError: the cluster cannot be reached.
+            RegistryError, IdempotencyStoreError: the registry or the store failed to start.
+        """
+        if self._state is _State.STARTED:
+            return
+        if self._state is _State.CLOSED:
+            raise ResourceStateError(f"{self!r} cannot be restarted; create a new EventApp")
+        if not self._router.topics:
+            raise ConfigurationError(f"{self!r} has no handlers; register some with @app.handle")
+        if not self.bootstrap_servers:
+            raise ConfigurationError(
+                "no Kafka bootstrap servers: pass bootstrap_servers= or set "
+                "EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS"
+            )
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._state = _State.STARTED
+        log.info(
+            "%s started: group %s, topics %s, instance %s",
+            self.name,
+            self.group_id,
+            ", ".join(self.topics),
+            self.instance_id,
+        )
+
+    async def _open(self) -> None:
+        settings = self.settings
+        stack = self._stack
+        servers = self.bootstrap_servers
+        assert servers is not None
+        registry = self._registry
+        if registry is None:
+            registry = open_registry(settings, bootstrap_servers=servers)
+            await registry.start()
+            stack.push_async_callback(registry.close)
+        store = self._store
+        if store is None:
+            idempotency = settings.idempotency
+            store = open_store(idempotency.store, lease=idempotency.lease, ttl=idempotency.ttl)
+        if not getattr(store, "started", True):
+            await store.start()
+            stack.push_async_callback(store.close)
+        inbox = store.transactional if self._inbox is None else self._inbox
+        if inbox and not store.transactional:
+            raise ConfigurationError(
+                f"inbox=True needs a store with transactions (SQLite, PostgreSQL), not {store!r}"
+            )
+
+        plain = transactional = None
+        if self._router.has_plain:
+            plain = await self._producer(stack, registry, None)
+        if self._router.has_transactional:
+            transactional = await self._producer(stack, registry, self.transactional_id)
+        registry_settings = settings.registry
+        serializer = AvroSerializer(
+            registry,
+            strategy=SubjectNameStrategy(registry_settings.subject_strategy),
+            auto_register=registry_settings.auto_register,
+        )
+        consumer_settings = settings.consumer
+        retry = RetryPolicy.from_settings(consumer_settings.retry)
+        loop = ConsumptionLoop(
+            consumer=None,
+            router=self._router,
+            decoder=Decoder(self._router, AvroDeserializer(registry)),
+            store=store,
+            group_id=self.group_id,
+            owner=self.owner_id,
+            inbox=inbox,
+            lease=settings.idempotency.lease,
+            plain=plain,
+            transactional=transactional,
+            serializer=serializer,
+            dlq=DeadLetterQueue(
+                connector=self.name,
+                task_id=self.instance_id,
+                group=self.group_id,
+                policy=retry,
+                pause=self._pause,
+                stats=self._stats,
+            ),
+            max_concurrency=consumer_settings.max_concurrency,
+            max_poll_records=consumer_settings.max_poll_records,
+            backoff=retry,
+            delivery_timeout=settings.producer.delivery_timeout,
+            stats=self._stats,
+            stopping=self._stopping,
+        )
+        self._loop = loop
+        loop.attach(await self._consumer(stack, RebalanceListener(loop)))
+
+    async def _pause(self, delay: float) -> bool:
+        assert self._loop is not None
+        return await self._loop.pause(delay)
+
+    async def _producer(
+        self, stack: AsyncExitStack, registry: SchemaRegistry, transactional_id: str | None
+    ) -> EventProducer:
+        producer = EventProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            registry=registry,
+            settings=self.settings,
+            source=self.source,
+            transactional_id=transactional_id,
+            client_options=self._producer_options,
+        )
+        await producer.start()
+        stack.push_async_callback(producer.close)
+        return producer
+
+    async def _consumer(self, stack: AsyncExitStack, listener: RebalanceListener) -> Any:
+        kafka, consumer = self.settings.kafka, self.settings.consumer
+        longest = max(route.timeout for route in self._router.routes)
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": f"{kafka.client_id}-{self.name}",
+            "group_id": self.group_id,
+            # Offsets are committed by the loop, explicitly, once effects are durable.
+            "enable_auto_commit": False,
+            "auto_offset_reset": consumer.auto_offset_reset,
+            # Transactional producers' aborted records and open transactions stay invisible.
+            "isolation_level": "read_committed",
+            "max_poll_records": consumer.max_poll_records,
+            "session_timeout_ms": consumer.session_timeout_ms,
+            "heartbeat_interval_ms": consumer.heartbeat_interval_ms,
+            # on_partitions_revoked waits up to the longest handler timeout for the poll in
+            # flight; the group must wait that long for this member to rejoin.
+            "rebalance_timeout_ms": max(consumer.session_timeout_ms, int((longest + 10) * 1000)),
+            "security_protocol": kafka.security_protocol,
+        }
+        if kafka.sasl_mechanism:
+            options.update(
+                sasl_mechanism=kafka.sasl_mechanism,
+                sasl_plain_username=kafka.sasl_username,
+                sasl_plain_password=kafka.sasl_password,
+            )
+        options.update(self._consumer_options)
+        client = AIOKafkaConsumer(**options)
+        client.subscribe(self._router.topics, listener=listener)
+        try:
+            await client.start()
+        except kafka_errors.KafkaError as exc:
+            await client.stop()
+            raise KafkaError(f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}") from exc
+        # Stopping the consumer sends LeaveGroup, so the partitions move at once (not after
+        # the session timeout).
+        stack.push_async_callback(client.stop)
+        return client
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop` (or :meth:`close`); start first and close after when new.
+
+        In-flight events finish and their offsets commit before it returns.
+
+        Raises:
+            ResourceStateError: the app is closed or already running.
+            ConfigurationError, KafkaError, RegistryError, IdempotencyStoreError: starting
+                failed, or the loop failed for good (e.g. this instance was fenced by another
+                with the same transactional id).
+        """
+        if self._running:
+            raise ResourceStateError(f"{self!r} is already running")
+        if self._state is _State.CLOSED:
+            raise ResourceStateError(f"{self!r} is closed")
+        owns = self._state is _State.NEW
+        if owns:
+            await self.start()
+        assert self._loop is not None
+        self._running = True
+        self._finished.clear()
+        try:
+            await self._loop.run()
+        finally:
+            self._running = False
+            self._finished.set()
+            if owns:
+                await self.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the poll in flight; returns at once. Idempotent."""
+        if not self._stopping.is_set():
+            log.info("%s stopping", self.name)
+        self._stopping.set()
+
+    async def close(self) -> None:
+        """Stop, wait for the loop, leave the group and release everything. Idempotent."""
+        async with self._close_lock:
+            if self._state is _State.CLOSED:
+                return
+            self.stop()
+            if self._running:
+                await self._finished.wait()
+            self._state = _State.CLOSED
+            await self._stack.aclose()
+            log.info("%s closed: %s", self.name, self._stats.as_dict())
+
+    async def serve(self) -> None:
+        """:meth:`run` with SIGTERM and SIGINT handled: the first stops gracefully, a second
+        cancels at once (uncommitted events are then read again after a restart).
+
+        Raises:
+            The errors of :meth:`run`.
+        """
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed: list[signal.Signals] = []
+
+        def on_signal(signum: signal.Signals) -> None:
+            if self._stopping.is_set() and task is not None:
+                log.warning("%s: second %s, cancelling", self.name, signum.name)
+                task.cancel()
+                return
+            log.info("%s: %s received, stopping gracefully", self.name, signum.name)
+            self.stop()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                continue
+            installed.append(signum)
+        try:
+            await self.run()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)

@@ -1,0 +1,258 @@
+"""One poll's records on their way through the loop: decoding, routing and ordering.
+
+Each record becomes a :class:`Delivery`. Decoding a poll costs one registry round trip at
+most (``AvroDeserializer.ensure`` with every schema id of the poll) and is synchronous after
+that. A record that cannot be typed keeps its error and goes to the dead-letter topic.
+
+Ordering: events of one key run in order, and events of different keys may run concurrently
+(:func:`plan_chains`). The key is the Kafka key within a partition, else the idempotency key;
+deliveries that share an idempotency key are put in the same chain too, so that a duplicate
+within one poll runs after its first copy and sees it as done, never next to it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from eventplatform.app.dlq import Stage
+from eventplatform.app.routing import Route, Router
+from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders
+from eventplatform.errors import DeserializationError, UnknownSchemaId
+from eventplatform.serde import AvroDeserializer, read_header
+
+__all__ = ["Chain", "Decoder", "Delivery", "Outcome", "plan_chains"]
+
+#: aiokafka's ConsumerRecord (untyped).
+Record = Any
+#: aiokafka's TopicPartition (a named tuple of topic and partition).
+TP = Any
+
+
+class Outcome(enum.Enum):
+    """What became of a delivery."""
+
+    PENDING = "pending"
+    HANDLED = "handled"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+    UNHANDLED = "unhandled"
+    DEAD = "dead"
+    DEFERRED = "deferred"
+
+
+class Delivery:
+    """One consumed record: its metadata and event once decoded, or why it could not be.
+
+    Attributes:
+        record: the aiokafka ``ConsumerRecord``.
+        tp: its ``TopicPartition``.
+        metadata: CloudEvents metadata (None when the headers are invalid).
+        event: the decoded event (None unless routed and decoded).
+        route: the handler that takes it (None when unhandled or undecodable).
+        error: why it cannot be handled (None when it can).
+        stage: where ``error`` happened (Kafka Connect's stage names).
+        outcome: what became of it.
+        attempts: handler calls so far.
+    """
+
+    __slots__ = (
+        "attempts",
+        "error",
+        "event",
+        "metadata",
+        "outcome",
+        "record",
+        "route",
+        "schema_id",
+        "stage",
+        "tp",
+    )
+
+    def __init__(self, record: Record, tp: TP) -> None:
+        self.record = record
+        self.tp = tp
+        self.metadata: EventMetadata | None = None
+        self.schema_id = -1
+        self.event: Any = None
+        self.route: Route[Any] | None = None
+        self.error: BaseException | None = None
+        self.stage = Stage.TASK_PUT
+        self.outcome = Outcome.PENDING
+        self.attempts = 0
+
+    def __repr__(self) -> str:
+        r = self.record
+        return f"<Delivery {r.topic}[{r.partition}]@{r.offset} {self.outcome.value}>"
+
+    def fail(self, error: BaseException, stage: Stage) -> None:
+        """Mark the delivery undecodable."""
+        self.error = error
+        self.stage = stage
+
+    @property
+    def idempotency_key(self) -> str:
+        """The event's idempotency key (only for decoded deliveries)."""
+        assert self.metadata is not None
+        return self.metadata.idempotency_key
+
+
+class Decoder:
+    """Turns a poll's records into deliveries: metadata, schema id, route, event.
+
+    Args:
+        router: the app's routes.
+        deserializer: the app's deserializer (caches writer schemas by id).
+    """
+
+    def __init__(self, router: Router, deserializer: AvroDeserializer) -> None:
+        self.router = router
+        self.deserializer = deserializer
+        # (topic, schema id) -> route; the writer schema of an id never changes.
+        self._routes: dict[tuple[str, int], Route[Any] | None] = {}
+
+    async def decode(self, polled: Mapping[TP, Sequence[Record]]) -> list[list[Delivery]]:
+        """The deliveries of a poll, per partition in offset order.
+
+        Raises:
+            RegistryUnavailable: the registry could not be asked for new schema ids
+                (retriable: nothing was decided, redo the poll later).
+        """
+        batches: list[list[Delivery]] = []
+        ids: set[int] = set()
+        for tp, records in polled.items():
+            topic, partition = tp.topic, tp.partition
+            batch = []
+            for record in records:
+                delivery = Delivery(record, tp)
+                offset = record.offset
+                try:
+                    delivery.metadata = EventMetadata.from_headers(
+                        record.headers, topic=topic, partition=partition, offset=offset
+                    )
+                except InvalidEventHeaders as exc:
+                    delivery.fail(exc, Stage.HEADER_CONVERTER)
+                else:
+                    try:
+                        delivery.schema_id = read_header(
+                            record.value, topic=topic, partition=partition, offset=offset
+                        )
+                    except DeserializationError as exc:
+                        delivery.fail(exc, Stage.VALUE_CONVERTER)
+                    else:
+                        ids.add(delivery.schema_id)
+                batch.append(delivery)
+            batches.append(batch)
+        await self.deserializer.ensure(ids)
+        for batch in batches:
+            for delivery in batch:
+                if delivery.error is None:
+                    await self._type(delivery)
+        return batches
+
+    async def _type(self, delivery: Delivery) -> None:
+        record = delivery.record
+        topic, schema_id = record.topic, delivery.schema_id
+        cache_key = (topic, schema_id)
+        try:
+            route = self._routes[cache_key]
+        except KeyError:
+            if not self.deserializer.known(schema_id):
+                # The registry has no such id (ensure() skips unknown ids silently).
+                delivery.fail(
+                    UnknownSchemaId(
+                        f"schema id {schema_id} is not in the registry",
+                        topic=topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    ),
+                    Stage.VALUE_CONVERTER,
+                )
+                return
+            writer = await self.deserializer.writer_schema(schema_id)
+            parsed = writer.parsed
+            name = parsed.get("name") if isinstance(parsed, dict) else None
+            ce_type = delivery.metadata.type if delivery.metadata is not None else None
+            route = self.router.resolve(topic, name, ce_type)
+            if name is not None:  # a ce_type-routed decision depends on the record: no cache
+                self._routes[cache_key] = route
+        if route is None:
+            delivery.outcome = Outcome.UNHANDLED
+            return
+        try:
+            delivery.event = self.deserializer.decode(
+                record.value,
+                route.event_type,
+                topic=topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        except DeserializationError as exc:
+            delivery.fail(exc, Stage.VALUE_CONVERTER)
+            return
+        delivery.route = route
+
+
+class Chain:
+    """Deliveries that must run one after another, in poll order."""
+
+    __slots__ = ("deliveries", "parent", "tp")
+
+    def __init__(self, tp: TP) -> None:
+        self.deliveries: list[tuple[int, Delivery]] = []
+        self.parent: Chain | None = None
+        self.tp = tp
+
+    def root(self) -> Chain:
+        """The chain this one was merged into (itself when never merged)."""
+        chain = self
+        while chain.parent is not None:
+            chain = chain.parent
+        if chain is not self:
+            self.parent = chain  # path compression
+        return chain
+
+
+def plan_chains(deliveries: Iterable[Delivery]) -> list[Chain]:
+    """Group runnable deliveries into chains of one key, in poll order.
+
+    A delivery joins the chain of its Kafka key in its partition (or, without a Kafka key, of
+    its idempotency key) and the chain of its idempotency key; when those are different chains
+    they merge, keeping poll order. Each chain runs sequentially; different chains may run
+    concurrently.
+    """
+    by_key: dict[tuple[TP, bytes], Chain] = {}
+    by_idempotency: dict[str, Chain] = {}
+    chains: list[Chain] = []
+    for position, delivery in enumerate(deliveries):
+        ik = delivery.idempotency_key
+        kafka_key = delivery.record.key
+        first = by_key.get((delivery.tp, kafka_key)) if kafka_key is not None else None
+        second = by_idempotency.get(ik)
+        a = first.root() if first is not None else None
+        b = second.root() if second is not None else None
+        if a is None and b is None:
+            chain = Chain(delivery.tp)
+            chains.append(chain)
+        elif b is None or a is b:
+            assert a is not None
+            chain = a
+        elif a is None:
+            chain = b
+        else:
+            # Two chains meet: merge the later-started one into the earlier, in poll order.
+            early, late = (a, b) if a.deliveries[0][0] < b.deliveries[0][0] else (b, a)
+            early.deliveries = sorted(early.deliveries + late.deliveries, key=_position)
+            late.deliveries = []
+            late.parent = early
+            chain = early
+        chain.deliveries.append((position, delivery))
+        if kafka_key is not None:
+            by_key[(delivery.tp, kafka_key)] = chain
+        by_idempotency[ik] = chain
+    return [chain for chain in chains if chain.parent is None]
+
+
+def _position(item: tuple[int, Delivery]) -> int:
+    return item[0]

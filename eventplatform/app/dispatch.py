@@ -1,0 +1,355 @@
+"""Running a poll's deliveries through their handlers: order, concurrency, retries, dead letters.
+
+Deliveries are grouped into chains of one key (:func:`~eventplatform.app.delivery.plan_chains`);
+each partition's chains are worked by up to ``max_concurrency`` workers, and a chain runs in
+order: when one of its events is deferred, the rest of the chain is deferred behind it.
+
+Every handler call runs under its route's timeout (``asyncio.timeout``; a handler that
+swallows ``CancelledError`` defeats it) and, in an inbox app, inside its store unit (a
+savepoint): a failure rolls the unit back and the handler is retried, or dead-lettered (see
+:mod:`eventplatform.app.retry`). A handler's ``SkipEvent`` rolls its unit back and records its
+key as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from eventplatform.app.context import Context, ProducerPublisher, Publisher
+from eventplatform.app.delivery import Chain, Delivery, Outcome, plan_chains
+from eventplatform.app.dlq import DeadLetter, DeadLetterQueue, Stage
+from eventplatform.app.routing import Route, Router
+from eventplatform.app.signals import SkipEvent
+from eventplatform.app.stats import AppStats
+from eventplatform.app.transaction import PollTransaction, TransactionBuffer
+from eventplatform.errors import (
+    HandlerTimeout,
+    IdempotencyStoreError,
+    IdempotencyStoreUnavailable,
+    ProducerFenced,
+)
+from eventplatform.idempotency import Batch, Claim
+from eventplatform.producer import EventProducer, Outgoing, PublishResult
+from eventplatform.serde import AvroSerializer
+
+__all__ = ["Dispatcher", "PollState"]
+
+log = logging.getLogger("eventplatform.app")
+
+TP = Any  # aiokafka TopicPartition
+_NO_CLAIM = Claim()
+_DECODER_CLASS = "eventplatform.serde.AvroDeserializer"
+_HEADERS_CLASS = "eventplatform.cloudevents.EventMetadata"
+
+
+class PollState:
+    """The state of one poll while it is processed."""
+
+    __slots__ = ("batch", "batches", "claim", "committed", "finished", "txn", "txn_keys", "txn_tps")
+
+    def __init__(self, batches: list[list[Delivery]], txn_tps: set[TP]) -> None:
+        self.batches = batches
+        self.txn_tps = txn_tps
+        self.batch: Batch | None = None
+        self.claim = _NO_CLAIM
+        self.finished: set[str] = set()  # keys handled or skipped in this poll
+        self.txn: PollTransaction | None = None
+        self.txn_keys: list[str] = []  # keys to mark done once the Kafka transaction commits
+        self.committed = False  # the Kafka transaction committed
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a task group failed with, preferring a real error over cancellations."""
+    exc: BaseException
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _unwrap(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
+
+
+def where(record: Any) -> str:
+    """``topic[partition]@offset`` of a record, for logs."""
+    return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+class _NoPublisher:
+    """Stands in until an attempt sets the real publisher."""
+
+    async def publish(self, item: Outgoing) -> PublishResult | None:
+        raise AssertionError("no publisher set for this attempt")  # pragma: no cover
+
+
+class Dispatcher:
+    """Runs a poll's deliveries through their handlers, for the consumption loop.
+
+    Args:
+        group_id: the consumer group (derived event ids, dead-letter headers).
+        router: the app's routes (dead-letter topics per topic).
+        plain: the idempotent producer (non-transactional publishes, dead letters).
+        transactional: the transactional producer (transactional handlers).
+        serializer: encodes the publishes of transactional handlers.
+        dlq: builds and writes dead letters.
+        max_concurrency: chains run at once per partition.
+        stats: counters (retries).
+        pause: sleeps a backoff; False when the app is stopping.
+    """
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        router: Router,
+        plain: EventProducer | None,
+        transactional: EventProducer | None,
+        serializer: AvroSerializer,
+        dlq: DeadLetterQueue,
+        max_concurrency: int,
+        stats: AppStats,
+        pause: Callable[[float], Awaitable[bool]],
+    ) -> None:
+        self._group = group_id
+        self._router = router
+        self._plain = plain
+        self._plain_publisher: Publisher = (
+            _NoPublisher() if plain is None else ProducerPublisher(plain)
+        )
+        self._txn_producer = transactional
+        self._serializer = serializer
+        self._dlq = dlq
+        self._max_concurrency = max_concurrency
+        self.stats = stats
+        self.pause = pause
+        self._no_unit = (
+            "the idempotency store cannot hold the handler's writes (the memory store, or an "
+            "app built with inbox=False); use a SQLite or PostgreSQL store"
+        )
+        self._no_unit_txn = (
+            "a transactional=True handler's effects commit in the Kafka transaction; it cannot "
+            "also write through the store's transaction (two commits cannot be atomic)"
+        )
+
+    async def run(self, poll: PollState, runnable: list[Delivery], letters: list[Delivery]) -> None:
+        """Run the poll's deliveries: chains per partition, dead letters alongside.
+
+        Raises:
+            IdempotencyStoreUnavailable: the store failed under a handler; redo the poll.
+            ProducerFenced: the transactional producer was fenced.
+            KafkaError: records could not be sent into the poll's transaction.
+        """
+        queues: dict[TP, deque[Chain]] = {}
+        for chain in plan_chains(runnable):
+            queues.setdefault(chain.tp, deque()).append(chain)
+        # Coroutines are made only when scheduled, so a failure leaves none un-awaited.
+        jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        for queue in queues.values():
+            workers = min(self._max_concurrency, len(queue))
+            jobs.extend([functools.partial(self._worker, queue, poll)] * workers)
+        if letters:
+            jobs.append(functools.partial(self._dead_letter_all, letters, poll))
+        if not jobs:
+            return
+        if len(jobs) == 1:
+            await jobs[0]()
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in jobs:
+                    group.create_task(job())
+        except BaseExceptionGroup as failed:
+            raise _unwrap(failed) from None
+
+    async def _worker(self, queue: deque[Chain], poll: PollState) -> None:
+        while queue:
+            chain = queue.popleft()
+            blocked = False
+            for _, delivery in chain.deliveries:
+                if blocked:
+                    delivery.outcome = Outcome.DEFERRED
+                    continue
+                await self._deliver(delivery, poll)
+                blocked = delivery.outcome is Outcome.DEFERRED
+
+    async def _deliver(self, d: Delivery, poll: PollState) -> None:
+        ik = d.idempotency_key
+        claim = poll.claim
+        if ik in poll.finished or ik in claim.done:
+            d.outcome = Outcome.DUPLICATE
+            return
+        if ik in claim.busy:
+            d.outcome = Outcome.DEFERRED
+            return
+        route = d.route
+        batch = poll.batch
+        assert route is not None
+        assert batch is not None
+        assert d.metadata is not None
+        record = d.record
+        ctx = Context(
+            metadata=d.metadata,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            headers=record.headers,
+            group_id=self._group,
+            publisher=self._plain_publisher,
+            no_unit_reason=self._no_unit_txn if route.transactional else self._no_unit,
+        )
+        while True:
+            d.attempts += 1
+            attempt = d.attempts
+            if attempt > 1:
+                self.stats.retries += 1
+            buffer: TransactionBuffer | None = None
+            try:
+                if route.transactional:
+                    assert self._txn_producer is not None
+                    buffer = TransactionBuffer(self._txn_producer, self._serializer)
+                    ctx._begin_attempt(attempt, None, buffer)
+                    await self._call(route, d.event, ctx)
+                elif batch.transactional:
+                    async with batch.unit(ik) as unit:
+                        ctx._begin_attempt(attempt, unit, self._plain_publisher)
+                        await self._call(route, d.event, ctx)
+                else:
+                    ctx._begin_attempt(attempt, None, self._plain_publisher)
+                    await self._call(route, d.event, ctx)
+            except SkipEvent as signal:
+                log.info("%s skipped %s: %s", route.name, where(record), signal.reason or "-")
+                self._finish(d, poll, Outcome.SKIPPED)
+                return
+            except (IdempotencyStoreUnavailable, ProducerFenced):
+                raise  # the poll cannot complete: redo it (or stop, when fenced)
+            except Exception as exc:
+                delay = route.retry.next_delay(exc, attempt)
+                if delay is None:
+                    log.error(
+                        "%s failed on %s after %d attempt(s), dead-lettering it: %s: %s",
+                        route.name,
+                        where(record),
+                        attempt,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    await self._dead_letter(d, exc, poll)
+                    return
+                log.warning(
+                    "%s failed on %s (attempt %d/%d), retrying in %.2fs: %s: %s",
+                    route.name,
+                    where(record),
+                    attempt,
+                    route.retry.max_attempts,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
+                if not await self.pause(delay):
+                    d.outcome = Outcome.DEFERRED
+                    return
+                continue
+            if buffer is not None and buffer.records:
+                assert poll.txn is not None
+                await poll.txn.send(buffer.records)
+            self._finish(d, poll, Outcome.HANDLED)
+            return
+
+    @staticmethod
+    async def _call(route: Route[Any], event: Any, ctx: Context) -> None:
+        deadline = asyncio.timeout(route.timeout)
+        try:
+            async with deadline:
+                await route.handler(event, ctx)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise  # the handler's own timeout, not ours
+            raise HandlerTimeout(
+                f"{route.name} did not finish within {route.timeout:g}s and was cancelled",
+                timeout=route.timeout,
+            ) from exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the app is being cancelled
+            # The handler awaited something that was cancelled: a failure like any other.
+            raise RuntimeError(f"{route.name} raised CancelledError: {exc!r}") from exc
+
+    def _finish(self, d: Delivery, poll: PollState, outcome: Outcome) -> None:
+        d.outcome = outcome
+        ik = d.idempotency_key
+        poll.finished.add(ik)
+        route = d.route
+        assert route is not None
+        assert poll.batch is not None
+        if route.transactional:
+            poll.txn_keys.append(ik)  # done only once the Kafka transaction commits
+        elif outcome is Outcome.SKIPPED or not poll.batch.transactional:
+            # A unit that exited normally completed its key; a skip leaves it with an error.
+            self.complete(poll.batch, ik)
+
+    @staticmethod
+    def complete(batch: Batch, key: str) -> None:
+        """Mark ``key`` done in ``batch``, tolerating a key whose lease was lost."""
+        try:
+            batch.complete(key)
+        except IdempotencyStoreError as exc:
+            # The lease passed to another member (see _renew); nothing left to record.
+            log.warning("cannot record idempotency key %r as done: %s", key, exc)
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def _dead_letter_all(self, letters: list[Delivery], poll: PollState) -> None:
+        for d in letters:
+            log.error("dead-lettering undecodable %s: %s", where(d.record), d.error)
+        if len(letters) == 1:
+            await self._dead_letter(letters[0], letters[0].error, poll)
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                for d in letters:
+                    group.create_task(self._dead_letter(d, d.error, poll))
+        except BaseExceptionGroup as failed:
+            raise _unwrap(failed) from None
+
+    async def _dead_letter(self, d: Delivery, exc: BaseException | None, poll: PollState) -> None:
+        assert exc is not None
+        record = d.record
+        topic = record.topic
+        route = d.route
+        if route is not None:
+            stage, class_name = Stage.TASK_PUT, route.name
+        else:
+            stage = d.stage
+            class_name = _HEADERS_CLASS if stage is Stage.HEADER_CONVERTER else _DECODER_CLASS
+        letter = self._dlq.letter(
+            dlq_topic=self._router.dlq_topic(topic),
+            topic=topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            stage=stage,
+            class_name=class_name,
+            exc=exc,
+            attempts=d.attempts,
+        )
+        if d.tp in poll.txn_tps:
+            assert poll.txn is not None
+            await poll.txn.send([letter])  # acknowledged (or aborted) with the transaction
+            d.outcome = Outcome.DEAD
+            return
+        written = await self._dlq.write(letter, self._send_letter)
+        d.outcome = Outcome.DEAD if written else Outcome.DEFERRED
+
+    async def _send_letter(self, letter: DeadLetter) -> None:
+        assert self._plain is not None
+        await self._plain.send_raw(
+            letter.topic, letter.value, key=letter.key, headers=letter.headers
+        )

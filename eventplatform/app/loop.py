@@ -1,0 +1,505 @@
+"""The consumption loop: poll, deduplicate, handle, make durable, then commit.
+
+One poll (``getmany``, up to ``max_poll_records``) is processed at a time::
+
+    decode        headers → metadata, one registry round trip for new schema ids, decode
+    claim         ONE store round trip for the poll's idempotency keys: fresh / done / busy
+    handle        chains of one key in order, up to max_concurrency chains per partition;
+                  failures retried with backoff, then dead-lettered (acknowledged first)
+    durable       Kafka transaction commit (transactional topics), then the store batch
+                  commit (effects written through ctx.transaction + the done-marks)
+    commit        consumer offsets of the other topics; never past an unfinished event
+    rewind        seek back to the first deferred event of each partition
+
+An event is *deferred*, and the committed offset stops before it, when its key is leased by
+another member (it will be done or released soon), when the store or the dead-letter topic
+cannot be reached, or when the app stops during its backoff. Deferred events are read again
+from the seek position; the ones after them that did complete are then skipped as done.
+
+Rebalances: ``on_partitions_revoked`` waits for the poll in flight (at most the longest
+handler timeout) and commits what is pending before the partitions move. A commit refused with
+``CommitFailedError`` means the group moved on and another member owns the partition now
+(aiokafka #929, #1084): the loop logs it and carries on; it cannot double-apply anything,
+because the effects were recorded with their keys before the commit and the next owner skips
+those keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import errors as kafka_errors
+from aiokafka.abc import ConsumerRebalanceListener
+
+from eventplatform.app.delivery import Decoder, Delivery, Outcome
+from eventplatform.app.dispatch import Dispatcher, PollState, where
+from eventplatform.app.dlq import DeadLetterQueue
+from eventplatform.app.retry import RetryPolicy
+from eventplatform.app.routing import Router
+from eventplatform.app.stats import AppStats
+from eventplatform.app.transaction import PollTransaction
+from eventplatform.errors import (
+    EventPlatformError,
+    IdempotencyStoreError,
+    KafkaError,
+    ProducerFenced,
+)
+from eventplatform.idempotency import Batch, IdempotencyStore
+from eventplatform.producer import EventProducer
+from eventplatform.serde import AvroSerializer
+
+__all__ = ["ConsumptionLoop", "RebalanceListener"]
+
+log = logging.getLogger("eventplatform.app")
+
+TP = Any  # aiokafka TopicPartition
+
+
+def _first_offsets(batches: list[list[Delivery]]) -> dict[TP, int]:
+    return {batch[0].tp: batch[0].record.offset for batch in batches if batch}
+
+
+class ConsumptionLoop:
+    """Runs an app's consumer until ``stopping`` is set. Built and owned by the app.
+
+    Args:
+        consumer: the started ``AIOKafkaConsumer`` (subscribed with a :class:`RebalanceListener`
+            of this loop, manual commits, ``read_committed``); or :meth:`attach` it later.
+        router: the app's routes.
+        decoder: turns polls into deliveries.
+        store: the idempotency store (started).
+        group_id: the consumer group.
+        owner: this instance's owner id in the store.
+        inbox: whether store batches are transactional (handlers write through units).
+        lease: seconds a non-transactional claim lasts (renewed while a poll runs).
+        plain, transactional: the app's producers (either may be None when unused).
+        serializer: encodes the publishes of transactional handlers.
+        dlq: dead-letter builder/writer.
+        max_concurrency: chains run at once per partition.
+        max_poll_records: records per poll.
+        backoff: backoff after failed polls (store, registry, broker unreachable).
+        delivery_timeout: seconds a transaction waits for its records' acknowledgements.
+        stats: the app's counters.
+        stopping: set by the app to stop after the poll in flight.
+        poll_timeout: seconds one empty poll waits (bounds how quickly a stop is noticed).
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: Any = None,
+        router: Router,
+        decoder: Decoder,
+        store: IdempotencyStore,
+        group_id: str,
+        owner: str,
+        inbox: bool,
+        lease: float,
+        plain: EventProducer | None,
+        transactional: EventProducer | None,
+        serializer: AvroSerializer,
+        dlq: DeadLetterQueue,
+        max_concurrency: int,
+        max_poll_records: int,
+        backoff: RetryPolicy,
+        delivery_timeout: float,
+        stats: AppStats,
+        stopping: asyncio.Event,
+        poll_timeout: float = 0.2,
+    ) -> None:
+        self._consumer = consumer
+        self._router = router
+        self._decoder = decoder
+        self._store = store
+        self._group = group_id
+        self._owner = owner
+        self._inbox = inbox
+        self._lease = lease
+        self._txn_producer = transactional
+        self._max_poll_records = max_poll_records
+        self._backoff = backoff
+        self._delivery_timeout = delivery_timeout
+        self.stats = stats
+        self._stopping = stopping
+        self._poll_timeout_ms = int(poll_timeout * 1000)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._pending_commits: dict[TP, int] = {}
+        self._committer: asyncio.Task[None] | None = None
+        self._unhandled_seen: set[tuple[str, str]] = set()
+        self._failures = 0
+        self._revoke_wait = max((route.timeout for route in router.routes), default=30.0)
+        self._dispatcher = Dispatcher(
+            group_id=group_id,
+            router=router,
+            plain=plain,
+            transactional=transactional,
+            serializer=serializer,
+            dlq=dlq,
+            max_concurrency=max_concurrency,
+            stats=stats,
+            pause=self.pause,
+        )
+
+    def attach(self, consumer: Any) -> None:
+        """Set the consumer (made after the loop, since its listener needs the loop)."""
+        self._consumer = consumer
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    async def pause(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds unless the app stops first; True when the sleep completed."""
+        if self._stopping.is_set():
+            return False
+        if delay <= 0:
+            return True
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            return True
+        return False
+
+    def _failure_delay(self) -> float:
+        self._failures += 1
+        return self._backoff.backoff(self._failures)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll and process until the app stops; commit what is pending on the way out.
+
+        Raises:
+            ProducerFenced: another instance took over the transactional id.
+            KafkaError: the consumer failed for good (e.g. not authorized for a topic).
+            EventPlatformError: the store failed in a way retrying cannot fix.
+        """
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            try:
+                polled = await consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_poll_records
+                )
+            except kafka_errors.KafkaError as exc:
+                if not (exc.retriable or isinstance(exc, kafka_errors.KafkaConnectionError)):
+                    raise KafkaError(f"consuming for group {self._group!r} failed: {exc}") from exc
+                self.stats.connection_errors += 1
+                delay = self._failure_delay()
+                log.warning("poll failed (%s); retrying in %.2fs", exc, delay)
+                await self.pause(delay)
+                continue
+            if not polled:
+                if self._pending_commits:
+                    self._commit_soon()
+                continue
+            self._idle.clear()
+            try:
+                delay = await self._process(polled)
+            finally:
+                self._idle.set()
+            if delay:
+                await self.pause(delay)
+        await self._drain_commits()
+
+    async def _process(self, polled: dict[TP, list[Any]]) -> float:
+        """Process one poll; return how long to wait before the next (0 when all went well)."""
+        stats = self.stats
+        stats.polls += 1
+        stats.received += sum(len(records) for records in polled.values())
+        try:
+            batches = await self._decoder.decode(polled)
+        except EventPlatformError as exc:
+            if not exc.retriable:
+                raise
+            stats.connection_errors += 1
+            log.warning("decoding a poll failed (%s); reading it again later", exc)
+            for tp, records in polled.items():
+                self._seek(tp, records[0].offset)
+            stats.deferred += sum(len(records) for records in polled.values())
+            return self._failure_delay()
+
+        txn_tps = {tp for tp in polled if self._router.transactional(tp.topic)}
+        poll = PollState(batches, txn_tps)
+        rewound: set[TP] = set()
+        try:
+            await self._settle(poll)
+        except EventPlatformError as exc:
+            # Broker-side failures of the poll's Kafka transaction aborted it: redo the poll,
+            # even when the error is not retriable as such (nothing may be dropped).
+            redo = exc.retriable or isinstance(exc, KafkaError)
+            if not redo or isinstance(exc, ProducerFenced):
+                raise
+            if isinstance(exc, IdempotencyStoreError):
+                stats.store_errors += 1
+            else:
+                stats.connection_errors += 1
+            log.warning("a poll failed (%s); reading it again later", exc)
+            # Nothing of it is durable, except a Kafka transaction that committed already.
+            rewound = set(polled) - (txn_tps if poll.committed else set())
+        else:
+            if txn_tps and not poll.committed:
+                rewound = set(txn_tps)
+
+        offsets = self._offsets(batches, skip=txn_tps | rewound)
+        for tp, offset in offsets.items():
+            self._pending_commits[tp] = max(offset, self._pending_commits.get(tp, -1))
+        if self._pending_commits:
+            self._commit_soon()
+        first = _first_offsets(batches)
+        for tp in rewound:
+            self._seek(tp, first[tp])
+        deferred = self._rewind_deferred(batches, skip=rewound)
+        self._account(batches, rewound)
+        if rewound or deferred:
+            return self._failure_delay()
+        self._failures = 0
+        return 0.0
+
+    async def _settle(self, poll: PollState) -> None:
+        """Claim, handle and make durable: Kafka transaction first, then the store batch."""
+        runnable = [d for batch in poll.batches for d in batch if d.route is not None]
+        letters = [d for batch in poll.batches for d in batch if d.error is not None]
+        keys = [d.idempotency_key for d in runnable]
+        async with self._store.batch(
+            self._group, owner=self._owner, lease=self._lease, transactional=self._inbox
+        ) as batch:
+            poll.batch = batch
+            if keys:
+                poll.claim = await batch.claim(keys)
+            txn: PollTransaction | None = None
+            if poll.txn_tps:
+                assert self._txn_producer is not None
+                txn = PollTransaction(
+                    self._txn_producer, group_id=self._group, timeout=self._delivery_timeout
+                )
+                await txn.begin()
+                poll.txn = txn
+            renewer = None
+            if keys and not batch.transactional:
+                renewer = asyncio.create_task(self._renew(batch), name="eventplatform.renew")
+            try:
+                await self._dispatcher.run(poll, runnable, letters)
+                if txn is not None:
+                    await self._commit_transaction(poll, txn)
+            except BaseException:
+                if txn is not None:
+                    await txn.abort()
+                raise
+            finally:
+                if renewer is not None:
+                    renewer.cancel()
+                    await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _commit_transaction(self, poll: PollState, txn: PollTransaction) -> None:
+        offsets = self._offsets([b for b in poll.batches if b and b[0].tp in poll.txn_tps])
+        try:
+            await txn.commit(offsets)
+        except ProducerFenced:
+            raise
+        except KafkaError as exc:
+            # aiokafka #920: the consumer does not rewind on abort; _process seeks back.
+            self.stats.transactions_aborted += 1
+            log.warning("the poll's Kafka transaction was aborted (%s); reading it again", exc)
+            return
+        poll.committed = True
+        self.stats.commits += 1
+        batch = poll.batch
+        assert batch is not None
+        for key in poll.txn_keys:
+            self._dispatcher.complete(batch, key)
+
+    async def _renew(self, batch: Batch) -> None:
+        # Non-transactional claims are leases: keep them while the poll runs long.
+        interval = max(self._lease / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                lost = await batch.renew()
+            except EventPlatformError as exc:
+                log.warning("renewing idempotency leases failed: %s", exc)
+                continue
+            if lost:
+                log.warning(
+                    "%d idempotency lease(s) passed to another member before their events "
+                    "finished; their effects may run twice",
+                    len(lost),
+                )
+
+    # -- offsets ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _offsets(batches: list[list[Delivery]], skip: set[TP] | None = None) -> dict[TP, int]:
+        """Per partition: the first deferred offset, else one past the last record."""
+        offsets: dict[TP, int] = {}
+        for batch in batches:
+            if not batch or (skip and batch[0].tp in skip):
+                continue
+            position = batch[-1].record.offset + 1
+            for d in batch:
+                if d.outcome is Outcome.DEFERRED or d.outcome is Outcome.PENDING:
+                    position = d.record.offset
+                    break
+            if position > batch[0].record.offset:
+                offsets[batch[0].tp] = position
+        return offsets
+
+    def _rewind_deferred(self, batches: list[list[Delivery]], skip: set[TP]) -> bool:
+        rewound = False
+        for batch in batches:
+            if not batch or batch[0].tp in skip:
+                continue
+            for d in batch:
+                if d.outcome is Outcome.DEFERRED or d.outcome is Outcome.PENDING:
+                    self._seek(d.tp, d.record.offset)
+                    rewound = True
+                    break
+        return rewound
+
+    def _seek(self, tp: TP, offset: int) -> None:
+        # Revoked meanwhile: the next owner starts from the committed offset.
+        with contextlib.suppress(kafka_errors.IllegalStateError, AssertionError):
+            self._consumer.seek(tp, offset)
+
+    def _commit_soon(self) -> None:
+        """Commit the pending offsets in the background, one commit in flight at a time.
+
+        The next poll is processed while the commit travels: its effects are durable already,
+        so the commit only records progress. Offsets that arrive meanwhile go out with the
+        next commit, so commits stay in order and adapt to the coordinator's latency.
+        """
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(
+                self._commit_pending(), name="eventplatform.commit"
+            )
+
+    async def _commit_pending(self) -> None:
+        while self._pending_commits:
+            if not await self._flush_commits():
+                return  # failed: the offsets wait for the next poll's commit
+
+    async def _drain_commits(self) -> None:
+        """Wait for the commit in flight, then commit what is still pending (bounded).
+
+        Bounded by the delivery timeout, so that a stop during a broker outage does not hang:
+        offsets left uncommitted only mean records read again after a restart, and skipped
+        as done.
+        """
+        try:
+            async with asyncio.timeout(self._delivery_timeout):
+                committer = self._committer
+                if committer is not None:
+                    await asyncio.gather(committer, return_exceptions=True)
+                await self._flush_commits()
+        except TimeoutError:
+            self.stats.commit_failures += 1
+            log.warning(
+                "offsets not committed within %.0fs; their records will be read again and "
+                "skipped as done",
+                self._delivery_timeout,
+            )
+
+    async def _flush_commits(self) -> bool:
+        """Commit the pending offsets of partitions still assigned; False to try again later."""
+        pending, self._pending_commits = self._pending_commits, {}
+        if not pending:
+            return True
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in pending.items() if tp in assigned}
+        if not offsets:
+            return True
+        try:
+            await self._consumer.commit(offsets)
+        except (kafka_errors.CommitFailedError, kafka_errors.IllegalStateError) as exc:
+            self.stats.commit_failures += 1
+            log.info(
+                "offset commit refused after a rebalance (%s); the partitions' new owner "
+                "skips the keys already done here",
+                exc,
+            )
+            return True
+        except kafka_errors.KafkaError as exc:
+            self.stats.commit_failures += 1
+            self.stats.connection_errors += 1
+            log.warning("offset commit failed (%s); retried with the next commit", exc)
+            for tp, offset in offsets.items():
+                self._pending_commits[tp] = max(offset, self._pending_commits.get(tp, -1))
+            return False
+        self.stats.commits += 1
+        return True
+
+    def _account(self, batches: list[list[Delivery]], rewound: set[TP]) -> None:
+        stats = self.stats
+        for batch in batches:
+            if not batch:
+                continue
+            if batch[0].tp in rewound:
+                stats.deferred += len(batch)
+                continue
+            for d in batch:
+                outcome = d.outcome
+                if outcome is Outcome.HANDLED:
+                    stats.handled += 1
+                elif outcome is Outcome.DUPLICATE:
+                    stats.skipped_duplicates += 1
+                elif outcome is Outcome.SKIPPED:
+                    stats.skipped += 1
+                elif outcome is Outcome.UNHANDLED:
+                    stats.unhandled += 1
+                    self._report_unhandled(d)
+                elif outcome is Outcome.DEAD:
+                    stats.dead_lettered += 1
+                else:
+                    stats.deferred += 1
+
+    def _report_unhandled(self, d: Delivery) -> None:
+        # Once at INFO per topic and type (a shared topic may carry many such records).
+        seen = (d.record.topic, _type_of(d))
+        if seen in self._unhandled_seen:
+            log.debug("no handler for %s (type %s); skipped", where(d.record), seen[1])
+            return
+        self._unhandled_seen.add(seen)
+        log.info(
+            "no handler for type %s on topic %s: its records are skipped (first at %s)",
+            seen[1],
+            seen[0],
+            where(d.record),
+        )
+
+    # -- rebalances ------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        """Let the poll in flight finish (bounded) and commit before partitions move."""
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), self._revoke_wait)
+            except TimeoutError:
+                log.warning(
+                    "the poll in flight did not finish within %.0fs of a rebalance; its "
+                    "partitions move on and their new owner waits for its idempotency keys",
+                    self._revoke_wait,
+                )
+        await self._drain_commits()
+        for tp in revoked:
+            self._pending_commits.pop(tp, None)
+
+
+def _type_of(d: Delivery) -> str:
+    return d.metadata.type if d.metadata is not None else "?"
+
+
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Connects aiokafka's rebalance callbacks to the loop."""
+
+    def __init__(self, loop: ConsumptionLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        """Before the partitions move: finish the poll in flight and commit."""
+        await self._loop.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
+        """After a rebalance: count it (positions come from the committed offsets)."""
+        self._loop.stats.rebalances += 1
+        log.info("assigned %d partition(s): %s", len(assigned), sorted(map(tuple, assigned)))

@@ -1,0 +1,214 @@
+"""One Kafka transaction per poll for ``transactional=True`` handlers (KIP-98).
+
+Consume → transform → produce with the records a handler publishes, the dead letters of its
+topics, and the consumer offsets past them committed atomically::
+
+    begin
+      handler attempt ok  → its buffered records are sent into the transaction
+      handler attempt err → its buffered records are dropped (nothing was sent)
+      dead letters        → sent into the transaction
+    send_offsets_to_transaction(offsets, group)   # TxnOffsetCommit
+    commit                                        # or abort, and the poll is read again
+
+Records are buffered per handler attempt because a Kafka transaction has no savepoints: a
+record already sent cannot be taken back without aborting everything else in the poll.
+
+Fencing and its limits
+----------------------
+The producer's ``transactional.id`` is stable per app *instance* (``<group>.<instance id>``,
+the instance id defaulting to the host name). When an instance restarts, ``InitProducerId``
+with the same id bumps the epoch and fences its predecessor: a zombie of the crashed process
+can no longer commit (KIP-98).
+
+KIP-447 (Kafka 2.5) fences more: the consumer group's generation travels with the
+``TxnOffsetCommit``, so after a *rebalance* a member that lost a partition cannot commit
+offsets for it even though its transactional id differs from the new owner's. aiokafka's
+``send_offsets_to_transaction`` takes only the group id (no group metadata), so that check is
+not available here. A member that is still alive but was expelled from the group (a long GC
+pause, a network partition) can therefore commit one more transaction for partitions that
+moved to another member, which may duplicate the output of the records in that window. The
+pre-KIP-447 remedy, one transactional producer per input partition, costs a producer per
+partition; instead, the idempotency store runs alongside: a key a zombie has completed is
+skipped by the new owner once the zombie's store batch commits, and a key it still holds is
+"busy" to the new owner until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import errors as kafka_errors
+
+from eventplatform.app.dlq import DeadLetter
+from eventplatform.errors import KafkaError, ProducerFenced, PublishError, PublishTimeout
+from eventplatform.producer import EventProducer, Outgoing, PublishResult
+from eventplatform.serde import AvroSerializer
+
+__all__ = ["PollTransaction", "TransactionBuffer"]
+
+log = logging.getLogger("eventplatform.app")
+
+# Errors after which the producer cannot go on: another instance owns the transactional id.
+_FATAL = (
+    kafka_errors.ProducerFenced,
+    kafka_errors.InvalidProducerEpoch,
+    kafka_errors.TransactionalIdAuthorizationFailed,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key
+
+
+class TransactionBuffer:
+    """Collects one handler attempt's publishes; sent only when the attempt succeeds.
+
+    Serializes at once, so that an event that does not fit its schema fails inside the handler
+    (and is retried or dead-lettered like any handler failure).
+    """
+
+    __slots__ = ("_producer", "_serializer", "records")
+
+    def __init__(self, producer: EventProducer, serializer: AvroSerializer) -> None:
+        self._producer = producer
+        self._serializer = serializer
+        self.records: list[_Record] = []
+
+    async def publish(self, item: Outgoing) -> PublishResult | None:
+        """Serialize and buffer one event; returns None (the offset is not known yet)."""
+        producer = self._producer
+        topic = producer.topic_for(item.event, item.topic)
+        meta = producer.metadata_for(item)
+        value = await self._serializer.serialize(item.event, topic)
+        self.records.append(
+            _Record(topic, value, _key_bytes(item.key), meta.to_headers(item.headers))
+        )
+        return None
+
+
+class PollTransaction:
+    """The Kafka transaction of one poll.
+
+    Args:
+        producer: the app's transactional producer (started).
+        group_id: the consumer group whose offsets commit in the transaction.
+        timeout: seconds to wait for the records' acknowledgements before committing.
+    """
+
+    def __init__(self, producer: EventProducer, *, group_id: str, timeout: float) -> None:
+        self._producer = producer
+        self._client: Any = producer.client
+        self._group_id = group_id
+        self._timeout = timeout
+        self._futures: list[asyncio.Future[Any]] = []
+        self._open = False
+
+    def _translate(self, exc: BaseException, what: str) -> KafkaError:
+        txn_id = self._producer.transactional_id
+        if isinstance(exc, _FATAL):
+            return ProducerFenced(
+                f"transactional id {txn_id!r} was taken over by another instance "
+                f"({type(exc).__name__}); this instance stops: {exc}"
+            )
+        if isinstance(exc, kafka_errors.KafkaError) and exc.retriable:
+            return PublishTimeout(f"{what} in transaction {txn_id!r} failed: {exc}")
+        return PublishError(f"{what} in transaction {txn_id!r} failed: {exc}")
+
+    async def begin(self) -> None:
+        """Begin the transaction.
+
+        Raises:
+            ProducerFenced: another instance owns the transactional id.
+            PublishError: the producer is in a state that cannot begin one.
+        """
+        try:
+            await self._client.begin_transaction()
+        except kafka_errors.KafkaError as exc:
+            raise self._translate(exc, "begin") from exc
+        self._open = True
+
+    async def send(self, records: list[_Record] | list[DeadLetter]) -> None:
+        """Send records into the transaction without waiting for their acknowledgements.
+
+        Raises:
+            ProducerFenced, PublishError, PublishTimeout: the records could not be queued.
+        """
+        client = self._client
+        try:
+            for record in records:
+                future = await client.send(
+                    record.topic, record.value, key=record.key, headers=record.headers
+                )
+                self._futures.append(future)
+        except kafka_errors.KafkaError as exc:
+            raise self._translate(exc, "send") from exc
+
+    async def commit(self, offsets: Mapping[Any, int]) -> None:
+        """Wait for the records, add ``offsets`` and commit.
+
+        Raises:
+            ProducerFenced: another instance owns the transactional id (fatal).
+            PublishTimeout, PublishError: the transaction was aborted; redo the poll.
+        """
+        client = self._client
+        try:
+            try:
+                if self._futures:
+                    await asyncio.wait_for(asyncio.gather(*self._futures), self._timeout)
+                if offsets:
+                    await client.send_offsets_to_transaction(dict(offsets), self._group_id)
+                await client.commit_transaction()
+                self._open = False
+            except TimeoutError as exc:
+                raise PublishTimeout(
+                    f"records of transaction {self._producer.transactional_id!r} were not "
+                    f"acknowledged within {self._timeout:.0f}s"
+                ) from exc
+            except kafka_errors.KafkaError as exc:
+                raise self._translate(exc, "commit") from exc
+        except KafkaError:
+            await self.abort()
+            raise
+
+    async def abort(self) -> None:
+        """Abort the transaction if it is open (quietly: the caller reports the cause).
+
+        Raises:
+            ProducerFenced: the producer was fenced (nothing can be aborted).
+        """
+        if not self._open:
+            return
+        self._open = False
+        for future in self._futures:
+            # Aborting fails the records still in flight; nobody awaits them any more.
+            future.add_done_callback(_consume_result)
+        txn = self._client._txn_manager
+        if txn is not None and txn.is_fatal_error():
+            raise ProducerFenced(
+                f"transactional id {self._producer.transactional_id!r} is fenced; "
+                "this instance stops"
+            )
+        try:
+            await self._client.abort_transaction()
+        except kafka_errors.KafkaError as exc:
+            translated = self._translate(exc, "abort")
+            if isinstance(translated, ProducerFenced):
+                raise translated from exc
+            log.warning("aborting transaction %s failed: %s", self._producer.transactional_id, exc)
+
+
+def _consume_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,105 @@
+"""What CLI commands connect to: the schema registry and the Kafka cluster, from settings.
+
+:data:`registry_factory` is the seam between the commands and the registry backend. Commands
+read it at call time (``_clients.registry_factory(settings)``), so a test replaces it with a
+factory of :class:`~eventplatform.registry.memory.MemoryRegistry` and runs the real commands
+without a broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from typing import Any
+
+from aiokafka import errors as kafka_errors
+from aiokafka.helpers import create_ssl_context
+
+from eventplatform.errors import ConfigurationError, KafkaError
+from eventplatform.registry.base import SchemaRegistry
+from eventplatform.registry.factory import open_registry
+from eventplatform.settings import Settings
+
+__all__ = [
+    "RegistryFactory",
+    "bootstrap_servers",
+    "kafka_errors_translated",
+    "kafka_options",
+    "open_configured_registry",
+    "registry_factory",
+]
+
+RegistryFactory = Callable[[Settings], AbstractAsyncContextManager[SchemaRegistry]]
+"""Builds the registry a command uses; entering it starts it, leaving it closes it."""
+
+
+def open_configured_registry(settings: Settings) -> AbstractAsyncContextManager[SchemaRegistry]:
+    """The registry the settings name, not yet started (see :func:`open_registry`).
+
+    Raises:
+        ConfigurationError: neither a registry URL nor Kafka bootstrap servers are set.
+    """
+    if not settings.registry.url and not settings.kafka.bootstrap_servers:
+        # A broker provisioned for one command would take the schemas with it when it stops,
+        # so the CLI only talks to registries that outlive it.
+        raise ConfigurationError(
+            "no schema registry configured: set EVENTPLATFORM_REGISTRY__URL (a "
+            "Confluent-compatible registry) or EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS (the "
+            "Kafka-log registry in that cluster, topic EVENTPLATFORM_REGISTRY__TOPIC)"
+        )
+    return open_registry(settings)
+
+
+registry_factory: RegistryFactory = open_configured_registry
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    """The configured cluster.
+
+    Raises:
+        ConfigurationError: no bootstrap servers are set.
+    """
+    servers = settings.kafka.bootstrap_servers
+    if not servers:
+        raise ConfigurationError(
+            "no Kafka cluster configured: set EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS (for "
+            "development, start one with `eventplatform kafka start`)"
+        )
+    return servers
+
+
+def kafka_options(settings: Settings, *, request_timeout: float = 30.0) -> dict[str, Any]:
+    """aiokafka client keyword arguments: servers, client id and security settings.
+
+    Raises:
+        ConfigurationError: no bootstrap servers are set.
+    """
+    kafka = settings.kafka
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "client_id": kafka.client_id,
+        "request_timeout_ms": int(request_timeout * 1000),
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context()
+    if kafka.sasl_mechanism is not None:
+        options |= {
+            "sasl_mechanism": kafka.sasl_mechanism,
+            "sasl_plain_username": kafka.sasl_username,
+            "sasl_plain_password": kafka.sasl_password,
+        }
+    return options
+
+
+@contextmanager
+def kafka_errors_translated(doing: str, servers: str) -> Iterator[None]:
+    """Re-raise aiokafka's (and the network's) errors as :class:`KafkaError` naming the cluster.
+
+    Raises:
+        KafkaError: chained to the original.
+    """
+    try:
+        yield
+    except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
+        raise KafkaError(f"{doing} on {servers} failed: {type(exc).__name__}: {exc}") from exc
