@@ -44,6 +44,7 @@ The tree::
     ├── HandlerTimeout                (retriable) a handler ran past its timeout, was cancelled
     ├── ConnectorError                a connector failed or was used wrongly
     │   ├── ConnectorNotFound         no connector type of that name is installed
+    │   ├── ConnectorUnavailable      (retriable) the system a connector bridges is unreachable
     │   ├── InvalidPayload            input does not validate into its event type (paths)
     │   │   └── MalformedPayload      input is not well-formed JSON
     │   └── InvalidSignature          a webhook signature or API key does not verify
@@ -66,6 +67,7 @@ __all__ = [
     "ConnectorConfigError",
     "ConnectorError",
     "ConnectorNotFound",
+    "ConnectorUnavailable",
     "CorruptPayload",
     "DeserializationError",
     "EventPlatformError",
@@ -349,6 +351,12 @@ class ConnectorError(EventPlatformError):
 
 class ConnectorNotFound(ConnectorError):
     """No connector type of that name: neither an entry point nor a built-in provides it."""
+
+
+class ConnectorUnavailable(ConnectorError):
+    """The external system a connector bridges (a database, a file system) cannot be reached."""
+
+    retriable = True
 
 
 class InvalidPayload(ConnectorError):

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import io, kafka, registry, schemas, serve, topics
+from eventplatform.cli import connectors, io, kafka, registry, schemas, serve, topics
 
 __all__ = ["app", "main"]
 
@@ -29,6 +29,7 @@ app.add_typer(serve.app)
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(topics.app, name="topics")
 app.add_typer(io.app)
+app.add_typer(connectors.app, name="connectors")
 
 
 def _version(value: bool) -> None:

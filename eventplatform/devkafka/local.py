@@ -198,8 +198,12 @@ def free_port() -> int:
 
 def _cluster_id() -> str:
     # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding, which is what
-    # `kafka-storage.sh random-uuid` prints.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # `kafka-storage.sh random-uuid` prints. One starting with "-" would be read as an option
+    # by the storage tool's argument parser, so draw again (Kafka's own generator does too).
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child

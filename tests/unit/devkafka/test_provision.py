@@ -95,3 +95,12 @@ def test_initial_heap_is_a_quarter_with_a_floor() -> None:
     assert min_heap("512m") == "128m"
     assert min_heap("2g") == "512m"
     assert min_heap("128m") == "64m"
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    from eventplatform.devkafka.local import _cluster_id
+
+    ids = {_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)

@@ -1,0 +1,460 @@
+"""Webhook ingress: JSON events posted over HTTP, validated, published, then answered.
+
+An instance::
+
+    # connectors/orders-in.toml
+    type = "webhook-ingress"
+    topic = "orders"
+    event_type = "com.example.orders.OrderPlaced"
+
+    [settings]
+    port = 8080                                  # shared by every ingress on this port
+    signing_secrets = ["${ORDERS_WEBHOOK_SECRET}"]   # Standard Webhooks, whsec_…
+    api_keys = ["${ORDERS_API_KEY}"]             # and/or Authorization: Bearer / X-API-Key
+    key_field = "order_id"                       # the Kafka key
+
+``POST /hooks/<name>`` takes one JSON event. The answer ``202 {"id": "<event id>"}`` is sent
+only once Kafka acknowledged the record, so an accepted event is durable (DESIGN.md,
+"Guarantees"). Everything else is an RFC 9457 problem document, checked in this order:
+
+=====  ==============================================================================
+404    no such route (the server answers it)
+413    the body is longer than ``max_body_bytes`` (by ``Content-Length`` or as read)
+401    a missing or wrong API key; a missing, malformed, stale or non-matching signature
+415    not ``application/json`` (or ``application/*+json``), or a charset other than UTF-8
+400    malformed JSON, or a malformed ``Idempotency-Key``
+422    the event does not fit its Avro schema: ``errors`` lists ``{"path", "reason"}``;
+       or an idempotency key reused for a different body
+429    ``max_pending`` requests are already waiting for Kafka (``Retry-After``)
+503    Kafka is unavailable or did not acknowledge within ``publish_timeout``; after such a
+       failure new requests are refused at once for ``retry_after`` seconds (``Retry-After``)
+=====  ==============================================================================
+
+**Idempotency.** A request carrying a ``webhook-id`` (signed routes) or an
+``Idempotency-Key`` header gets a deterministic event id, ``uuid5(connector, key)``: a retry
+after an accepted answer is answered the same ``202`` and publishes nothing
+(:mod:`~eventplatform.connectors.answers`); a retry while the first is still in flight shares
+its outcome. With ``idempotency_store`` (``sqlite:///…``, ``postgresql://…``) accepted keys
+also survive a restart; without it a retry after a restart is published again, with the same
+event id, and consumers deduplicate it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
+from eventplatform.connectors.base import Source, SourceConfig
+from eventplatform.connectors.ingress_server import IngressServer, problem
+from eventplatform.connectors.openapi import route_operation
+from eventplatform.connectors.payloads import parse_event
+from eventplatform.connectors.records import SourceRecord
+from eventplatform.connectors.webhooks import MAX_ID_LENGTH, SignatureVerifier, decode_secret
+from eventplatform.errors import (
+    ConfigurationError,
+    ConnectorConfigError,
+    ConnectorError,
+    EventPlatformError,
+    InvalidPayload,
+    InvalidSignature,
+    MalformedPayload,
+    SerializationError,
+)
+from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
+from eventplatform.producer import PublishResult
+from eventplatform.schema import AvroEvent
+
+__all__ = ["WebhookIngress", "WebhookIngressConfig"]
+
+log = logging.getLogger("eventplatform.connectors.ingress")
+
+# Event ids of keyed requests: uuid5 in a namespace of their own (RFC 9562 §5.5).
+_ID_NAMESPACE = uuid.UUID("0c6f4a8e-1b7d-5c2e-9f3a-8d4b6e2a1c57")
+_RESERVED_PATHS = ("/health", "/openapi.json")
+T = TypeVar("T")
+
+
+class WebhookIngressConfig(SourceConfig):
+    """Settings of a webhook ingress (the ``[settings]`` table)."""
+
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port; 0 picks a free one.")
+    path: str | None = Field(default=None, description="Route; default /hooks/<name>.")
+    signing_secrets: list[SecretStr] = Field(
+        default=[], description="Standard Webhooks secrets (whsec_…); any one may sign."
+    )
+    api_keys: list[SecretStr] = Field(
+        default=[], description="Accepted keys (Authorization: Bearer, or X-API-Key)."
+    )
+    allow_anonymous: bool = Field(
+        default=False, description="Accept requests without a key or signature."
+    )
+    timestamp_tolerance: float = Field(
+        default=300.0, ge=0, description="Seconds webhook-timestamp may be off."
+    )
+    max_body_bytes: int = Field(default=1 << 20, gt=0)
+    max_pending: int = Field(default=1000, gt=0, description="Requests waiting for Kafka.")
+    publish_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for Kafka.")
+    retry_after: int = Field(default=5, ge=1, description="Retry-After of 503 answers.")
+    key_field: str | None = Field(default=None, description="Event field used as Kafka key.")
+    idempotency_ttl: float = Field(default=86_400.0, gt=0)
+    idempotency_entries: int = Field(default=100_000, gt=0)
+    idempotency_store: SecretStr | None = Field(
+        default=None, description="Store URL that keeps accepted keys across restarts."
+    )
+
+    @field_validator("signing_secrets")
+    @classmethod
+    def _check_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        for secret in secrets:
+            try:
+                decode_secret(secret.get_secret_value())
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        return secrets
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, path: str | None) -> str | None:
+        if path is not None and (not path.startswith("/") or path in _RESERVED_PATHS):
+            raise ValueError("must start with '/' and not be /health or /openapi.json")
+        return path
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> WebhookIngressConfig:
+        if not (self.signing_secrets or self.api_keys or self.allow_anonymous):
+            raise ValueError(
+                "set signing_secrets and/or api_keys (or allow_anonymous = true to accept "
+                "unauthenticated requests)"
+            )
+        return self
+
+
+class WebhookIngress(Source[WebhookIngressConfig]):
+    """HTTP → topic (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        assert self.event_type is not None  # requires_event_type
+        self._event_type: type[AvroEvent] = self.event_type
+        key_field = self.config.key_field
+        if key_field is not None and key_field not in self.event_type.model_fields:
+            raise ConnectorConfigError(
+                f"connector {self.name!r}: key_field {key_field!r} is not a field of "
+                f"{self.event_type.__avro_name__}",
+                key="settings.key_field",
+            )
+        self.path = self.config.path or f"/hooks/{self.name}"
+        self._verifier = (
+            SignatureVerifier(
+                [s.get_secret_value() for s in self.config.signing_secrets],
+                tolerance=self.config.timestamp_tolerance,
+            )
+            if self.config.signing_secrets
+            else None
+        )
+        self._api_keys = [k.get_secret_value().encode() for k in self.config.api_keys]
+        self._answers = AnswerCache(
+            max_entries=self.config.idempotency_entries, ttl=self.config.idempotency_ttl
+        )
+        self._queue: deque[SourceRecord] = deque()
+        self._ready = asyncio.Event()
+        self._pending = 0
+        self._unavailable_until = 0.0
+        self._server: IngressServer | None = None
+        self._store: IdempotencyStore | None = None
+        self._owner = new_owner_id()
+
+    @property
+    def url(self) -> str:
+        """The full URL of the route.
+
+        Raises:
+            ConnectorError: the connector is not listening.
+        """
+        if self._server is None:
+            raise ConnectorError(f"ingress {self.name!r} is not listening")
+        return self._server.url + self.path
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        if self.config.idempotency_store is not None:
+            store = open_store(self.config.idempotency_store.get_secret_value())
+            await store.start()
+            self._store = store
+        self._server = await IngressServer.attach(
+            self, host=self.config.host, port=self.config.port
+        )
+        log.info("webhook ingress %s: POST %s%s", self.name, self._server.url, self.path)
+
+    async def on_stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.detach(self)
+        # Requests queued but never read: nothing was published for them.
+        while self._queue:
+            record = self._queue.popleft()
+            if record.ack is not None and not record.ack.done():
+                record.ack.set_exception(ConfigurationError("the ingress is stopping"))
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+    async def records(self) -> AsyncIterator[SourceRecord]:
+        """The accepted requests, in arrival order, until stopped."""
+        while True:
+            self._ready.clear()
+            while self._queue:
+                yield self._queue.popleft()
+            # Handlers refuse new requests once stopping, so nothing is queued after this.
+            if self.stopping:
+                return
+            await self.idle(3600.0, wakeup=self._ready)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _reject(
+        self, status: int, detail: str, headers: MutableMapping[str, str] | None = None, **more: Any
+    ) -> web.Response:
+        self.stats.count("rejected")
+        self.stats.count(f"http_{status}")
+        return problem(status, detail, headers=headers, **more)
+
+    def _unavailable(self, detail: str, *, retry_after: int | None = None) -> web.Response:
+        self.stats.count("http_503")
+        wait = retry_after or self.config.retry_after
+        return problem(503, detail, headers={"Retry-After": str(wait)})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one ``POST`` (see the module docstring for the answers)."""
+        config = self.config
+        if self.stopping or not self.running:
+            return self._unavailable(f"the ingress {self.name!r} is not running")
+        length = request.content_length
+        if length is not None and length > config.max_body_bytes:
+            return self._reject(413, f"the body exceeds {config.max_body_bytes} bytes")
+        if self._api_keys and not self._key_matches(request):
+            return self._reject(
+                401,
+                "a valid API key is required (Authorization: Bearer <key>, or X-API-Key)",
+                {"WWW-Authenticate": 'Bearer realm="eventplatform"'},
+            )
+        body = await self._read_body(request)
+        if body is None:
+            return self._reject(413, f"the body exceeds {config.max_body_bytes} bytes")
+        key: str | None = None
+        if self._verifier is not None:
+            try:
+                key = self._verifier.verify(request.headers, body).id
+            except InvalidSignature as exc:
+                return self._reject(401, f"signature check failed: {exc}")
+        if not _is_json(request):
+            return self._reject(415, "send the event as application/json (UTF-8)")
+        if key is None and "Idempotency-Key" in request.headers:
+            key = request.headers["Idempotency-Key"].strip().strip('"')
+            if not key or len(key) > MAX_ID_LENGTH or not key.isprintable():
+                return self._reject(
+                    400, f"Idempotency-Key must be 1 to {MAX_ID_LENGTH} printable characters"
+                )
+        digest = body_digest(body)
+        if key is not None:
+            replay = await self._replay(key, digest)
+            if replay is not None:
+                return replay
+        try:
+            event = parse_event(self._event_type, body)
+        except MalformedPayload as exc:
+            return self._reject(400, str(exc))
+        except InvalidPayload as exc:
+            errors = [{"path": path, "reason": reason} for path, reason in exc.errors]
+            return self._reject(422, "the event does not fit its schema", errors=errors)
+        if self._pending >= config.max_pending:
+            return self._reject(
+                429, "too many requests are waiting for Kafka", {"Retry-After": "1"}
+            )
+        if time.monotonic() < self._unavailable_until:
+            return self._unavailable("Kafka is unavailable")
+        return await self._publish(request, event, key, digest)
+
+    def _key_matches(self, request: web.Request) -> bool:
+        given = request.headers.get("X-API-Key", "")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            given = token.strip()
+        if not given:
+            return False
+        candidate = given.encode()
+        # Every key is compared, so the time taken does not reveal which one nearly matched.
+        matched = False
+        for known in self._api_keys:
+            matched |= hmac.compare_digest(known, candidate)
+        return matched
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        limit = self.config.max_body_bytes
+        if request.content_length is not None:  # already checked against the limit
+            return await request.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _replay(self, key: str, digest: bytes) -> web.StreamResponse | None:
+        """The answer to a repeated key, or None for a key not seen before."""
+        answer = self._answers.get(key)
+        if answer is None:
+            flight = self._answers.in_flight(key)
+            if flight is not None:
+                if flight[0] != digest:
+                    return self._reject(422, "the idempotency key is in use for another body")
+                try:
+                    answer = await _within(flight[1], self.config.publish_timeout)
+                except TimeoutError:
+                    return self._unavailable("Kafka did not acknowledge the event in time")
+                except EventPlatformError as exc:
+                    return self._publish_failed(exc)
+        if answer is None and self._store is not None:
+            try:
+                found = await self._store.lookup(self._group, [key])
+            except EventPlatformError as exc:
+                log.warning("ingress %s: idempotency store lookup failed: %s", self.name, exc)
+            else:
+                if key in found and found[key].done:
+                    answer = Answer(self._event_id(key))
+                    self._answers.put(key, answer)
+        if answer is None:
+            return None
+        if answer.digest and answer.digest != digest:
+            return self._reject(422, "the idempotency key was used for another body")
+        self.stats.count("duplicates")
+        return web.json_response(
+            {"id": answer.event_id}, status=202, headers={"Idempotent-Replayed": "true"}
+        )
+
+    @property
+    def _group(self) -> str:
+        return f"ingress:{self.name}"
+
+    def _event_id(self, key: str | None) -> str:
+        if key is None:
+            return str(uuid.uuid4())
+        return str(uuid.uuid5(_ID_NAMESPACE, f"{self.name}\x00{key}"))
+
+    async def _publish(
+        self, request: web.Request, event: AvroEvent, key: str | None, digest: bytes
+    ) -> web.StreamResponse:
+        event_id = self._event_id(key)
+        loop = asyncio.get_running_loop()
+        ack: asyncio.Future[PublishResult] = loop.create_future()
+        key_field = self.config.key_field
+        record = SourceRecord(
+            event=event,
+            key=str(getattr(event, key_field)) if key_field else None,
+            event_id=event_id,
+            traceparent=request.headers.get("traceparent"),
+            ack=ack,
+        )
+        outcome = self._answers.begin(key, digest) if key is not None else None
+        self._pending += 1
+        ack.add_done_callback(lambda done: self._settled(done, outcome, event_id, digest))
+        self._queue.append(record)
+        self._ready.set()
+        try:
+            await _within(ack, self.config.publish_timeout)
+        except TimeoutError:
+            self._unavailable_until = time.monotonic() + self.config.retry_after
+            return self._unavailable("Kafka did not acknowledge the event in time")
+        except EventPlatformError as exc:
+            return self._publish_failed(exc)
+        if key is not None and self._store is not None:
+            await self._remember(key)
+        return web.json_response({"id": event_id}, status=202)
+
+    def _settled(
+        self,
+        ack: asyncio.Future[PublishResult],
+        outcome: asyncio.Future[Answer] | None,
+        event_id: str,
+        digest: bytes,
+    ) -> None:
+        self._pending -= 1
+        error = ack.exception() if not ack.cancelled() else None
+        if outcome is not None and not outcome.done():
+            if error is not None:
+                outcome.set_exception(error)
+                outcome.exception()  # waiters re-raise it; no "never retrieved" warning
+            else:
+                outcome.set_result(Answer(event_id, digest))
+
+    def _publish_failed(self, exc: EventPlatformError) -> web.StreamResponse:
+        if isinstance(exc, SerializationError):
+            return self._reject(422, f"the event cannot be encoded: {exc}")
+        self.stats.failed(exc)
+        log.warning("ingress %s: publishing failed: %s", self.name, exc)
+        if exc.retriable:
+            # Kafka is down: refuse at once for a while instead of queueing doomed requests.
+            self._unavailable_until = time.monotonic() + self.config.retry_after
+        return self._unavailable(f"the event could not be published: {type(exc).__name__}")
+
+    async def _remember(self, key: str) -> None:
+        assert self._store is not None
+        try:
+            async with self._store.batch(
+                self._group, owner=self._owner, transactional=False
+            ) as batch:
+                claim = await batch.claim([key])
+                if key in claim.fresh:
+                    batch.complete(key)
+        except EventPlatformError as exc:
+            log.warning("ingress %s: recording key in the store failed: %s", self.name, exc)
+
+    # -- description ---------------------------------------------------------------------------
+
+    def openapi_operation(self, components: MutableMapping[str, Any]) -> dict[str, Any]:
+        """The OpenAPI operation of this route (its event schema added to ``components``)."""
+        return route_operation(
+            name=self.name,
+            topic=self.topic or "",
+            event_type=self._event_type,
+            signed=self._verifier is not None,
+            keyed=bool(self._api_keys),
+            max_body_bytes=self.config.max_body_bytes,
+            components=components,
+        )
+
+
+async def _within(future: asyncio.Future[T], seconds: float) -> T:
+    """The result of ``future`` within ``seconds``; a timeout leaves it running.
+
+    Raises:
+        TimeoutError: not done in time (``future`` is not cancelled: the record may still be
+            published, and later requests with its key share its outcome).
+        BaseException: what ``future`` raised.
+    """
+    done, _ = await asyncio.wait((future,), timeout=seconds)
+    if not done:
+        raise TimeoutError
+    return future.result()
+
+
+def _is_json(request: web.Request) -> bool:
+    content_type = request.content_type.lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        return False
+    charset = request.charset
+    return charset is None or charset.lower() in ("utf-8", "utf8")
