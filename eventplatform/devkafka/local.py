@@ -29,6 +29,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -204,6 +205,13 @@ def _cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. The
+# broker is therefore always forked from this one long-lived thread, so that starting it from
+# a short-lived thread (asyncio.to_thread, a test helper) does not kill it when that thread
+# ends, while a SIGKILL of the whole process still takes it down.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventplatform-kafka-spawner")
 
 
 def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
@@ -420,15 +428,16 @@ class LocalKafka:
         self._say(f"starting Apache Kafka {self.version} on 127.0.0.1:{self.port}")
         console = open(self.workdir / "console.log", "ab")  # noqa: SIM115 - owned by the child
         try:
-            self._proc.popen = subprocess.Popen(
+            self._proc.popen = _SPAWNER.submit(
+                subprocess.Popen,
                 self._command,
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
-                preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,  # noqa: PLW1509
+                preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,
                 start_new_session=True,
-            )
+            ).result()
         finally:
             console.close()
         self._wait_ready(self.port, deadline)

@@ -182,3 +182,20 @@ def test_halt_and_resume_keep_port_and_data() -> None:
         kafka.resume()
         assert kafka.bootstrap_servers == servers
         assert asyncio.run(consume(servers)) == [b"before-restart"]
+
+
+def test_broker_started_from_a_short_lived_thread_survives_it() -> None:
+    import threading
+
+    kafka = LocalKafka(version=VERSION)
+    worker = threading.Thread(target=kafka.start)
+    worker.start()
+    worker.join()
+    try:
+        assert kafka.running
+        time.sleep(1)  # PDEATHSIG would have fired when the starting thread ended
+        assert kafka.running
+        host, port = kafka.bootstrap_servers.split(":")
+        probe_metadata(host, int(port), timeout=5)
+    finally:
+        kafka.stop()

@@ -1,0 +1,65 @@
+"""The apps the proofs run in their own processes, with ``eventplatform serve --factory``.
+
+Each is a factory (``--factory``) that reads the environment when it is called, in the child:
+the ``EVENTPLATFORM_*`` settings (bootstrap servers, registry topic, consumer group, store,
+timeouts) and the proof's own variables:
+
+``PROOF_TOPIC``
+    the topic of :class:`~tests.integration.proofs.events.Deposit` events to consume.
+``PROOF_EFFECTS_TABLE`` (:func:`inbox`)
+    the effect table; one row per handled event, written through ``ctx.transaction`` so that
+    it commits in the same database transaction as the event's idempotency key. It has no
+    unique constraint on purpose: a second application of a key shows up as a second row.
+``PROOF_OUTPUT_TOPIC`` (:func:`relay`)
+    where the transactional relay publishes one :class:`Receipt` per deposit.
+"""
+
+from __future__ import annotations
+
+import os
+
+from eventplatform.app import Context, EventApp
+from eventplatform.settings import load_settings
+from tests.integration.proofs.events import Deposit, Receipt
+
+EFFECT_COLUMNS = ("idempotency_key", "event_id", "seq", "record_partition", "record_offset", "pid")
+
+
+class PoisonDeposit(Exception):
+    """Raised by the inbox handler for every attempt at a deposit marked ``poison``."""
+
+
+def inbox() -> EventApp:
+    """An inbox app: each deposit inserts one effect row in the store's transaction."""
+    settings = load_settings()
+    postgres = settings.idempotency.store.startswith("postgres")
+    marks = [f"${n}" for n in range(1, 7)] if postgres else ["?"] * 6
+    insert = (
+        f"INSERT INTO {os.environ['PROOF_EFFECTS_TABLE']} ({', '.join(EFFECT_COLUMNS)}) "
+        f"VALUES ({', '.join(marks)})"
+    )
+    pid = os.getpid()
+    app = EventApp("proof-inbox", settings=settings)
+
+    @app.handle(Deposit, topic=os.environ["PROOF_TOPIC"])
+    async def apply(event: Deposit, ctx: Context) -> None:
+        if event.poison:
+            raise PoisonDeposit(f"deposit {event.seq} is poison (attempt {ctx.attempt})")
+        await ctx.transaction.execute(
+            insert, ctx.idempotency_key, ctx.metadata.id, event.seq, ctx.partition, ctx.offset, pid
+        )
+
+    return app
+
+
+def relay() -> EventApp:
+    """A consume-transform-produce app: one receipt per deposit, in Kafka transactions."""
+    output = os.environ["PROOF_OUTPUT_TOPIC"]
+    app = EventApp("proof-relay")
+
+    @app.handle(Deposit, topic=os.environ["PROOF_TOPIC"], transactional=True)
+    async def forward(event: Deposit, ctx: Context) -> None:
+        receipt = Receipt(input_id=ctx.metadata.id, seq=event.seq)
+        await ctx.publish(receipt, topic=output, key=ctx.key)
+
+    return app
