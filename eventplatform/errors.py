@@ -45,6 +45,8 @@ The tree::
     ├── ConnectorError                a connector failed or was used wrongly
     │   ├── ConnectorNotFound         no connector type of that name is installed
     │   ├── ConnectorUnavailable      (retriable) the system a connector bridges is unreachable
+    │   ├── DeliveryFailed            (retriable) a webhook endpoint did not accept a delivery
+    │   ├── UnsafeDestination         a delivery address is loopback/private (SSRF guard)
     │   ├── InvalidPayload            input does not validate into its event type (paths)
     │   │   └── MalformedPayload      input is not well-formed JSON
     │   └── InvalidSignature          a webhook signature or API key does not verify
@@ -69,6 +71,7 @@ __all__ = [
     "ConnectorNotFound",
     "ConnectorUnavailable",
     "CorruptPayload",
+    "DeliveryFailed",
     "DeserializationError",
     "EventPlatformError",
     "HandlerTimeout",
@@ -103,6 +106,7 @@ __all__ = [
     "SubjectNotFound",
     "TruncatedPayload",
     "UnknownSchemaId",
+    "UnsafeDestination",
     "VersionNotFound",
     "map_exceptions",
 ]
@@ -357,6 +361,43 @@ class ConnectorUnavailable(ConnectorError):
     """The external system a connector bridges (a database, a file system) cannot be reached."""
 
     retriable = True
+
+
+class DeliveryFailed(ConnectorError):
+    """A webhook endpoint did not accept a delivery (an error status, a timeout, no connection).
+
+    Attributes:
+        endpoint: the endpoint's name.
+        status: the HTTP status answered, or None when there was no answer.
+        attempts: how many attempts were made.
+    """
+
+    retriable = True
+
+    def __init__(
+        self, message: str, *, endpoint: str, status: int | None = None, attempts: int = 1
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.attempts = attempts
+
+
+class UnsafeDestination(ConnectorError):
+    """A delivery would go to a loopback, private, link-local or multicast address.
+
+    The webhook egress refuses them unless ``allow_private_addresses`` is set (server-side
+    request forgery guard, OWASP SSRF Prevention Cheat Sheet).
+
+    Attributes:
+        host: the host name of the URL.
+        address: the refused address.
+    """
+
+    def __init__(self, message: str, *, host: str, address: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.address = address
 
 
 class InvalidPayload(ConnectorError):
