@@ -3,7 +3,11 @@
 
 PY := .venv/bin/python
 
-up:            ## run the main job (provisions Kafka; see README)
+up:            ## run the main job: the demo deployment (Kafka, registry, connectors)
+	@scripts/bootstrap dev
+	$(PY) -m eventplatform up
+
+kafka:         ## only a development broker, in the foreground
 	@scripts/bootstrap dev
 	$(PY) -m eventplatform kafka start
 

@@ -9,7 +9,10 @@
 - :mod:`~eventplatform.connectors.plugins`: connector types by name (entry points).
 - Built-ins: :mod:`~eventplatform.connectors.webhook_ingress` (HTTP → topic),
   :mod:`~eventplatform.connectors.outbox` (PostgreSQL outbox → topics),
-  :mod:`~eventplatform.connectors.files` (JSON-lines file → topic).
+  :mod:`~eventplatform.connectors.files` (JSON-lines file → topic),
+  :mod:`~eventplatform.connectors.webhook_egress` (topic → subscriber URLs, Standard
+  Webhooks), :mod:`~eventplatform.connectors.file_sink` (topic → JSON-lines file), and
+  :mod:`eventplatform.demo.receiver` (a signature-checking receiver for the demo).
 """
 
 from eventplatform.connectors.base import (

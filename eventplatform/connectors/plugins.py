@@ -29,8 +29,11 @@ ENTRY_POINT_GROUP = "eventplatform.connectors"
 
 #: Built-in connector types: name → ``module:Class``, as in the entry points.
 BUILTINS: dict[str, str] = {
+    "demo-receiver": "eventplatform.demo.receiver:DemoReceiver",
+    "file-sink": "eventplatform.connectors.file_sink:FileSink",
     "file-source": "eventplatform.connectors.files:FileSource",
     "postgres-outbox": "eventplatform.connectors.outbox:OutboxSource",
+    "webhook-egress": "eventplatform.connectors.webhook_egress:WebhookEgress",
     "webhook-ingress": "eventplatform.connectors.webhook_ingress:WebhookIngress",
 }
 

@@ -11,12 +11,12 @@ from ``connectors/demo-receiver.toml``::
     secrets = ["${DEMO_WEBHOOK_SECRET:-whsec_…}"]   # the egress endpoint's secret
     log_path = "var/received.jsonl"
 
-``POST <path>`` verifies the signature (:class:`~eventplatform.connectors.webhooks.
-SignatureVerifier`: ``401`` when it does not verify), logs the delivery on the
-``eventplatform.demo.receiver`` logger, appends it to ``log_path`` as a JSON line and answers
-``204``. A repeated ``webhook-id`` is answered ``204`` too but counted as a duplicate and not
-shown again: the deduplication a receiver is expected to do. ``GET <path>`` lists the last
-100 deliveries received, newest last.
+``POST <path>`` verifies the signature with
+:class:`~eventplatform.connectors.webhooks.SignatureVerifier` (``401`` when it does not
+verify), logs the delivery on the ``eventplatform.demo.receiver`` logger, appends it to
+``log_path`` as a JSON line and answers ``204``. A repeated ``webhook-id`` is answered
+``204`` too but counted as a duplicate and not shown again: the deduplication a receiver is
+expected to do. ``GET <path>`` lists the last 100 deliveries received, newest last.
 """
 
 from __future__ import annotations

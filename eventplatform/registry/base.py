@@ -2,8 +2,8 @@
 
 Backends: :mod:`eventplatform.registry.kafkalog` (embedded, the log of commands in a Kafka
 topic), :mod:`eventplatform.registry.rest_client` (a client for Confluent-compatible
-registries), and :mod:`eventplatform.registry.memory` (a process-local one for tests). All pass the same
-contract suite in ``tests/integration/registry/``.
+registries), and :mod:`eventplatform.registry.memory` (a process-local one for tests). All
+pass the same contract suite in ``tests/integration/registry/``.
 
 Semantics follow Confluent Schema Registry's REST API
 (https://docs.confluent.io/platform/current/schema-registry/develop/api.html): schema ids are

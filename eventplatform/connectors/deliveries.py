@@ -1,0 +1,297 @@
+"""What the webhook egress sends, when it tries again, and what it records of each attempt.
+
+**The body** follows the payload structure Standard Webhooks recommends
+(https://www.standardwebhooks.com/, "Payload structure"): a JSON object with ``type``,
+``timestamp`` and ``data``; the other CloudEvents attributes of the event ride along as
+``id``, ``source`` and, when there is one, ``subject``::
+
+    {"type": "com.example.orders.OrderPlaced", "timestamp": "2026-05-01T12:00:00.000000Z",
+     "id": "8c4e…", "source": "/connectors/orders-in", "data": {"order_id": "…", …}}
+
+``data`` is the Avro record as JSON in the forms the ingress accepts (and pydantic writes):
+decimals, UUIDs and timestamps as strings (RFC 3339, UTC as ``Z``), enums as their symbols;
+``bytes`` and ``fixed`` values, which JSON has no type for, as base64 strings.
+
+**Retries** follow a schedule of waits, Svix's by default (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+10 h: eight attempts over about a day and a half). An answer with ``Retry-After``
+(RFC 9110 §10.2.3, seconds or an HTTP date) sets the next wait instead, capped so that an
+endpoint cannot park a delivery for ever.
+
+**Attempts** are recorded as JSON records (:class:`DeliveryAttempt`) in the deliveries topic,
+keyed by endpoint, so the history of one endpoint is in order in one partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from aiokafka import errors as kafka_errors
+
+from eventplatform.cloudevents import EventMetadata, format_time
+from eventplatform.errors import EventPlatformError
+from eventplatform.producer import EventProducer
+
+__all__ = [
+    "SVIX_SCHEDULE",
+    "DeliveryAttempt",
+    "DeliveryOutcome",
+    "DeliveryRecorder",
+    "RetrySchedule",
+    "json_value",
+    "parse_retry_after",
+    "webhook_body",
+]
+
+log = logging.getLogger("eventplatform.connectors.egress")
+
+#: Svix's retry schedule: the waits after the first to the seventh failed attempt.
+SVIX_SCHEDULE: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+def json_value(value: Any) -> Any:
+    """An Avro value as read by fastavro, as JSON-compatible Python (see the module docstring).
+
+    Non-finite floats (NaN, ±Infinity), which JSON cannot write, become None.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.utcoffset() == timedelta(0):
+            return value.replace(tzinfo=None).isoformat() + "Z"
+        return value.isoformat()
+    if isinstance(value, date | clock_time):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)  # an enum symbol read as an Enum member, or a future logical type
+
+
+def webhook_body(metadata: EventMetadata, data: Any) -> bytes:
+    """The UTF-8 JSON body of a delivery of the event ``metadata`` describes, ``data`` its value.
+
+    The same bytes go to every endpoint and every attempt: only the signature headers change.
+    """
+    body: dict[str, Any] = {
+        "type": metadata.type,
+        "timestamp": format_time(metadata.time),
+        "id": metadata.id,
+        "source": metadata.source,
+    }
+    if metadata.subject is not None:
+        body["subject"] = metadata.subject
+    body["data"] = json_value(data)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait as a ``Retry-After`` header says: delay-seconds or an HTTP-date.
+
+    Returns:
+        None when the header is absent or malformed; never less than 0.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT (RFC 9110 §5.6.7)
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """The waits between attempts of one delivery.
+
+    Attributes:
+        delays: seconds to wait after the 1st, 2nd … failed attempt; a delivery gets
+            ``len(delays) + 1`` attempts in all.
+        max_retry_after: the longest wait a ``Retry-After`` header may ask for.
+    """
+
+    delays: Sequence[float] = SVIX_SCHEDULE
+    max_retry_after: float = 36000.0
+
+    @property
+    def attempts(self) -> int:
+        """Attempts in all, the first included."""
+        return len(self.delays) + 1
+
+    def next_delay(self, attempt: int, retry_after: float | None = None) -> float | None:
+        """Seconds before attempt ``attempt + 1`` after attempt ``attempt`` failed.
+
+        Returns:
+            None when ``attempt`` was the last one: the delivery is dead-lettered.
+        """
+        if attempt >= self.attempts:
+            return None
+        if retry_after is not None:
+            # The endpoint knows best when it can take the delivery (RFC 9110 §10.2.3).
+            return min(max(0.0, retry_after), self.max_retry_after)
+        return float(self.delays[attempt - 1])
+
+
+class DeliveryOutcome(StrEnum):
+    """What became of one delivery attempt."""
+
+    DELIVERED = "delivered"  # a 2xx answer
+    RETRYING = "retrying"  # failed; another attempt follows
+    DEAD_LETTERED = "dead_lettered"  # failed, schedule exhausted: in the dead-letter topic
+    REFUSED = "refused"  # the SSRF guard refused the address: dead-lettered at once
+    DISABLED = "disabled"  # 410 Gone: the endpoint is disabled from now on
+    SKIPPED = "skipped"  # the endpoint was disabled already: not sent
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One attempt to deliver one event to one endpoint, as recorded in the deliveries topic.
+
+    Attributes:
+        connector: the egress connector's name.
+        endpoint: the endpoint's name; ``url`` where it was sent.
+        event_id: the event's ``ce_id``; ``webhook_id`` the ``webhook-id`` header sent (the
+            idempotency key), ``type`` its ``ce_type``.
+        topic, partition, offset: where the event was read.
+        attempt: 1 for the first attempt.
+        outcome: what became of it.
+        status_code: the HTTP status answered, None without an answer.
+        latency_ms: milliseconds from sending to the answer (or the failure).
+        error: why it failed, when it did.
+        next_attempt_at: RFC 3339 time of the next attempt when ``retrying``.
+        at: RFC 3339 time of the attempt.
+    """
+
+    connector: str
+    endpoint: str
+    url: str
+    event_id: str
+    webhook_id: str
+    type: str
+    topic: str
+    partition: int
+    offset: int
+    attempt: int
+    outcome: DeliveryOutcome
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    next_attempt_at: str | None = None
+    at: str = ""
+
+    def to_json(self) -> bytes:
+        """The record's value: compact UTF-8 JSON."""
+        record = asdict(self)
+        record["outcome"] = self.outcome.value
+        if not record["at"]:
+            record["at"] = format_time(datetime.now(UTC))
+        if self.latency_ms is not None:
+            record["latency_ms"] = round(self.latency_ms, 3)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DeliveryAttempt:
+        """Read a record written by :meth:`to_json`.
+
+        Raises:
+            ValueError: not such a record.
+        """
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("a delivery attempt record is a JSON object")
+        try:
+            data["outcome"] = DeliveryOutcome(data["outcome"])
+            return cls(**data)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a delivery attempt record: {exc}") from exc
+
+
+class DeliveryRecorder:
+    """Writes delivery attempts to the deliveries topic in the background, in order.
+
+    Records are handed to the producer in the order they were made (one partition per
+    endpoint, by key) and acknowledged in batches, so recording never slows a delivery down.
+    A record that cannot be written is logged and dropped: it is a history, not a delivery.
+    Create it inside a running event loop; :meth:`close` writes what is queued.
+
+    Args:
+        producer: a started producer (its aiokafka client sends the records).
+        topic: the deliveries topic.
+    """
+
+    def __init__(self, producer: EventProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._queue: asyncio.Queue[DeliveryAttempt | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._write(), name=f"deliveries {topic}")
+        self.failures = 0
+
+    def add(self, attempt: DeliveryAttempt) -> None:
+        """Queue ``attempt`` for writing; returns at once."""
+        self._queue.put_nowait(attempt)
+
+    async def _write(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            records = [attempt for attempt in batch if attempt is not None]
+            futures = []
+            try:
+                client = self._producer.client
+                for attempt in records:
+                    futures.append(
+                        await client.send(
+                            self._topic,
+                            attempt.to_json(),
+                            key=attempt.endpoint.encode(),
+                            headers=[("content-type", b"application/json")],
+                        )
+                    )
+                results = await asyncio.wait_for(
+                    asyncio.gather(*futures, return_exceptions=True),
+                    self._producer.delivery_timeout,
+                )
+            except (kafka_errors.KafkaError, TimeoutError, EventPlatformError) as exc:
+                self.failures += len(records)
+                log.warning("recording %d delivery attempts failed: %s", len(records), exc)
+            else:
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    self.failures += len(failed)
+                    log.warning("recording %d delivery attempts failed: %s", len(failed), failed[0])
+            if None in batch:
+                return
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put_nowait(None)
+        await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,437 @@
+"""A whole deployment in one process: what ``eventplatform up`` runs (DESIGN.md decision 9).
+
+With no configuration, :func:`serve_deployment`:
+
+1. provides a Kafka broker (:func:`~eventplatform.devkafka.provision`: the configured cluster
+   when ``EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS`` is set, else Docker, else Java + Maven);
+2. opens the Kafka-log schema registry on it and serves it over Confluent's REST API
+   (:mod:`eventplatform.registry.rest_server`, port 8081 by default);
+3. registers the catalogue (``schemas/``): every schema is checked against its subject's
+   compatibility level first, and nothing is registered when one breaks it;
+4. creates the topics the connectors of ``connectors/`` use (each topic, its dead-letter topic,
+   and an egress's deliveries topic) unless they exist;
+5. runs every enabled connector under a :class:`~eventplatform.connectors.ConnectorRuntime`,
+
+and shows it through a :class:`DeploymentView` until SIGINT or SIGTERM, then stops it all in
+reverse order: connectors (in-flight work finishes), the REST server, the registry, the broker.
+
+:class:`Deployment` is steps 2 to 5 as an async context manager over a running cluster, for
+programs and tests that bring their own Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Protocol, Self
+
+from aiohttp import web
+from aiokafka import errors as kafka_errors
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from eventplatform.connectors.config import ConnectorSpec, load_instances
+from eventplatform.connectors.runtime import ConnectorRuntime
+from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.devkafka import Broker, provision
+from eventplatform.errors import (
+    ConfigurationError,
+    EventPlatformError,
+    IncompatibleSchema,
+    KafkaError,
+    ResourceStateError,
+    SubjectNotFound,
+)
+from eventplatform.registry.base import SchemaRegistry
+from eventplatform.registry.kafkalog import KafkaLogRegistry
+from eventplatform.registry.rest_server import serve, server_url
+from eventplatform.schema import load_catalogue
+from eventplatform.settings import Settings
+
+__all__ = ["Deployment", "DeploymentView", "register_catalogue", "serve_deployment"]
+
+log = logging.getLogger("eventplatform.deployment")
+
+Progress = Callable[[str], None]
+
+
+async def register_catalogue(registry: SchemaRegistry, directory: Path) -> list[str]:
+    """Register every schema of the catalogue ``directory`` under its full name.
+
+    All schemas are checked against their subjects' compatibility levels before any is
+    registered (as ``eventplatform schemas register`` does), so a breaking change registers
+    nothing.
+
+    Returns:
+        The subjects that got a new version.
+
+    Raises:
+        SchemaError: the catalogue is invalid.
+        IncompatibleSchema: a schema breaks its subject's level; ``messages`` says how.
+        RegistryError: the registry failed.
+    """
+    catalogue = load_catalogue(directory)
+    entries = list(catalogue)  # dependency order
+    problems: list[str] = []
+    for entry in entries:
+        result = await registry.check_compatibility(entry.full_name, entry.resolved_json())
+        if not result.is_compatible:
+            problems += [f"{entry.full_name}: {message}" for message in result.messages]
+    if problems:
+        raise IncompatibleSchema(
+            f"{len(problems)} change(s) in {directory} break their subjects' compatibility "
+            f"level; nothing was registered: {'; '.join(problems[:3])}",
+            messages=problems,
+        )
+    changed = []
+    for entry in entries:
+        versions_before = await _versions(registry, entry.full_name)
+        registered = await registry.register(entry.full_name, entry.resolved_json())
+        if registered.version not in versions_before:
+            changed.append(entry.full_name)
+    return changed
+
+
+async def _versions(registry: SchemaRegistry, subject: str) -> list[int]:
+    try:
+        return list(await registry.list_versions(subject))
+    except SubjectNotFound:
+        return []
+
+
+def topics_of(specs: Sequence[ConnectorSpec], dlq_suffix: str) -> list[str]:
+    """The topics the connector instances read and write, dead-letter topics included."""
+    topics: list[str] = []
+    for spec in specs:
+        names = []
+        if spec.topic:
+            names += [spec.topic, f"{spec.topic}{dlq_suffix}"]
+        for attribute in ("dlq_topic", "dead_letter_topic"):
+            explicit = getattr(spec.config, attribute, None)
+            if isinstance(explicit, str) and explicit:
+                names.append(explicit)
+        if spec.type_name == "webhook-egress":
+            explicit = getattr(spec.config, "deliveries_topic", None)
+            names.append(explicit or f"{spec.name}.deliveries")
+        topics += [name for name in names if name not in topics]
+    return topics
+
+
+class Deployment:
+    """The registry, its REST server, the catalogue, the topics and the connectors.
+
+    An async context manager over a running Kafka cluster (``settings.kafka``)::
+
+        async with Deployment(settings=settings) as deployment:
+            print(deployment.registry_url, deployment.ingress_urls)
+            await deployment.run()            # until deployment.stop()
+
+    Args:
+        settings: all settings; ``kafka.bootstrap_servers`` must be set.
+        connectors_dir: the connector instances; a missing folder runs none.
+        schemas_dir: the schema catalogue; default ``schemas/`` next to ``connectors_dir``.
+            A missing folder registers nothing.
+        registry_host, registry_port: where the registry's REST server listens (0: any port).
+        partitions: partitions of the topics created.
+        progress: told what is happening while starting.
+
+    Raises:
+        ConfigurationError: no bootstrap servers.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        connectors_dir: Path = Path("connectors"),
+        schemas_dir: Path | None = None,
+        registry_host: str = "127.0.0.1",
+        registry_port: int = 8081,
+        partitions: int = 3,
+        progress: Progress | None = None,
+    ) -> None:
+        if not settings.kafka.bootstrap_servers:
+            raise ConfigurationError("a Deployment needs kafka.bootstrap_servers")
+        self.settings = settings
+        self.bootstrap_servers: str = settings.kafka.bootstrap_servers
+        self.connectors_dir = connectors_dir
+        self.schemas_dir = schemas_dir or connectors_dir.resolve().parent / "schemas"
+        self.registry_host = registry_host
+        self.registry_port = registry_port
+        self.partitions = partitions
+        self._progress = progress or (lambda message: None)
+        self._stack = AsyncExitStack()
+        self._runtime: ConnectorRuntime | None = None
+        self._runner: web.AppRunner | None = None
+        self.registry_url = ""
+        self.registered: list[str] = []
+        self.specs: list[ConnectorSpec] = []
+        self._started = False
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def runtime(self) -> ConnectorRuntime:
+        """The connector runtime.
+
+        Raises:
+            ResourceStateError: before :meth:`start`.
+        """
+        if self._runtime is None:
+            raise ResourceStateError("the deployment is not started")
+        return self._runtime
+
+    async def start(self) -> None:
+        """Registry, REST server, catalogue, topics, then the connectors' shared resources.
+
+        Raises:
+            ResourceStateError: after :meth:`close`.
+            ConnectorConfigError: an instance file is invalid.
+            SchemaError, IncompatibleSchema: the catalogue is invalid or breaks a subject.
+            ConfigurationError: the registry's port cannot be bound.
+            KafkaError, RegistryError: Kafka failed.
+        """
+        if self._started:
+            return
+        if self._closed:
+            raise ResourceStateError("a deployment cannot be restarted after close()")
+        stack = self._stack
+        try:
+            if self.connectors_dir.is_dir():
+                self.specs = load_instances(self.connectors_dir, schemas_dir=self.schemas_dir)
+            self._progress(f"schema registry on topic {self.settings.registry.topic}")
+            registry = KafkaLogRegistry(settings=self.settings)
+            await registry.start()
+            stack.push_async_callback(registry.close)
+            auth = self.settings.registry
+            runner = await serve(
+                registry,
+                self.registry_host,
+                self.registry_port,
+                username=auth.username,
+                password=auth.password,
+            )
+            stack.push_async_callback(runner.cleanup)
+            self.registry_url = server_url(runner)
+            if self.schemas_dir.is_dir():
+                self._progress(f"registering {self.schemas_dir}")
+                self.registered = await register_catalogue(registry, self.schemas_dir)
+            topics = topics_of(self.specs, self.settings.consumer.dlq_suffix)
+            if topics:
+                self._progress(f"creating topics {', '.join(topics)}")
+                await self._create_topics(topics)
+            runtime = ConnectorRuntime(self.specs, settings=self.settings, registry=registry)
+            await runtime.start()
+            stack.push_async_callback(runtime.close)
+            self._runtime = runtime
+        except BaseException:
+            self._closed = True
+            await stack.aclose()
+            raise
+        self._started = True
+
+    async def _create_topics(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        try:
+            await admin.start()
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replicas = max(1, min(3, brokers))
+            response = await admin.create_topics(
+                [NewTopic(topic, self.partitions, replicas) for topic in topics]
+            )
+        except (kafka_errors.KafkaError, OSError) as exc:
+            raise KafkaError(f"creating topics on {self.bootstrap_servers} failed: {exc}") from exc
+        finally:
+            await admin.close()
+        for topic, code, message in response.topic_errors:
+            if code and code != kafka_errors.TopicAlreadyExistsError.errno:
+                raise KafkaError(f"creating topic {topic!r} failed: {message or code}")
+
+    async def run(self) -> None:
+        """Run the connectors until :meth:`stop`.
+
+        Raises:
+            ResourceStateError: not started.
+        """
+        await self.runtime.run()
+
+    def stop(self) -> None:
+        """Ask the connectors to finish what is in flight; :meth:`run` then returns."""
+        if self._runtime is not None:
+            self._runtime.stop()
+
+    async def close(self) -> None:
+        """Stop the connectors, the REST server and the registry, in that order. Idempotent."""
+        self._closed = True
+        self.stop()
+        await self._stack.aclose()
+
+    async def wait_ready(self, within: float = 60.0) -> bool:
+        """Wait until no connector is still starting; False when ``within`` seconds passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while any(s.state in (ConnectorState.NEW, ConnectorState.STARTING) for s in self.status()):
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def status(self) -> list[ConnectorStatus]:
+        """Every connector's state and counters."""
+        return self._runtime.status() if self._runtime is not None else []
+
+    def connector_urls(self) -> dict[str, str]:
+        """The URL of each running connector that listens (ingress routes, receivers)."""
+        urls = {}
+        for name in self.runtime.names:
+            connector = self.runtime.connector(name)
+            if connector is None or not isinstance(getattr(type(connector), "url", None), property):
+                continue
+            try:
+                urls[name] = str(connector.url)  # type: ignore[attr-defined]
+            except EventPlatformError:
+                continue
+        return urls
+
+    @property
+    def ingress_urls(self) -> list[str]:
+        """``http://host:port`` of each webhook ingress server, once listening."""
+        bases: list[str] = []
+        for spec in self.specs:
+            if spec.type_name != "webhook-ingress":
+                continue
+            url = self.connector_urls().get(spec.name)
+            if url is not None:
+                base = url[: url.index("/", len("http://"))]
+                if base not in bases:
+                    bases.append(base)
+        return bases
+
+
+class DeploymentView(Protocol):
+    """How :func:`serve_deployment` shows what it does (a live table, or plain lines)."""
+
+    def progress(self, message: str) -> None:
+        """A step of starting or stopping."""
+
+    async def show(self, deployment: Deployment, broker: Broker) -> None:
+        """Show the running deployment until cancelled."""
+
+    def stopped(self, statuses: Sequence[ConnectorStatus]) -> None:
+        """Everything stopped; ``statuses`` are the connectors' final ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    """What ``eventplatform up`` runs.
+
+    Attributes:
+        connectors_dir, schemas_dir, registry_host, registry_port, partitions: see
+            :class:`Deployment`.
+    """
+
+    connectors_dir: Path = Path("connectors")
+    schemas_dir: Path | None = None
+    registry_host: str = "127.0.0.1"
+    registry_port: int = 8081
+    partitions: int = 3
+
+
+def serve_deployment(settings: Settings, options: UpOptions, view: DeploymentView) -> None:
+    """Provide a broker, run a :class:`Deployment` on it until SIGINT/SIGTERM, stop it all.
+
+    The broker is provided on the calling thread (a local broker stops with the thread that
+    started it). A second signal while stopping cancels what is still finishing.
+
+    Raises:
+        ProvisioningError: no broker could be provided.
+        EventPlatformError: the deployment failed to start (see :meth:`Deployment.start`).
+    """
+    with _interruptible(), provision(settings, progress=view.progress) as broker:
+        servers = broker.bootstrap_servers
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": servers})
+        running = settings.model_copy(update={"kafka": kafka})
+        asyncio.run(_serve(running, options, view, broker))
+        view.progress(f"stopping the broker ({broker.provider})")
+
+
+async def _serve(
+    settings: Settings, options: UpOptions, view: DeploymentView, broker: Broker
+) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stopping = asyncio.Event()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stopping.is_set() and task is not None:
+            task.cancel()  # a second signal: stop waiting for in-flight work
+            return
+        view.progress(f"{signum.name}: stopping (again to abort)")
+        stopping.set()
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    deployment = Deployment(
+        settings=settings,
+        connectors_dir=options.connectors_dir,
+        schemas_dir=options.schemas_dir,
+        registry_host=options.registry_host,
+        registry_port=options.registry_port,
+        partitions=options.partitions,
+        progress=view.progress,
+    )
+    try:
+        async with deployment:
+            running = asyncio.create_task(deployment.run(), name="eventplatform up: connectors")
+            showing = asyncio.create_task(view.show(deployment, broker), name="eventplatform up")
+            waiting = asyncio.create_task(stopping.wait())
+            try:
+                await asyncio.wait((running, waiting), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                view.progress("stopping the connectors")
+                deployment.stop()
+                await asyncio.gather(running, return_exceptions=True)
+                for helper in (showing, waiting):
+                    helper.cancel()
+                await asyncio.gather(showing, waiting, return_exceptions=True)
+            failure = running.exception() if running.done() and not running.cancelled() else None
+            if failure is not None:
+                raise failure
+            statuses = deployment.status()
+            view.progress("stopping the registry")
+        view.stopped(statuses)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while no event loop handles it (broker start-up), so
+    that ``with`` blocks unwind and stop what they started."""
+
+    def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
