@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from contextlib import ExitStack
 
-BENCHMARKS = ["serde"]
+BENCHMARKS = ["serde", "publish", "consume", "transactions", "latency", "ingress", "egress"]
+#: The benchmarks that need a Kafka broker; one is provisioned for all of them.
+ON_KAFKA = {"publish", "consume", "transactions", "latency", "ingress", "egress"}
 
 
 def main() -> None:
@@ -14,7 +17,13 @@ def main() -> None:
     for name in names:
         if name not in BENCHMARKS:
             raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-        importlib.import_module(f"benchmarks.{name}").main()
+    with ExitStack() as stack:
+        if ON_KAFKA.intersection(names):
+            from benchmarks.broker import kafka
+
+            stack.enter_context(kafka())
+        for name in names:
+            importlib.import_module(f"benchmarks.{name}").main()
 
 
 main()

@@ -2,7 +2,14 @@
 
 Each record becomes a :class:`Delivery`. Decoding a poll costs one registry round trip at
 most (``AvroDeserializer.ensure`` with every schema id of the poll) and is synchronous after
-that. A record that cannot be typed keeps its error and goes to the dead-letter topic.
+that. A record whose headers, framing or schema id are wrong keeps its error and goes to the
+dead-letter topic. The value itself is decoded only when its handler is about to run
+(:attr:`Delivery.event`) and dropped once it ran (:meth:`Delivery.release`): a poll's typed
+events, eleven garbage-collected objects each for a typical record, then never outlive their
+handling, where holding them for the whole poll got them promoted to the oldest collector
+generation and made full collections cost about as much as decoding (see the consume
+benchmark in ``benchmarks/README.md``). A value that does not decode is dead-lettered by the
+dispatcher, like a handler failure but with the converter's stage.
 
 Ordering: events of one key run in order, and events of different keys may run concurrently
 (:func:`plan_chains`). The key is the Kafka key within a partition, else the idempotency key;
@@ -43,13 +50,13 @@ class Outcome(enum.Enum):
 
 
 class Delivery:
-    """One consumed record: its metadata and event once decoded, or why it could not be.
+    """One consumed record: its metadata, route and event, or why it cannot be handled.
 
     Attributes:
         record: the aiokafka ``ConsumerRecord``.
         tp: its ``TopicPartition``.
         metadata: CloudEvents metadata (None when the headers are invalid).
-        event: the decoded event (None unless routed and decoded).
+        event: the typed event, decoded on first access (None unless routed).
         route: the handler that takes it (None when unhandled or undecodable).
         error: why it cannot be handled (None when it can).
         stage: where ``error`` happened (Kafka Connect's stage names).
@@ -58,9 +65,10 @@ class Delivery:
     """
 
     __slots__ = (
+        "_decoder",
+        "_event",
         "attempts",
         "error",
-        "event",
         "metadata",
         "outcome",
         "record",
@@ -75,7 +83,8 @@ class Delivery:
         self.tp = tp
         self.metadata: EventMetadata | None = None
         self.schema_id = -1
-        self.event: Any = None
+        self._event: Any = None
+        self._decoder: Decoder | None = None
         self.route: Route[Any] | None = None
         self.error: BaseException | None = None
         self.stage = Stage.TASK_PUT
@@ -92,6 +101,25 @@ class Delivery:
         self.stage = stage
 
     @property
+    def event(self) -> Any:
+        """The typed event, decoded on first access; None when the delivery has no route.
+
+        Raises:
+            DeserializationError: the value does not decode as the route's event type.
+        """
+        if self._event is None and self.route is not None and self._decoder is not None:
+            self._event = self._decoder.event_of(self)
+        return self._event
+
+    @event.setter
+    def event(self, value: Any) -> None:
+        self._event = value
+
+    def release(self) -> None:
+        """Drop the decoded event once handled (a later access decodes it again)."""
+        self._event = None
+
+    @property
     def idempotency_key(self) -> str:
         """The event's idempotency key (only for decoded deliveries)."""
         assert self.metadata is not None
@@ -99,7 +127,7 @@ class Delivery:
 
 
 class Decoder:
-    """Turns a poll's records into deliveries: metadata, schema id, route, event.
+    """Turns a poll's records into deliveries: metadata, schema id, route; events on demand.
 
     Args:
         router: the app's routes.
@@ -180,18 +208,25 @@ class Decoder:
         if route is None:
             delivery.outcome = Outcome.UNHANDLED
             return
-        try:
-            delivery.event = self.deserializer.decode(
-                record.value,
-                route.event_type,
-                topic=topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
-        except DeserializationError as exc:
-            delivery.fail(exc, Stage.VALUE_CONVERTER)
-            return
         delivery.route = route
+        delivery._decoder = self
+
+    def event_of(self, delivery: Delivery) -> Any:
+        """The typed event of a routed delivery (what :attr:`Delivery.event` returns).
+
+        Raises:
+            DeserializationError: the value does not decode as the route's event type.
+        """
+        route = delivery.route
+        assert route is not None
+        record = delivery.record
+        return self.deserializer.decode(
+            record.value,
+            route.event_type,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
 
 class Chain:

@@ -4,6 +4,10 @@ Deliveries are grouped into chains of one key (:func:`~eventplatform.app.deliver
 each partition's chains are worked by up to ``max_concurrency`` workers, and a chain runs in
 order: when one of its events is deferred, the rest of the chain is deferred behind it.
 
+An event is decoded just before its first attempt and released after its last (see
+:mod:`eventplatform.app.delivery`); a value that does not decode is dead-lettered at once, with
+the value converter's stage, and is not retried.
+
 Every handler call runs under its route's timeout (``asyncio.timeout``; a handler that
 swallows ``CancelledError`` defeats it) and, in an inbox app, inside its store unit (a
 savepoint): a failure rolls the unit back and the handler is retried, or dead-lettered (see
@@ -28,6 +32,7 @@ from eventplatform.app.signals import SkipEvent
 from eventplatform.app.stats import AppStats
 from eventplatform.app.transaction import PollTransaction, TransactionBuffer
 from eventplatform.errors import (
+    DeserializationError,
     HandlerTimeout,
     IdempotencyStoreError,
     IdempotencyStoreUnavailable,
@@ -185,11 +190,26 @@ class Dispatcher:
         if ik in claim.busy:
             d.outcome = Outcome.DEFERRED
             return
+        try:
+            event = d.event
+        except DeserializationError as exc:
+            log.error("dead-lettering undecodable %s: %s", where(d.record), exc)
+            d.fail(exc, Stage.VALUE_CONVERTER)
+            await self._dead_letter(d, exc, poll)
+            return
+        try:
+            await self._attempts(d, event, poll)
+        finally:
+            d.release()
+
+    async def _attempts(self, d: Delivery, event: Any, poll: PollState) -> None:
+        """Call the handler until it succeeds, skips, is dead-lettered or is deferred."""
         route = d.route
         batch = poll.batch
         assert route is not None
         assert batch is not None
         assert d.metadata is not None
+        ik = d.idempotency_key
         record = d.record
         ctx = Context(
             metadata=d.metadata,
@@ -213,14 +233,14 @@ class Dispatcher:
                     assert self._txn_producer is not None
                     buffer = TransactionBuffer(self._txn_producer, self._serializer)
                     ctx._begin_attempt(attempt, None, buffer)
-                    await self._call(route, d.event, ctx)
+                    await self._call(route, event, ctx)
                 elif batch.transactional:
                     async with batch.unit(ik) as unit:
                         ctx._begin_attempt(attempt, unit, self._plain_publisher)
-                        await self._call(route, d.event, ctx)
+                        await self._call(route, event, ctx)
                 else:
                     ctx._begin_attempt(attempt, None, self._plain_publisher)
-                    await self._call(route, d.event, ctx)
+                    await self._call(route, event, ctx)
             except SkipEvent as signal:
                 log.info("%s skipped %s: %s", route.name, where(record), signal.reason or "-")
                 self._finish(d, poll, Outcome.SKIPPED)
@@ -322,7 +342,7 @@ class Dispatcher:
         record = d.record
         topic = record.topic
         route = d.route
-        if route is not None:
+        if route is not None and d.error is None:
             stage, class_name = Stage.TASK_PUT, route.name
         else:
             stage = d.stage

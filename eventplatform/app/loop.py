@@ -2,7 +2,8 @@
 
 One poll (``getmany``, up to ``max_poll_records``) is processed at a time::
 
-    decode        headers → metadata, one registry round trip for new schema ids, decode
+    decode        headers → metadata, one registry round trip for new schema ids, route
+                  (values are decoded one by one as their handlers run)
     claim         ONE store round trip for the poll's idempotency keys: fresh / done / busy
     handle        chains of one key in order, up to max_concurrency chains per partition;
                   failures retried with backoff, then dead-lettered (acknowledged first)

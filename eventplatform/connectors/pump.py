@@ -5,14 +5,17 @@ Three tasks joined by queues, so that neither a slow source nor a slow broker id
 1. the **reader** iterates :meth:`Source.records` and queues each record; a semaphore of
    ``max_in_flight`` permits (released once a record is settled) is the backpressure;
 2. the **sender** takes what is queued (up to ``max_batch`` at once: batches grow under load
-   and stay single records when idle), encodes each record and appends it to the producer
-   in order (aiokafka ``send``, which returns the acknowledgement future), so records go out
-   in the order yielded and one batch is in flight while the next is being sent;
-3. the **settler** waits for each batch's acknowledgements in order, *then* commits the
-   batch's source positions to the offsets topic, *then* resolves the records' ``ack``
-   futures. A failed record stops the settler before its position (and any later one) is
-   committed, and fails the run: a restart resumes after the last committed position and
-   re-emits the rest, with the same event ids (at-least-once; consumers deduplicate).
+   and stay single records when idle) and publishes it in order through the producer's
+   public API (:class:`RecordWriter`: ``publish_batch`` for typed events, one wait for all
+   acknowledgements), so the producer's delivery timeout and its recovery from refused
+   sequence numbers (aiokafka #1017) apply. One batch is in flight at a time: two
+   concurrent batches could interleave within a partition and reorder a key's records;
+3. the **settler** takes each published batch in order, commits its source positions to
+   the offsets topic, *then* resolves the records' ``ack`` futures, while the sender
+   publishes the next batch. A failed record stops the settler before its position (and
+   any later one) is committed, and fails the run: a restart resumes after the last
+   committed position and re-emits the rest, with the same event ids (at-least-once;
+   consumers deduplicate).
    Records that are *answered* (an ``ack`` future and no position, e.g. an HTTP request) get
    the error instead and the pump goes on.
 
@@ -31,18 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import errors as kafka_errors
-
 from eventplatform.cloudevents import EventMetadata
+from eventplatform.connectors.coalescer import blames_one_event, translate_kafka_error
 from eventplatform.connectors.records import SourcePosition, SourceRecord
-from eventplatform.errors import (
-    ConnectorError,
-    EventPlatformError,
-    KafkaError,
-    PublishError,
-    PublishTimeout,
-)
-from eventplatform.producer import EventProducer, PublishResult
+from eventplatform.errors import ConnectorError, EventPlatformError, PublishError
+from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.serde import AvroSerializer, SubjectNameStrategy
 from eventplatform.settings import Settings
 
@@ -55,49 +51,33 @@ __all__ = ["RecordWriter", "SourcePump"]
 log = logging.getLogger("eventplatform.connectors")
 
 
-def translate_kafka_error(exc: BaseException, topic: str) -> EventPlatformError:
-    """The eventplatform error for an aiokafka (or network) failure writing to ``topic``."""
-    if isinstance(exc, EventPlatformError):
-        return exc
-    text = f"publishing to topic {topic!r} failed: {type(exc).__name__}: {exc}"
-    if isinstance(
-        exc,
-        kafka_errors.KafkaTimeoutError
-        | kafka_errors.RequestTimedOutError
-        | kafka_errors.KafkaConnectionError
-        | kafka_errors.NotEnoughReplicasError
-        | kafka_errors.NotLeaderForPartitionError
-        | OSError
-        | TimeoutError,
-    ):
-        return PublishTimeout(text)
-    if isinstance(exc, kafka_errors.KafkaError):
-        return PublishError(text)
-    return KafkaError(text)
-
-
 @dataclass(slots=True)
 class Flight:
-    """One batch handed to the producer: its records and their acknowledgement futures.
+    """One batch of records published: each record's outcome, in order.
 
-    ``outcomes[i]`` is the future of ``records[i]``, or the error that kept it from being sent
-    (only for answered records). A record that is not answered and cannot be sent ends the
-    flight: it and the records after it are ``unsent``, and ``error`` says why.
+    ``outcomes[i]`` is the :class:`PublishResult` of ``records[i]`` or the error that kept it
+    from being written. A record that is not answered and fails ends the flight: the records
+    after it are ``unsent``, and ``error`` says why.
     """
 
     records: list[SourceRecord] = field(default_factory=list)
-    outcomes: list[asyncio.Future[Any] | BaseException] = field(default_factory=list)
-    ids: list[tuple[str, str]] = field(default_factory=list)
+    outcomes: list[PublishResult | BaseException] = field(default_factory=list)
     unsent: list[SourceRecord] = field(default_factory=list)
     error: BaseException | None = None
 
 
 class RecordWriter:
-    """Encodes source records and appends them to a producer, in order.
+    """Publishes source records through a producer's public API, in order.
+
+    Typed events go out through :meth:`EventProducer.publish_batch` (one aiokafka batch per
+    partition and one acknowledgement wait per run of events), raw values through
+    :meth:`EventProducer.send_raw`; either way the producer's delivery timeout applies and it
+    replaces its aiokafka client when the broker refuses its sequence numbers (aiokafka
+    #1017), which a connector writing to ``producer.client`` directly would not get.
 
     Args:
-        producer: a started producer (its aiokafka client and registry are used).
-        settings: subject strategy and auto-registration come from ``settings.registry``.
+        producer: a started producer.
+        settings: the producer's ``max_request_size`` and the registry's subject strategy.
         default_topic: the topic of records that name none.
         event_source: the CloudEvents ``source`` of the records.
     """
@@ -111,9 +91,11 @@ class RecordWriter:
         event_source: str,
     ) -> None:
         self.producer = producer
+        self.settings = settings
         self.default_topic = default_topic
         self.event_source = event_source
-        self.serializer = AvroSerializer(
+        # Only for the size check of records published one by one (see _check_size).
+        self._serializer = AvroSerializer(
             producer.registry,
             strategy=SubjectNameStrategy(settings.registry.subject_strategy),
             auto_register=settings.registry.auto_register,
@@ -139,42 +121,19 @@ class RecordWriter:
             raise ConnectorError("the record names no topic and the connector has none")
         return topic
 
-    async def encode(
-        self, record: SourceRecord
-    ) -> tuple[str, bytes, bytes | None, list[tuple[str, bytes]], tuple[str, str]]:
-        """``(topic, value, key, headers, (event id, idempotency key))`` of ``record``.
+    def outgoing(self, record: SourceRecord) -> Outgoing:
+        """The :class:`Outgoing` of a typed ``record``.
 
         Raises:
             ConnectorError: no topic.
-            SerializationError: the event does not fit its schema.
-            RegistryError: its schema could not be registered or found.
         """
-        topic = self.topic_for(record)
-        key = record.key.encode() if isinstance(record.key, str) else record.key
-        if record.event is not None:
-            event_type = type(record.event)
-            writer = self.serializer.cached(event_type, topic)
-            if writer is None:
-                writer = await self.serializer.prepare(event_type, topic)
-            value = writer.encode(record.event)
-            meta = self._metadata(record, event_type.__avro_name__)
-            return (
-                topic,
-                value,
-                key,
-                meta.to_headers(record.headers),
-                (meta.id, meta.idempotency_key),
-            )
-        assert record.value is not None
-        if record.event_type is None:
-            return topic, record.value, key, list(record.headers), ("", "")
-        meta = replace(self._metadata(record, record.event_type), content_type=record.content_type)
-        return (
-            topic,
-            record.value,
-            key,
-            meta.to_headers(record.headers),
-            (meta.id, meta.idempotency_key),
+        assert record.event is not None
+        return Outgoing(
+            record.event,
+            key=record.key,
+            topic=self.topic_for(record),
+            headers=record.headers,
+            metadata=self._metadata(record, type(record.event).__avro_name__),
         )
 
     def _metadata(self, record: SourceRecord, event_type: str) -> EventMetadata:
@@ -189,32 +148,132 @@ class RecordWriter:
         )
 
     async def send(self, records: Sequence[SourceRecord]) -> Flight:
-        """Append ``records`` to the producer in order; return them with their futures.
+        """Publish ``records`` in order and wait for them; return their outcomes.
 
-        A record that is not *answered* and cannot be encoded or sent stops the batch there:
-        the flight's ``error`` is set and the rest is ``unsent`` (the caller settles what was
-        sent, then fails the run).
+        A record that is not *answered* and cannot be published stops the batch there: the
+        flight's ``error`` is set and the rest is ``unsent`` (the caller settles what was
+        published, then fails the run).
         """
-        client = self.producer.client
         flight = Flight()
-        for index, record in enumerate(records):
-            topic = self.describe_topic(record)
-            try:
-                topic, value, key, headers, ids = await self.encode(record)
-                future = await client.send(topic, value, key=key, headers=headers)
-            except Exception as exc:
-                error = translate_kafka_error(exc, topic)
-                if error is not exc:
-                    error.__cause__ = exc
-                if not record.answered:
-                    flight.error = error
-                    flight.unsent = list(records[index:])
+        index = 0
+        while index < len(records) and flight.error is None:
+            if records[index].event is None:
+                segment = [records[index]]
+                outcomes = [await self._send_raw(records[index])]
+            else:
+                stop = index
+                while stop < len(records) and records[stop].event is not None:
+                    stop += 1
+                segment = list(records[index:stop])
+                outcomes = await self._publish_events(segment)
+            for offset, (record, outcome) in enumerate(zip(segment, outcomes, strict=True)):
+                flight.records.append(record)
+                flight.outcomes.append(outcome)
+                if isinstance(outcome, BaseException) and not record.answered:
+                    flight.error = outcome
+                    flight.unsent = list(segment[offset + 1 :]) + list(
+                        records[index + len(segment) :]
+                    )
                     break
-                future, ids = error, ("", "")
-            flight.records.append(record)
-            flight.outcomes.append(future)
-            flight.ids.append(ids)
+            index += len(segment)
         return flight
+
+    async def _publish_events(
+        self, records: list[SourceRecord]
+    ) -> list[PublishResult | BaseException]:
+        """The outcomes of publishing typed ``records``, one ``publish_batch`` if all is well."""
+        items: list[Outgoing | BaseException] = []
+        for record in records:
+            try:
+                item = self.outgoing(record)
+                await self._check_size(item)
+            except EventPlatformError as exc:
+                items.append(exc)
+            else:
+                items.append(item)
+        ready = [item for item in items if isinstance(item, Outgoing)]
+        if len(ready) == len(items):
+            try:
+                return list(await self.producer.publish_batch(ready))
+            except Exception as exc:
+                if len(ready) == 1 or not blames_one_event(exc):
+                    return [_translated(exc, ready[0].topic or "?")] * len(ready)
+        return await self._one_by_one(records, items)
+
+    async def _one_by_one(
+        self, records: list[SourceRecord], items: list[Outgoing | BaseException]
+    ) -> list[PublishResult | BaseException]:
+        """Publish each record alone (same metadata, so the same event ids) to isolate a bad one.
+
+        Stops at the first failure of a record that is not answered: :meth:`send` leaves the
+        records after it unsent.
+        """
+        outcomes: list[PublishResult | BaseException] = []
+        for record, item in zip(records, items, strict=True):
+            outcome: PublishResult | BaseException
+            if isinstance(item, BaseException):
+                outcome = item
+            else:
+                try:
+                    outcome = (await self.producer.publish_batch([item]))[0]
+                except Exception as exc:
+                    outcome = _translated(exc, item.topic or "?")
+            outcomes.append(outcome)
+            if isinstance(outcome, BaseException) and not record.answered:
+                outcomes.extend([outcome] * (len(records) - len(outcomes)))
+                break
+        return outcomes
+
+    async def _check_size(self, item: Outgoing) -> None:
+        """Refuse ``item`` here when it exceeds the producer's ``max_request_size``.
+
+        As aiokafka's ``send()`` does, and ``publish_batch`` does not (it ships such a record
+        in a batch of its own, which the broker refuses with ``MESSAGE_TOO_LARGE`` while the
+        rest of the call's batches are written, and the call fails as a whole): without
+        this, one oversized record would fail its neighbours, or, published again, write them
+        twice. It encodes the event once more; ``publish_batch`` checking sizes itself would
+        make it unnecessary.
+
+        Raises:
+            PublishError: the record is too large.
+            SerializationError, RegistryError: the event cannot be encoded.
+        """
+        event, topic = item.event, item.topic or self.default_topic or "?"
+        writer = self._serializer.cached(type(event), topic)
+        if writer is None:
+            writer = await self._serializer.prepare(type(event), topic)
+        size = len(writer.encode(event)) + len(item.key or b"")
+        limit = self.settings.producer.max_request_size
+        if size > limit:
+            raise PublishError(
+                f"an event of {size} bytes exceeds max_request_size ({limit} bytes) of "
+                f"topic {topic!r}; raise EVENTPLATFORM_PRODUCER__MAX_REQUEST_SIZE"
+            )
+
+    async def _send_raw(self, record: SourceRecord) -> PublishResult | BaseException:
+        assert record.value is not None
+        topic = self.describe_topic(record)
+        try:
+            topic = self.topic_for(record)
+            key = record.key.encode() if isinstance(record.key, str) else record.key
+            if record.event_type is None:
+                headers, ids = list(record.headers), ("", "")
+            else:
+                meta = replace(
+                    self._metadata(record, record.event_type), content_type=record.content_type
+                )
+                headers, ids = meta.to_headers(record.headers), (meta.id, meta.idempotency_key)
+            result = await self.producer.send_raw(topic, record.value, key=key, headers=headers)
+        except Exception as exc:
+            return _translated(exc, topic)
+        return replace(result, event_id=ids[0], idempotency_key=ids[1])
+
+
+def _translated(exc: BaseException, topic: str) -> BaseException:
+    error = translate_kafka_error(exc, topic)
+    if error is not exc:
+        error.__cause__ = exc
+    return error
 
 
 @dataclass(slots=True)
@@ -374,35 +433,23 @@ class SourcePump:
                 if item.error is not None:
                     raise item.error
                 return
-            outcomes = await asyncio.gather(
-                *(o for o in item.outcomes if isinstance(o, asyncio.Future)),
-                return_exceptions=True,
-            )
-            results = iter(outcomes)
             positions: list[SourcePosition] = []
             settled: list[tuple[SourceRecord, PublishResult | BaseException]] = []
             fatal: BaseException | None = None
-            for record, outcome, (event_id, key) in zip(
-                item.records, item.outcomes, item.ids, strict=True
-            ):
-                value = next(results) if isinstance(outcome, asyncio.Future) else outcome
-                if isinstance(value, BaseException):
-                    error = translate_kafka_error(value, self.writer.describe_topic(record))
-                    stats.failed(error)
-                    settled.append((record, error))
+            for record, outcome in zip(item.records, item.outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    stats.failed(outcome)
+                    settled.append((record, outcome))
                     if not record.answered and fatal is None:
-                        fatal = error
+                        fatal = outcome
                     continue
-                result = PublishResult(
-                    value.topic, value.partition, value.offset, value.timestamp, event_id, key
-                )
                 if record.position is not None:
                     if fatal is not None:
                         # Durable, but its position cannot be committed past the failure.
                         settled.append((record, fatal))
                         continue
                     positions.append(record.position)
-                settled.append((record, result))
+                settled.append((record, outcome))
             if positions:
                 try:
                     await self.offsets.commit(self.source.name, positions)

@@ -25,6 +25,16 @@ skips pydantic constraints (lengths, ranges, ``Int32``'s bounds) and user valida
 which Avro enforces. What decoding *does* rely on fastavro for is shape and type: every field
 present with its Avro type, logical types already converted to ``datetime``, ``UUID``,
 ``Decimal`` and so on, which keeps pydantic on its fast paths (no string parsing).
+
+The serde does not call either: it uses :func:`eventplatform.schema.rawcodec.raw_codec`,
+which writes the same bytes from the attributes and a schema without logical types, and
+builds instances without validation only for classes where that is provably redundant. What
+that relies on, precisely: no validators, custom ``__init__``, ``model_post_init``, private
+attributes or value-changing config in the class or any record class it contains; field
+metadata limited to this package's markers, whose constraints Avro enforces itself (``int``
+is 32-bit, ``fixed`` has its size) or the codec checks (a decimal's unscaled value below
+``10**precision``, with its scale); and field annotations among the mapped types, so every
+decoded value has the type validation would give. Other classes are validated as here.
 """
 
 from __future__ import annotations

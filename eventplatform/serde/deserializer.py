@@ -34,6 +34,8 @@ from eventplatform.errors import (
 )
 from eventplatform.registry.base import Schema, SchemaRegistry
 from eventplatform.schema import AvroEvent
+from eventplatform.schema.rawcodec import RawCodec, raw_codec
+from eventplatform.schema.rawschema import logical_signature
 from eventplatform.serde.wire import HEADER_SIZE, read_header
 
 __all__ = ["AvroDeserializer", "WriterSchema"]
@@ -63,7 +65,7 @@ class WriterSchema:
 class _Reader:
     """Decodes one writer schema into one event class."""
 
-    __slots__ = ("event_type", "reader_schema", "writer")
+    __slots__ = ("codec", "event_type", "reader_schema", "writer")
 
     def __init__(self, writer: WriterSchema, event_type: type[AvroEvent]) -> None:
         self.writer = writer
@@ -72,6 +74,12 @@ class _Reader:
         same = writer.canonical == fastavro.schema.to_parsing_canonical_form(reader_parsed)
         # Identical schemas need no resolution; fastavro then reads with the writer alone.
         self.reader_schema: Any = None if same else reader_parsed
+        # The raw fast path needs the very same logical types too: the canonical form
+        # drops them, and a decimal's scale changes the value its bytes stand for.
+        codec = raw_codec(event_type) if same else None
+        if codec is not None and codec.signature != logical_signature(writer.parsed):
+            codec = None
+        self.codec: RawCodec | None = codec
 
 
 class AvroDeserializer:
@@ -192,6 +200,19 @@ class AvroDeserializer:
                     offset=offset,
                 )
             reader = self._readers[(schema_id, event_type)] = _Reader(writer, event_type)
+        codec = reader.codec
+        if codec is not None:
+            buffer = BytesIO(data)
+            buffer.seek(HEADER_SIZE)
+            try:
+                event = codec.read(buffer)
+                if buffer.tell() == len(data):
+                    return event  # type: ignore[no-any-return]
+            except Exception:
+                # Anything unusual (corrupt or truncated bytes, a decimal beyond its
+                # precision) is decoded again below by the authoritative full-schema path,
+                # which raises the precise error.
+                pass
         record = self._read(data, reader.writer, reader.reader_schema, topic, partition, offset)
         try:
             return event_type.from_avro(record)

@@ -2,7 +2,8 @@
 
 The registry is consulted once per (event class, subject): the schema is registered (or, with
 ``auto_register=False``, looked up) and the id and writer are cached. After that,
-:meth:`AvroSerializer.serialize` is synchronous and allocation-light: ``to_avro()`` → fastavro's
+:meth:`AvroSerializer.serialize` is synchronous and allocation-light: the class's raw codec
+(:mod:`eventplatform.schema.rawcodec`; ``to_avro()`` for classes it cannot handle) → fastavro's
 ``schemaless_writer`` into a buffer that already holds the 5-byte header.
 """
 
@@ -17,6 +18,7 @@ from fastavro import schemaless_writer
 from eventplatform.errors import SerializationError
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.schema import AvroEvent
+from eventplatform.schema.rawcodec import raw_codec
 from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 from eventplatform.serde.wire import frame_header
 
@@ -26,14 +28,22 @@ __all__ = ["AvroSerializer", "PreparedWriter"]
 class PreparedWriter:
     """Encodes events of one class for one subject; built once, used for every event."""
 
-    __slots__ = ("event_type", "header", "parsed", "schema_id", "subject")
+    __slots__ = ("encode_raw", "event_type", "header", "parsed", "schema_id", "subject")
 
     def __init__(self, event_type: type[AvroEvent], subject: str, schema_id: int) -> None:
         self.event_type = event_type
         self.subject = subject
         self.schema_id = schema_id
         self.header = frame_header(schema_id)
-        self.parsed: Any = event_type.parsed_schema()
+        # The raw codec writes the same bytes about twice as fast (see
+        # eventplatform.schema.rawcodec); classes it cannot handle keep to_avro().
+        codec = raw_codec(event_type)
+        if codec is None:
+            self.parsed: Any = event_type.parsed_schema()
+            self.encode_raw: Any = event_type.to_avro
+        else:
+            self.parsed = codec.parsed
+            self.encode_raw = codec.encode
 
     def encode(self, event: AvroEvent) -> bytes:
         """Framed bytes of ``event``.
@@ -44,8 +54,8 @@ class PreparedWriter:
         buffer = BytesIO()
         buffer.write(self.header)
         try:
-            schemaless_writer(buffer, self.parsed, event.to_avro())
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            schemaless_writer(buffer, self.parsed, self.encode_raw(event))
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
             raise SerializationError(
                 f"cannot encode {self.event_type.__avro_name__} for subject {self.subject!r}: {exc}"
             ) from exc

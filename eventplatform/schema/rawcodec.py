@@ -1,0 +1,489 @@
+"""The raw codec: events to and from fastavro's *raw* values, with logical types done by us.
+
+fastavro spends about half its time in per-value logical-type hooks. The Avro binary of a
+logical type *is* the binary of its underlying type (Avro spec, "Logical Types"), so a
+schema with every ``logicalType`` (and ``precision``/``scale``) removed writes the same bytes
+when it is handed the underlying values: ``str`` for a uuid, epoch days for a date, epoch
+milli/microseconds for timestamps, the two's-complement unscaled integer for a decimal.
+
+Per event class, :func:`raw_codec` builds once:
+
+- the raw schema, parsed by fastavro;
+- an encoder (Python source compiled once, as attrs and pydantic do) from the instance to
+  the raw record, reading attributes directly instead of running ``model_dump``;
+- a decoder from the raw record to the event. When validation is provably redundant (see
+  :func:`eventplatform.schema.rawschema.constructible`) it builds the instances directly,
+  as ``model_construct`` does; otherwise it converts the values and runs the validator.
+
+What construction relies on: every value coming out of the decoder already has the exact
+Python type pydantic would produce for the field (``UUID``, ``Decimal`` with at most
+``precision`` digits and ``scale`` places, UTC-aware ``datetime`` for ``timestamp-*``, naive
+for ``local-timestamp-*``, enum members, nested instances); Avro ``int`` is 32-bit and
+``fixed`` has its size, so the ``Int32`` and ``Fixed`` constraints hold by construction.
+A decimal beyond its precision raises :class:`RawDecodeFallback`, and the caller decodes
+again through the validating path, which reports it.
+
+Every conversion reproduces fastavro's own (``fastavro._logical_writers_py`` and
+``_logical_readers_py``) so the bytes and values are identical; the tests prove it.
+A class gets no codec (``None``) when its schema has a union whose branches share an
+underlying type (``long`` and ``timestamp-millis``) or read back as the same Python type with
+different conversions: there the raw value alone does not tell which branch was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Context, Decimal
+from enum import Enum
+from typing import IO, Any
+
+import fastavro
+from pydantic import BaseModel
+
+from eventplatform.errors import SerializationError
+from eventplatform.schema import rawvalues
+from eventplatform.schema.names import NAMED_TYPES
+from eventplatform.schema.options import field_name
+from eventplatform.schema.plan import _Planner
+from eventplatform.schema.rawschema import (
+    constructible,
+    encodable,
+    logical_signature,
+    strip_logical_types,
+)
+from eventplatform.schema.rawvalues import RawDecodeFallback
+from eventplatform.schema.types import derive
+
+__all__ = ["READ_OPTIONS", "RawCodec", "RawDecodeFallback", "raw_codec"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawCodec:
+    """The raw schema and the generated converters of one event class.
+
+    Attributes:
+        parsed: the raw schema (logical types removed), parsed by fastavro.
+        encode: instance -> the raw record ``schemaless_writer`` takes with ``parsed``.
+        decode: raw record ``schemaless_reader`` returned with ``parsed`` (and
+            :data:`READ_OPTIONS`; :meth:`read` does both) -> the event. It takes the record
+            over (converted values replace raw ones in place, and the dict becomes the
+            instance's ``__dict__``); raises :class:`RawDecodeFallback` or any error of a
+            conversion when the record needs the validating path.
+        constructs: whether ``decode`` builds instances without re-validating.
+        signature: :func:`logical_signature` of the class's parsed full schema.
+        tagged_unions: whether a union has two or more named branches, so reading needs
+            :data:`READ_OPTIONS`.
+    """
+
+    parsed: Any
+    encode: Callable[[Any], dict[str, Any]]
+    decode: Callable[[Any], Any]
+    constructs: bool
+    signature: tuple[Any, ...]
+    tagged_unions: bool = False
+
+    def read(self, buffer: IO[bytes]) -> Any:
+        """Read one record from ``buffer`` with the raw schema and decode it.
+
+        Raises:
+            RawDecodeFallback: (or any error of fastavro or a conversion) the bytes need the
+                full-schema path, which reports what is wrong with them.
+        """
+        if not self.tagged_unions:  # the options only matter then, and cost a little
+            return self.decode(fastavro.schemaless_reader(buffer, self.parsed, None))
+        record = fastavro.schemaless_reader(
+            buffer, self.parsed, None, return_named_type=True, return_named_type_override=True
+        )
+        return self.decode(record)
+
+
+class _Generator:
+    """Writes the encoder and decoder source of one class's record closure."""
+
+    def __init__(self, definitions: Mapping[str, Any], origins: Mapping[str, object]) -> None:
+        self.definitions = definitions
+        self.origins = origins
+        self.names: dict[str, int] = {}
+        self.lines: list[str] = []
+        self.env: dict[str, Any] = {
+            "_EPOCH": rawvalues.EPOCH,
+            "_EPOCH_NAIVE": rawvalues.EPOCH_NAIVE,
+            "_MS": rawvalues.MS,
+            "_US": rawvalues.US,
+            "_DAYS_SHIFT": rawvalues.DAYS_SHIFT,
+            "_date": date,
+            "_td": timedelta,
+            "_timestamp": rawvalues.timestamp,
+            "_decimal_bytes": rawvalues.decimal_bytes,
+            "_decimal_fixed": rawvalues.decimal_fixed,
+            "_read_uuid": rawvalues.read_uuid,
+            "_D": Decimal,
+            "_fb": int.from_bytes,
+            "_fallback": rawvalues.fallback,
+            "_read_time_millis": rawvalues.read_time_millis,
+            "_read_time_micros": rawvalues.read_time_micros,
+            "_SerializationError": SerializationError,
+            **_SLOTS,
+            "_Enum": Enum,
+            "_new": object.__new__,
+        }
+        self.constructs = True
+        self.tagged_unions = False
+        self.pending: list[tuple[int, Mapping[str, Any]]] = []
+        self.counter = 0
+
+    def constant(self, value: Any) -> str:
+        self.counter += 1
+        name = f"_c{self.counter}"
+        self.env[name] = value
+        return name
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, str) and node in self.definitions:
+            return self.definitions[node]
+        return node
+
+    def record_index(self, node: Mapping[str, Any]) -> int:
+        name = node["name"]
+        if name not in self.names:
+            self.names[name] = len(self.names)
+            self.pending.append((self.names[name], node))
+        return self.names[name]
+
+    def var(self) -> str:
+        self.counter += 1
+        return f"v{self.counter}"
+
+    def encode(self, node: Any, v: str, where: str) -> str:
+        node = self.resolve(node)
+        if isinstance(node, list):
+            non_null = [b for b in node if b != "null"]
+            if len(non_null) > 1:
+                return f"{self.encode_union(node, where)}({v})"
+            inner = self.encode(non_null[0], v, where)
+            return v if inner == v else f"(None if {v} is None else {inner})"
+        if isinstance(node, str):
+            return v
+        kind, logical = node["type"], node.get("logicalType")
+        if kind == "record":
+            return f"_enc{self.record_index(node)}({v})"
+        if kind == "enum":
+            origin = self.origins.get(node["name"])
+            if isinstance(origin, type) and issubclass(origin, str):
+                return v  # a StrEnum member is its symbol to fastavro's enum writer
+            return f"({v}.value if isinstance({v}, _Enum) else {v})"
+        if kind == "array":
+            item = self.var()
+            return f"[{self.encode(node['items'], item, where)} for {item} in {v}]"
+        if kind == "map":
+            key, value = self.var(), self.var()
+            inner = self.encode(node["values"], value, where)
+            return f"{{{key}: {inner} for {key}, {value} in {v}.items()}}"
+        where_c = self.constant(where)
+        if logical == "decimal":
+            limit = self.constant(10 ** node["precision"])
+            scale = node.get("scale", 0)
+            if kind == "fixed":
+                return f"_decimal_fixed({v}, {scale}, {limit}, {node['size']}, {where_c})"
+            return f"_decimal_bytes({v}, {scale}, {limit}, {where_c})"
+        if logical == "uuid":
+            return f"str({v})"
+        if logical == "date":
+            return f"({v}.toordinal() - _DAYS_SHIFT)"
+        if logical == "time-millis":
+            return (
+                f"(({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000 + {v}.microsecond // 1000"
+            )
+        if logical == "time-micros":
+            return f"(({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000000 + {v}.microsecond"
+        if logical in ("timestamp-millis", "timestamp-micros"):
+            unit = "_MS" if logical.endswith("millis") else "_US"
+            return f"_timestamp({v}, {unit})"
+        if logical in ("local-timestamp-millis", "local-timestamp-micros"):
+            unit = "_MS" if logical.endswith("millis") else "_US"
+            return f"(({v}.replace(tzinfo=None) - _EPOCH_NAIVE) // {unit})"
+        return v
+
+    def encode_union(self, branches: list[Any], where: str) -> str:
+        """A function writing a value of a union in fastavro's ``(branch, value)`` notation.
+
+        The branch is picked by the same predicates, in the same order, as the encode plan
+        of the full path (:mod:`eventplatform.schema.plan`), so both write the same index.
+        """
+        planner = _Planner(self.definitions, self.origins)
+        tags = [planner.tag(self.resolve(b)) for b in branches]
+        if len(set(tags)) != len(tags):  # two branches on one underlying type: ambiguous
+            raise _NoCodec
+        self.counter += 1
+        name = f"_union{self.counter}"
+        lines = [f"def {name}(v):\n"]
+        if "null" in branches:
+            lines.append("    if v is None:\n        return None\n")
+        for branch, tag in zip(branches, tags, strict=True):
+            if branch == "null":
+                continue
+            check = self.constant(planner.check(branch))
+            lines.append(
+                f"    if {check}(v):\n        return ({tag!r}, {self.encode(branch, 'v', where)})\n"
+            )
+        message = self.constant(f"{where}: the value fits no branch of the union")
+        lines.append(f"    raise _SerializationError({message})")
+        self.lines.append("".join(lines))
+        return name
+
+    def decode_union(self, branches: list[Any]) -> str:
+        """A function converting what fastavro read for a union (see :meth:`RawCodec.read`).
+
+        With two or more named branches, a named value arrives as ``(full name, value)``;
+        every other branch is told apart by the Python type fastavro reads it as, which must
+        then be unambiguous or need no conversion.
+        """
+        resolved = [self.resolve(b) for b in branches if b != "null"]
+        named = [b for b in resolved if isinstance(b, dict) and b["type"] in NAMED_TYPES]
+        tagged = named if len(named) > 1 else []
+        self.tagged_unions = self.tagged_unions or bool(tagged)
+        self.counter += 1
+        name = f"_union{self.counter}"
+        lines = [f"def {name}(v):\n    if v is None:\n        return None\n"]
+        if tagged:
+            lines.append("    if type(v) is tuple:\n        n, x = v\n")
+            for branch in tagged:
+                lines.append(
+                    f"        if n == {branch['name']!r}:\n"
+                    f"            return {self.decode(branch, 'x')}\n"
+                )
+        groups: dict[type, list[Any]] = {}  # bool first: a bool is also an int
+        for branch in resolved:
+            if branch not in tagged:
+                kind = branch if isinstance(branch, str) else branch["type"]
+                groups.setdefault(_READ_TYPES[kind], []).append(branch)
+        for pytype, members in sorted(groups.items(), key=lambda item: item[0] is not bool):
+            conversions = {self.decode(m, "v") for m in members}
+            if len(conversions) != 1:
+                raise _NoCodec
+            check = self.constant(pytype)
+            lines.append(f"    if isinstance(v, {check}):\n        return {conversions.pop()}\n")
+        lines.append("    return v")
+        self.lines.append("".join(lines))
+        return name
+
+    def decode(self, node: Any, v: str) -> str:
+        node = self.resolve(node)
+        if isinstance(node, list):
+            non_null = [b for b in node if b != "null"]
+            if len(non_null) > 1:
+                return f"{self.decode_union(node)}({v})"
+            inner = self.decode(non_null[0], v)
+            return v if inner == v else f"(None if {v} is None else {inner})"
+        if isinstance(node, str):
+            return v
+        kind, logical = node["type"], node.get("logicalType")
+        if kind == "record":
+            return f"_dec{self.record_index(node)}({v})"
+        if kind == "enum":
+            origin = self.origins.get(node["name"])
+            if isinstance(origin, type) and issubclass(origin, Enum):
+                members = self.constant({m.value: m for m in origin})
+                return f"{members}[{v}]"
+            return v
+        if kind == "array":
+            item = self.var()
+            return f"[{self.decode(node['items'], item)} for {item} in {v}]"
+        if kind == "map":
+            key, value = self.var(), self.var()
+            return (
+                f"{{{key}: {self.decode(node['values'], value)} for {key}, {value} in {v}.items()}}"
+            )
+        if logical == "decimal":
+            precision = node["precision"]
+            context = self.constant(Context(prec=precision))
+            limit = self.constant(10**precision)
+            # Inline: fastavro's read_decimal, whose context never rounds below the limit.
+            u = self.var()
+            return (
+                f"(_D({u}).scaleb({-node.get('scale', 0)}, {context}) "
+                f"if -{limit} < ({u} := _fb({v}, 'big', signed=True)) < {limit} "
+                "else _fallback())"
+            )
+        if logical == "uuid":
+            return f"_read_uuid({v})"
+        if logical == "date":
+            return f"_date.fromordinal({v} + _DAYS_SHIFT)"
+        if logical == "time-millis":
+            return f"_read_time_millis({v})"
+        if logical == "time-micros":
+            return f"_read_time_micros({v})"
+        if logical is not None and logical.endswith("timestamp-millis"):
+            epoch = "_EPOCH_NAIVE" if logical.startswith("local") else "_EPOCH"
+            return f"({epoch} + _td(0, 0, 0, {v}))"  # exact: integer milliseconds
+        if logical is not None and logical.endswith("timestamp-micros"):
+            epoch = "_EPOCH_NAIVE" if logical.startswith("local") else "_EPOCH"
+            return f"({epoch} + _td(microseconds={v}))"
+        return v
+
+    def records(self) -> None:
+        while self.pending:
+            index, node = self.pending.pop()
+            model = self.origins.get(node["name"])
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise _NoCodec
+            attributes = {
+                field_name(attr, info, f"{model.__name__}.{attr}"): attr
+                for attr, info in model.model_fields.items()
+            }
+            cls = self.constant(model)
+            if all(attributes.get(f["name"]) == f["name"] for f in node["fields"]) and len(
+                node["fields"]
+            ) == len(attributes):
+                self.in_place(index, node, model.__name__, cls, frozenset(attributes))
+                continue
+            enc, dec, raw = [], [], []
+            for field in node["fields"]:
+                name, attr = field["name"], attributes[field["name"]]
+                where = f"{model.__name__}.{attr}"
+                enc.append(f"{name!r}: {self.encode(field['type'], f'o.{attr}', where)}")
+                value = self.decode(field["type"], f"r[{name!r}]")
+                dec.append(f"{attr!r}: {value}")
+                raw.append(f"{name!r}: {value}")
+            self.lines.append(f"def _enc{index}(o):\n    return {{{', '.join(enc)}}}")
+            if self.constructs:
+                fields = self.constant(frozenset(attributes.values()))
+                values = f"{{{', '.join(dec)}}}"
+                self.lines.append(f"def _dec{index}(r):\n{_make(cls, values, fields)}")
+            else:
+                # Validated afterwards: nested records stay dicts keyed by Avro names.
+                self.lines.append(f"def _dec{index}(r):\n    return {{{', '.join(raw)}}}")
+
+    def in_place(
+        self, index: int, node: Mapping[str, Any], model: str, cls: str, fields: frozenset[str]
+    ) -> None:
+        """Converters for a record whose Avro field names are its attribute names.
+
+        Then the instance's ``__dict__`` copied is the raw record once the converted fields
+        are replaced, and the dict fastavro read becomes the instance's ``__dict__``: no
+        per-field copying of the values that need no conversion.
+        """
+        enc, dec = [], []
+        for field in node["fields"]:
+            name = field["name"]
+            key = f"d[{name!r}]"
+            value = self.encode(field["type"], key, f"{model}.{name}")
+            if value != key:
+                enc.append(f"    d[{name!r}] = {value}\n")
+            key = f"r[{name!r}]"
+            value = self.decode(field["type"], key)
+            if value != key:
+                dec.append(f"    r[{name!r}] = {value}\n")
+        self.lines.append(
+            f"def _enc{index}(o):\n    d = o.__dict__.copy()\n{''.join(enc)}    return d"
+        )
+        made = _make(cls, "r", self.constant(fields)) if self.constructs else "    return r"
+        self.lines.append(f"def _dec{index}(r):\n{''.join(dec)}{made}")
+
+
+# What BaseModel.model_construct does with every field given, minus its loops: the slot
+# setters of BaseModel's four instance attributes, bound once.
+_SLOTS = {
+    f"_set_{slot.strip('_')}": BaseModel.__dict__[slot].__set__
+    for slot in (
+        "__dict__",
+        "__pydantic_fields_set__",
+        "__pydantic_extra__",
+        "__pydantic_private__",
+    )
+}
+
+
+def _make(cls: str, values: str, fields: str) -> str:
+    """Source of an expression building ``cls`` from its field values without validation."""
+    return (
+        f"    m = _new({cls})\n"
+        f"    _set_dict(m, {values})\n"
+        f"    _set_pydantic_fields_set(m, set({fields}))\n"
+        "    _set_pydantic_extra(m, None)\n"
+        "    _set_pydantic_private(m, None)\n"
+        "    return m"
+    )
+
+
+# The Python type fastavro reads each raw Avro type as; bool is tested before int.
+_READ_TYPES: dict[str, type] = {
+    "boolean": bool,
+    "int": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "string": str,
+    "enum": str,
+    "bytes": bytes,
+    "fixed": bytes,
+    "array": list,
+    "map": dict,
+    "record": dict,
+}
+
+READ_OPTIONS: dict[str, bool] = {"return_named_type": True, "return_named_type_override": True}
+"""``schemaless_reader`` options the decoder expects: named union branches as tuples when a
+union has two or more of them, so the decoder knows which record or enum was written."""
+
+
+class _NoCodec(Exception):
+    """The class's schema needs the full fastavro path."""
+
+
+def _build(cls: type[BaseModel], schema: Mapping[str, Any]) -> RawCodec | None:
+    derivation = derive(cls)
+    generator = _Generator(derivation.definitions, derivation.origins)
+    generator.constructs = constructible(cls, set())
+    if not encodable(cls, set()):
+        return None
+    try:
+        top = generator.record_index(schema)
+        generator.records()
+    except _NoCodec:
+        return None
+    source = "\n".join(generator.lines)
+    namespace = dict(generator.env)
+    exec(compile(source, f"<raw codec of {cls.__qualname__}>", "exec"), namespace)
+    decode_record = namespace[f"_dec{top}"]
+    if not generator.constructs:
+        validate = cls.__pydantic_validator__.validate_python
+
+        def decode(record: dict[str, Any]) -> Any:
+            return validate(decode_record(record))
+    else:
+        decode = decode_record
+    try:
+        parsed = fastavro.parse_schema(strip_logical_types(schema), named_schemas={})
+        full = fastavro.parse_schema(dict(schema), named_schemas={})
+    except Exception:  # fastavro took the full schema; whatever it refuses here, the
+        return None  # full path still serves the class
+    return RawCodec(
+        parsed=parsed,
+        encode=namespace[f"_enc{top}"],
+        decode=decode,
+        constructs=generator.constructs,
+        signature=logical_signature(full),
+        tagged_unions=generator.tagged_unions,
+    )
+
+
+_MISSING: Any = object()
+
+
+def raw_codec(cls: Any) -> RawCodec | None:
+    """The raw codec of an event class, built once and kept on the class.
+
+    None when the class needs the full fastavro path: custom serializers, field types outside
+    the mapping, or a union whose branches cannot be told apart without logical types.
+
+    Raises:
+        SchemaError: the class has no valid Avro schema.
+    """
+    codec = cls.__dict__.get("__avro_raw__", _MISSING)
+    if codec is _MISSING:
+        codec = _build(cls, cls.__avro_schema__)
+        type.__setattr__(cls, "__avro_raw__", codec)
+    return codec  # type: ignore[no-any-return]
