@@ -288,7 +288,7 @@ class EventProducer:
             "request_timeout_ms": int(self.delivery_timeout * 1000),
             "transactional_id": self.transactional_id,
         }
-        options.update(self._client_options)
+        options = self.settings.kafka.connection_options() | options | self._client_options
         if self._registry is None:
             self._registry = open_registry(self.settings, bootstrap_servers=self.bootstrap_servers)
         if self._owns_registry:

@@ -87,6 +87,28 @@ class KafkaSettings(_Section):
     sasl_username: str | None = None
     sasl_password: str | None = Field(default=None, repr=False)
 
+    def connection_options(self) -> dict[str, Any]:
+        """aiokafka keyword arguments for reaching the cluster, besides its bootstrap servers.
+
+        ``client_id``, ``security_protocol``, an SSL context for the TLS protocols and the SASL
+        credentials: what every producer, consumer and admin client of the library shares.
+        """
+        options: dict[str, Any] = {
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context  # noqa: PLC0415 - only for TLS
+
+            options["ssl_context"] = create_ssl_context()
+        if self.sasl_mechanism is not None:
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.sasl_username,
+                "sasl_plain_password": self.sasl_password,
+            }
+        return options
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _check_bootstrap(cls, value: str | None) -> str | None:

@@ -412,14 +412,8 @@ class EventApp:
             # on_partitions_revoked waits up to the longest handler timeout for the poll in
             # flight; the group must wait that long for this member to rejoin.
             "rebalance_timeout_ms": max(consumer.session_timeout_ms, int((longest + 10) * 1000)),
-            "security_protocol": kafka.security_protocol,
         }
-        if kafka.sasl_mechanism:
-            options.update(
-                sasl_mechanism=kafka.sasl_mechanism,
-                sasl_plain_username=kafka.sasl_username,
-                sasl_plain_password=kafka.sasl_password,
-            )
+        options = kafka.connection_options() | options
         options.update(self._consumer_options)
         client = AIOKafkaConsumer(**options)
         client.subscribe(self._router.topics, listener=listener)

@@ -13,7 +13,6 @@ from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 from aiokafka import errors as kafka_errors
-from aiokafka.helpers import create_ssl_context
 
 from eventplatform.errors import ConfigurationError, KafkaError
 from eventplatform.registry.base import SchemaRegistry
@@ -75,21 +74,10 @@ def kafka_options(settings: Settings, *, request_timeout: float = 30.0) -> dict[
         ConfigurationError: no bootstrap servers are set.
     """
     kafka = settings.kafka
-    options: dict[str, Any] = {
+    return kafka.connection_options() | {
         "bootstrap_servers": bootstrap_servers(settings),
-        "client_id": kafka.client_id,
         "request_timeout_ms": int(request_timeout * 1000),
-        "security_protocol": kafka.security_protocol,
     }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context()
-    if kafka.sasl_mechanism is not None:
-        options |= {
-            "sasl_mechanism": kafka.sasl_mechanism,
-            "sasl_plain_username": kafka.sasl_username,
-            "sasl_plain_password": kafka.sasl_password,
-        }
-    return options
 
 
 @contextmanager

@@ -301,18 +301,4 @@ class CompactedTable:
 
 def _client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka keyword arguments for reaching the cluster, besides its bootstrap servers."""
-    options: dict[str, Any] = {
-        "client_id": f"{kafka.client_id}-connect",
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context  # noqa: PLC0415
-
-        options["ssl_context"] = create_ssl_context()
-    if kafka.sasl_mechanism is not None:
-        options |= {
-            "sasl_mechanism": kafka.sasl_mechanism,
-            "sasl_plain_username": kafka.sasl_username,
-            "sasl_plain_password": kafka.sasl_password,
-        }
-    return options
+    return kafka.connection_options() | {"client_id": f"{kafka.client_id}-connect"}

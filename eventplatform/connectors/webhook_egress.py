@@ -244,14 +244,8 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
             "max_poll_records": self.config.max_poll_records,
             "session_timeout_ms": consumer_settings.session_timeout_ms,
             "heartbeat_interval_ms": consumer_settings.heartbeat_interval_ms,
-            "security_protocol": kafka.security_protocol,
         }
-        if kafka.sasl_mechanism:
-            options.update(
-                sasl_mechanism=kafka.sasl_mechanism,
-                sasl_plain_username=kafka.sasl_username,
-                sasl_plain_password=kafka.sasl_password,
-            )
+        options = kafka.connection_options() | options
         consumer = AIOKafkaConsumer(**options)
         consumer.subscribe([self.topic], listener=_Listener(self))
         try:

@@ -36,7 +36,6 @@ import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.helpers import create_ssl_context
 
 from eventplatform.errors import ConfigurationError, RegistryError, RegistryUnavailable
 from eventplatform.registry.commandlog import CommandLogRegistry
@@ -319,17 +318,4 @@ class KafkaLogRegistry(CommandLogRegistry):
 
 def _client_options(kafka: KafkaSettings, request_timeout: float) -> dict[str, Any]:
     """aiokafka keyword arguments for reaching the cluster, besides its bootstrap servers."""
-    options: dict[str, Any] = {
-        "client_id": kafka.client_id,
-        "request_timeout_ms": int(request_timeout * 1000),
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context()
-    if kafka.sasl_mechanism is not None:
-        options |= {
-            "sasl_mechanism": kafka.sasl_mechanism,
-            "sasl_plain_username": kafka.sasl_username,
-            "sasl_plain_password": kafka.sasl_password,
-        }
-    return options
+    return kafka.connection_options() | {"request_timeout_ms": int(request_timeout * 1000)}

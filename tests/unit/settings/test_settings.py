@@ -79,3 +79,16 @@ def test_env_beats_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_test_tooling_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTPLATFORM_TEST_POSTGRES_DSN", "postgresql://x")
     assert load_settings().kafka.bootstrap_servers is None
+
+
+def test_connection_options_carry_security_settings() -> None:
+    from eventplatform.settings import KafkaSettings
+
+    plain = KafkaSettings(client_id="svc").connection_options()
+    assert plain == {"client_id": "svc", "security_protocol": "PLAINTEXT"}
+    sasl = KafkaSettings(
+        security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p"
+    ).connection_options()
+    assert sasl["sasl_plain_username"] == "u"
+    assert sasl["sasl_plain_password"] == "p"
+    assert sasl["ssl_context"] is not None
