@@ -50,7 +50,7 @@ from faststream.kafka import KafkaBroker
 
 from benchmarks.broker import create_topic, kafka, unique
 from benchmarks.harness import Comparison, Result, print_results
-from benchmarks.workload import RawCodec, cloudevents_headers, orders
+from benchmarks.workload import RawCodec, cloudevents_headers, event_time, orders
 from eventplatform.demo.events import OrderPlaced
 from eventplatform.producer import EventProducer, Outgoing
 from eventplatform.registry.memory import MemoryRegistry
@@ -184,10 +184,11 @@ class Sides:
         builders: dict[int, Any] = {}
         futures = []
         timestamp = int(time.time() * 1000)
+        stamp = event_time()
         for event in events:
             key = event.customer_id.encode()
             value = codec.encode(event)
-            headers = cloudevents_headers()
+            headers = cloudevents_headers(stamp)
             partition = self._partition(key)
             builder = builders.get(partition)
             if builder is None:
@@ -243,6 +244,7 @@ class Sides:
             self.confluent_context,
         )
         failures: list[Any] = []
+        stamp = event_time()
 
         def delivered(err: Any, msg: Any) -> None:
             if err is not None:
@@ -256,7 +258,7 @@ class Sides:
                         self.topic,
                         value=value,
                         key=event.customer_id,
-                        headers=cast(ConfluentHeaders, cloudevents_headers()),
+                        headers=cast(ConfluentHeaders, cloudevents_headers(stamp)),
                         on_delivery=delivered,
                     )
                     break

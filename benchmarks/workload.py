@@ -26,6 +26,7 @@ __all__ = [
     "SOURCE",
     "RawCodec",
     "cloudevents_headers",
+    "event_time",
     "orders",
 ]
 
@@ -62,15 +63,22 @@ def orders(count: int, *, start: int = 0) -> list[OrderPlaced]:
     return events
 
 
-def cloudevents_headers() -> list[tuple[str, bytes]]:
-    """A fresh event's binary-mode CloudEvents headers, built by hand (id, time per event)."""
+def event_time() -> bytes:
+    """The current time as CloudEvents ``time`` (RFC 3339, UTC, ``Z``), UTF-8."""
     now = datetime.now(UTC).isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
+    return now.encode()
+
+
+def cloudevents_headers(time: bytes | None = None) -> list[tuple[str, bytes]]:
+    """A fresh event's binary-mode CloudEvents headers, built by hand: a new id per event,
+    and ``time`` (the batch's, as ``EventProducer.publish_batch`` stamps) or the current time.
+    """
     return [
         ("ce_specversion", _SPEC),
         ("ce_id", str(uuid.uuid4()).encode()),
         ("ce_source", _SOURCE),
         ("ce_type", _TYPE),
-        ("ce_time", now.encode()),
+        ("ce_time", time or event_time()),
         ("content-type", _CONTENT_TYPE),
     ]
 

@@ -17,8 +17,8 @@ Two more headers, both optional on the wire:
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,9 +27,11 @@ from eventplatform.errors import DeserializationError
 __all__ = [
     "AVRO_CONTENT_TYPE",
     "EventMetadata",
+    "HeaderTemplate",
     "InvalidEventHeaders",
     "Headers",
     "new_event_id",
+    "new_event_ids",
 ]
 
 SPEC_VERSION = "1.0"
@@ -67,9 +69,30 @@ class InvalidEventHeaders(DeserializationError):
     """A record lacks a required CloudEvents header or carries a malformed one."""
 
 
+# The variant field (RFC 9562 §4.1): the top two bits of octet 8 are 10, so its first hex
+# digit is one of 8, 9, a, b; the random digit's low two bits pick which.
+_VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
+
+
+def _uuid4_text(digits: str) -> str:
+    # A random UUID (version 4) from 32 random hex digits: what str(uuid.uuid4()) gives, with
+    # the version digit and variant bits set the same way, for a third of its cost.
+    return (
+        f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
+        f"{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:32]}"
+    )
+
+
 def new_event_id() -> str:
-    """A fresh event id (UUID 4, text)."""
-    return str(uuid.uuid4())
+    """A fresh event id (a random UUID, version 4, as text)."""
+    return _uuid4_text(os.urandom(16).hex())
+
+
+def new_event_ids(count: int) -> Iterator[str]:
+    """``count`` fresh event ids, from one read of the system's random source."""
+    digits = os.urandom(16 * count).hex()
+    for start in range(0, 32 * count, 32):
+        yield _uuid4_text(digits[start : start + 32])
 
 
 def format_time(value: datetime) -> str:
@@ -78,6 +101,38 @@ def format_time(value: datetime) -> str:
         value = value.replace(tzinfo=UTC)
     text = value.astimezone(UTC).isoformat(timespec="microseconds")
     return text.removesuffix("+00:00") + "Z"
+
+
+class HeaderTemplate:
+    """The binary-mode headers of new events of one source and type, pre-encoded.
+
+    What :meth:`EventMetadata.to_headers` gives for metadata with only an id and a time, built
+    per event from the constant headers and those two values; the batch publish path uses it.
+    """
+
+    __slots__ = ("content_type", "source", "specversion", "type")
+
+    def __init__(self, source: str, type: str, content_type: str = AVRO_CONTENT_TYPE) -> None:
+        self.specversion = (H_SPECVERSION, SPEC_VERSION.encode())
+        self.source = (H_SOURCE, source.encode())
+        self.type = (H_TYPE, type.encode())
+        self.content_type = (H_CONTENT_TYPE, content_type.encode())
+
+    def headers(
+        self, id: str, time: bytes, extra: Iterable[tuple[str, bytes]] = ()
+    ) -> list[tuple[str, bytes]]:
+        """The headers of the event ``id`` at ``time`` (:func:`format_time`, UTF-8)."""
+        headers = [
+            self.specversion,
+            (H_ID, id.encode()),
+            self.source,
+            self.type,
+            (H_TIME, time),
+            self.content_type,
+        ]
+        if extra:
+            headers.extend(extra)
+        return headers
 
 
 @dataclass(frozen=True, slots=True)

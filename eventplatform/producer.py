@@ -23,22 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time as _time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from eventplatform.cloudevents import EventMetadata
+from eventplatform.batching import BatchPlan
+from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_ids
 from eventplatform.errors import (
     ConfigurationError,
     KafkaError,
@@ -60,8 +60,7 @@ log = logging.getLogger(__name__)
 Key = str | bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
+class PublishResult(NamedTuple):
     """Where a published event landed, once the broker acknowledged it."""
 
     topic: str
@@ -86,6 +85,22 @@ class Outgoing:
     time: datetime | None = None
     traceparent: str | None = None
     metadata: EventMetadata | None = field(default=None, repr=False)
+
+    @property
+    def plain(self) -> bool:
+        """Whether its metadata is a fresh id and time only (no given id, time or extras)."""
+        return (
+            self.metadata is None
+            and self.event_id is None
+            and self.idempotency_key is None
+            and self.subject is None
+            and self.time is None
+            and self.traceparent is None
+        )
+
+
+#: A placeholder in a results list before every position is filled.
+_PENDING = PublishResult("", -1, -1, -1, "", "")
 
 
 class _State(Enum):
@@ -226,6 +241,7 @@ class EventProducer:
         self._retiring: set[asyncio.Task[None]] = set()
         self._serializer: AvroSerializer | None = None
         self._partitioner = DefaultPartitioner()
+        self._templates: dict[type[AvroEvent], HeaderTemplate] = {}
         self._state = _State.NEW
 
     async def __aenter__(self) -> Self:
@@ -474,115 +490,85 @@ class EventProducer:
         """Publish many events with one wait for all acknowledgements.
 
         Results come in the order of ``items``. Events of one key land in one partition in
-        their order. Every event is serialized (and its headers built) before the first is
-        sent, so a bad event fails the call with nothing written. After that the call is
-        all-or-error: when it raises, some events may have been written (each keeps its event
-        id and idempotency key, so a retry of the whole batch is deduplicated by consumers).
+        their order. Every event is serialized and placed in its partition's batch before the
+        first batch is sent, so a bad event fails the call with nothing written. After that
+        the call is all-or-error: when it raises, some events may have been written (each
+        keeps its event id and idempotency key, so a retry of the whole batch is deduplicated
+        by consumers). Events without their own id or time get fresh ids and the call's time.
 
         Raises:
             The errors of :meth:`publish`.
         """
         client = self.client
-        # Per-event state lives in flat lists of bytes, str, int and tuples of those, which
-        # the cyclic garbage collector does not track (or stops tracking at its first look):
-        # a batch no longer keeps ~4 tracked objects per event alive until its acks arrive,
-        # whose survival triggered full collections costing as much as the encoding itself.
-        entries = items if isinstance(items, list) else list(items)
-        targets: list[str] = []
-        values: list[bytes] = []
-        headers: list[tuple[tuple[str, bytes], ...] | None] = []
-        event_ids: list[str] = []
-        idempotency_keys: list[str] = []
         serializer = self._serializer
         assert serializer is not None
-        for raw in entries:
-            item = raw if isinstance(raw, Outgoing) else Outgoing(raw)
-            target = self.topic_for(item.event, item.topic or topic)
-            writer = serializer.cached(type(item.event), target)
-            if writer is None:
-                writer = await self._writer(item.event, target)
-            meta = self.metadata_for(item)
-            targets.append(target)
-            values.append(writer.encode(item.event))
-            headers.append(tuple(meta.to_headers(item.headers)))
-            event_ids.append(meta.id)
-            idempotency_keys.append(meta.idempotency_key)
-        if not values:
+        entries = items if isinstance(items, list) else list(items)
+        if not entries:
             return []
-
-        partitions = {t: sorted(await client.partitions_for(t)) for t in set(targets)}
-        # Keys repeat within a batch (a customer, an order): hash each once per call.
-        # aiokafka's murmur2 is pure Python, about 2 µs a key.
-        chosen: dict[str, dict[bytes, int]] = {t: {} for t in partitions}
-        timestamp = int(_time.time() * 1000)
-        # One open BatchBuilder per partition, with the positions in `entries` of its records
-        # and their offsets relative to the batch's base offset.
-        open_batches: dict[TopicPartition, tuple[Any, list[int], list[int]]] = {}
-        shipped: list[tuple[asyncio.Future[Any], TopicPartition, list[int], list[int]]] = []
-
-        async def ship(tp: TopicPartition) -> None:
-            builder, positions, offsets = open_batches.pop(tp)
-            future = await client.send_batch(builder, tp.topic, partition=tp.partition)
-            shipped.append((future, tp, positions, offsets))
+        now = datetime.now(UTC)
+        timestamp = int(now.timestamp() * 1000)
+        stamp = format_time(now).encode()
+        fresh_ids = new_event_ids(len(entries))
+        templates = self._templates
+        plan = BatchPlan(client, self._partitioner)
+        # Per event only flat lists of str (the ids), so a batch leaves little for the
+        # cyclic garbage collector to walk while it waits for its acks.
+        event_ids: list[str] = []
+        idempotency_keys: list[str] = []
+        for position, entry in enumerate(entries):
+            if type(entry) is Outgoing:
+                item, event, key = entry, entry.event, _key_bytes(entry.key)
+                target = self.topic_for(event, entry.topic or topic)
+            else:
+                item, event, key = None, cast(AvroEvent, entry), None
+                target = self.topic_for(event, topic)
+            event_type = type(event)
+            writer = serializer.cached(event_type, target)
+            if writer is None:
+                writer = await self._writer(event, target)
+            value = writer.encode(event)
+            if item is None or item.plain:
+                event_id = next(fresh_ids)
+                template = templates.get(event_type)
+                if template is None:
+                    template = templates[event_type] = HeaderTemplate(
+                        self.source, event_type.__avro_name__
+                    )
+                headers = template.headers(event_id, stamp, item.headers if item else ())
+                event_ids.append(event_id)
+                idempotency_keys.append(event_id)
+            else:
+                meta = self.metadata_for(item)
+                headers = meta.to_headers(item.headers)
+                event_ids.append(meta.id)
+                idempotency_keys.append(meta.idempotency_key)
+            if not plan.knows(target):
+                await plan.learn(target)
+            plan.append(position, target, key, value, headers, timestamp)
 
         try:
-            for index, raw in enumerate(entries):
-                target, value = targets[index], values[index]
-                key = _key_bytes(raw.key if isinstance(raw, Outgoing) else None)
-                cache = chosen[target]
-                partition = cache.get(key) if key is not None else None
-                if partition is None:
-                    all_parts = partitions[target]
-                    partition = self._partitioner(key, all_parts, all_parts)
-                    if key is not None:
-                        cache[key] = partition
-                tp = TopicPartition(target, partition)
-                # aiokafka's C batch builder takes headers as a list only.
-                record_headers, headers[index] = list(headers[index] or ()), None
-                for attempt in range(2):
-                    if tp not in open_batches:
-                        open_batches[tp] = (client.create_batch(), [], [])
-                    builder, positions, offsets = open_batches[tp]
-                    record = builder.append(
-                        key=key, value=value, timestamp=timestamp, headers=record_headers
-                    )
-                    if record is not None:
-                        positions.append(index)
-                        offsets.append(record.offset)
-                        break
-                    if attempt or not positions:
-                        raise PublishError(
-                            f"an event of {len(value)} bytes does not fit a batch for topic "
-                            f"{target!r}; raise EVENTPLATFORM_PRODUCER__MAX_BATCH_SIZE"
-                        )
-                    await ship(tp)  # full: send it and start another
-            for tp in list(open_batches):
-                await ship(tp)
-            acks = await asyncio.wait_for(
-                asyncio.gather(*(future for future, _, _, _ in shipped)), self.delivery_timeout
-            )
+            futures = await plan.send()
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self.delivery_timeout)
         except TimeoutError as exc:
             raise PublishTimeout(
-                f"a batch of {len(values)} events was not acknowledged within "
+                f"a batch of {len(entries)} events was not acknowledged within "
                 f"{self.delivery_timeout:.0f}s"
             ) from exc
         except kafka_errors.KafkaError as exc:
             await self._recover(client, exc)
-            raise _translate(exc, targets[0]) from exc
+            raise _translate(exc, plan.batches[0].topic) from exc
 
-        results: list[PublishResult | None] = [None] * len(values)
-        for (_, tp, positions, offsets), ack in zip(shipped, acks, strict=True):
-            base = ack.offset
-            for index, relative in zip(positions, offsets, strict=True):
-                results[index] = PublishResult(
-                    tp.topic,
-                    tp.partition,
-                    base + relative,
-                    timestamp,
-                    event_ids[index],
-                    idempotency_keys[index],
-                )
-        return [r for r in results if r is not None]
+        results: list[PublishResult] = [_PENDING] * len(entries)
+        for position, placed_topic, partition, offset in plan.placements(acks):
+            results[position] = PublishResult(
+                placed_topic,
+                partition,
+                offset,
+                timestamp,
+                event_ids[position],
+                idempotency_keys[position],
+            )
+        return results
 
     async def send_raw(
         self,

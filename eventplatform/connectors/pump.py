@@ -266,7 +266,7 @@ class RecordWriter:
             result = await self.producer.send_raw(topic, record.value, key=key, headers=headers)
         except Exception as exc:
             return _translated(exc, topic)
-        return replace(result, event_id=ids[0], idempotency_key=ids[1])
+        return result._replace(event_id=ids[0], idempotency_key=ids[1])
 
 
 def _translated(exc: BaseException, topic: str) -> BaseException:

@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord
 
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.demo.events import Currency, LineItem, OrderPlaced
-from eventplatform.errors import ConfigurationError, ResourceStateError
+from eventplatform.errors import ConfigurationError, ResourceStateError, SerializationError
 from eventplatform.producer import EventProducer, Outgoing
 from eventplatform.registry.memory import MemoryRegistry
 from eventplatform.serde import AvroDeserializer
@@ -125,6 +125,55 @@ async def test_batch_keeps_order_per_key_and_reports_offsets(
         skus = [(await deserializer.deserialize(r.value, OrderPlaced)).items[0].sku for r in mine]
         expected = [e.event.items[0].sku for e in events if e.key == key]  # type: ignore[attr-defined]
         assert skus == expected
+
+
+async def test_batch_headers_name_each_events_id_and_keep_given_ones(
+    settings: Settings,
+    registry: MemoryRegistry,
+    unique_topic: Callable[[str], str],
+    create_topic: Callable[..., Awaitable[str]],
+) -> None:
+    topic = await create_topic(unique_topic("batch-ids"), partitions=2)
+    given = Outgoing(
+        order(1), key="c-9", event_id="given-id", idempotency_key="order-1:placed", subject="s"
+    )
+    items: list[OrderPlaced | Outgoing] = [
+        order(0),
+        given,
+        Outgoing(order(2), key="c-2", headers=[("x-tenant", b"acme")]),
+    ]
+    async with EventProducer(settings=settings, registry=registry) as producer:
+        results = await producer.publish_batch(items, topic=topic)
+    records = await read_all(settings.kafka.bootstrap_servers or "", topic, 3)
+    by_position = {(r.partition, r.offset): r for r in records}
+    metas = [
+        EventMetadata.from_headers(by_position[(r.partition, r.offset)].headers) for r in results
+    ]
+    assert [m.id for m in metas] == [r.event_id for r in results]
+    assert [m.idempotency_key for m in metas] == [r.idempotency_key for r in results]
+    assert metas[1].id == "given-id"
+    assert (metas[1].idempotency_key, metas[1].subject) == ("order-1:placed", "s")
+    assert metas[0].id != metas[2].id
+    assert metas[0].idempotency_key == metas[0].id
+    assert {m.source for m in metas} == {"/tests/orders"}
+    assert ("x-tenant", b"acme") in list(
+        by_position[(results[2].partition, results[2].offset)].headers
+    )
+
+
+async def test_batch_with_a_bad_event_writes_nothing(
+    settings: Settings, registry: MemoryRegistry, unique_topic: Callable[[str], str]
+) -> None:
+    topic = unique_topic("batch-bad")
+    bad = order(5).model_copy(update={"total": Decimal("1e40")})  # beyond the decimal's precision
+    items = [Outgoing(order(n), key=f"c-{n}") for n in range(500)]
+    items.insert(250, Outgoing(bad, key="c-bad"))
+    async with EventProducer(settings=settings, registry=registry) as producer:
+        with pytest.raises(SerializationError, match="precision"):
+            await producer.publish_batch(items, topic=topic)
+        (result,) = await producer.publish_batch([order(9)], topic=topic)
+    # The marker event published after the failure is the topic's first record.
+    assert result.offset == 0
 
 
 async def test_transactional_publish_commit_and_abort(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, format_time
+from eventplatform.cloudevents import (
+    EventMetadata,
+    HeaderTemplate,
+    InvalidEventHeaders,
+    format_time,
+    new_event_id,
+    new_event_ids,
+)
 
 
 def test_headers_round_trip_with_all_attributes() -> None:
@@ -68,3 +76,23 @@ def test_foreign_headers_are_ignored() -> None:
     meta = EventMetadata.new(source="/s", type="t")
     headers = [*meta.to_headers(), ("x-custom", b"\xff\xfe")]
     assert EventMetadata.from_headers(headers) == meta
+
+
+def test_event_ids_are_random_uuids_in_canonical_text() -> None:
+    ids = [new_event_id() for _ in range(200)] + list(new_event_ids(2000))
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+    # Every hex digit outside the fixed version/variant positions occurs (they are random).
+    assert {c for text in ids for c in text.replace("-", "")} == set("0123456789abcdef")
+
+
+def test_header_template_gives_what_metadata_gives() -> None:
+    meta = EventMetadata.new(source="/services/orders", type="com.example.orders.OrderPlaced")
+    template = HeaderTemplate("/services/orders", "com.example.orders.OrderPlaced")
+    extra = [("x-tenant", b"acme")]
+    built = template.headers(meta.id, format_time(meta.time).encode(), extra)
+    assert built == meta.to_headers(extra)
+    assert EventMetadata.from_headers(built) == meta
