@@ -34,7 +34,11 @@ __all__ = [
 ]
 
 _new = object.__new__
-_set = object.__setattr__
+# UUID's slots, set through their descriptors (UUID.__setattr__ refuses; object.__setattr__
+# looks the name up on every call).
+_set_uuid_int = UUID.__dict__["int"].__set__
+_set_uuid_is_safe = UUID.__dict__["is_safe"].__set__
+_UNKNOWN = SafeUUID.unknown
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_NAIVE = datetime(1970, 1, 1)
 MS = timedelta(milliseconds=1)
@@ -107,8 +111,8 @@ def read_uuid(text: str) -> UUID:
     if len(digits) != 32 or len(text) != 36:
         return UUID(text)
     value = _new(UUID)
-    _set(value, "int", int(digits, 16))
-    _set(value, "is_safe", SafeUUID.unknown)
+    _set_uuid_int(value, int(digits, 16))
+    _set_uuid_is_safe(value, _UNKNOWN)
     return value
 
 

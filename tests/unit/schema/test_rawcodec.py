@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, NaiveDatetime, field_validator
 
 from eventplatform.errors import SerializationError
-from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, load_event_class
-from eventplatform.schema.rawcodec import READ_OPTIONS, RawDecodeFallback, raw_codec
+from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, load_event_class, rawcodec
+from eventplatform.schema.rawcodec import READ_OPTIONS, RawDecodeFallback, raw_codec, record_reader
 from eventplatform.schema.tree import validate_schema
 from tests.unit.schema import strategies
 from tests.unit.schema.models import Color, Currency, Everything, Money, Point
@@ -77,6 +77,10 @@ def raw_read(cls: type[AvroEvent], data: bytes) -> Any:
     codec = raw_codec(cls)
     assert codec is not None
     raw = fastavro.schemaless_reader(io.BytesIO(data), codec.parsed, None, **READ_OPTIONS)
+    # The codec's own reader (fastavro's read_record called directly) reads the same.
+    buffer = io.BytesIO(data)
+    assert codec.reader(buffer) == raw
+    assert buffer.tell() == len(data)
     return codec.decode(raw)
 
 
@@ -243,3 +247,21 @@ def test_property_every_type_with_every_union_branch_matches_fastavro(
     data_bytes = raw_bytes(event)
     assert data_bytes == full_bytes(event)
     assert raw_read(Everything, data_bytes) == event
+
+
+def test_reader_calls_fastavro_directly_and_falls_back_to_the_public_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The installed fastavro passes the import-time probe, so codecs read directly.
+    assert rawcodec._DIRECT
+    event = everything(choice=Point(x=1, y=2), maybe_color=Color.RED, note="n")
+    codec = raw_codec(Everything)
+    assert codec is not None
+    data = raw_bytes(event)
+    monkeypatch.setattr(rawcodec, "_DIRECT", False)
+    public = record_reader(codec.parsed, tagged_unions=codec.tagged_unions)
+    assert public is not codec.reader
+    assert codec.decode(public(io.BytesIO(data))) == event
+    assert codec.read(io.BytesIO(data)) == event
+    with pytest.raises(EOFError):
+        codec.reader(io.BytesIO(data[:-3]))
