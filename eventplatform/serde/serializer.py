@@ -10,15 +10,12 @@ The registry is consulted once per (event class, subject): the schema is registe
 from __future__ import annotations
 
 import asyncio
-from io import BytesIO
 from typing import Any
-
-from fastavro import schemaless_writer
 
 from eventplatform.errors import SerializationError
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.schema import AvroEvent
-from eventplatform.schema.rawcodec import raw_codec
+from eventplatform.schema.rawcodec import raw_codec, record_writer
 from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 from eventplatform.serde.wire import frame_header
 
@@ -28,7 +25,7 @@ __all__ = ["AvroSerializer", "PreparedWriter"]
 class PreparedWriter:
     """Encodes events of one class for one subject; built once, used for every event."""
 
-    __slots__ = ("encode_raw", "event_type", "header", "parsed", "schema_id", "subject")
+    __slots__ = ("encode_raw", "event_type", "header", "parsed", "schema_id", "subject", "write")
 
     def __init__(self, event_type: type[AvroEvent], subject: str, schema_id: int) -> None:
         self.event_type = event_type
@@ -44,6 +41,7 @@ class PreparedWriter:
         else:
             self.parsed = codec.parsed
             self.encode_raw = codec.encode
+        self.write = record_writer(self.parsed)
 
     def encode(self, event: AvroEvent) -> bytes:
         """Framed bytes of ``event``.
@@ -51,15 +49,12 @@ class PreparedWriter:
         Raises:
             SerializationError: the event's values do not fit its schema.
         """
-        buffer = BytesIO()
-        buffer.write(self.header)
         try:
-            schemaless_writer(buffer, self.parsed, self.encode_raw(event))
+            return self.write(self.header, self.encode_raw(event))
         except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
             raise SerializationError(
                 f"cannot encode {self.event_type.__avro_name__} for subject {self.subject!r}: {exc}"
             ) from exc
-        return buffer.getvalue()
 
 
 class AvroSerializer:

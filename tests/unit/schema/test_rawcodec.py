@@ -16,7 +16,13 @@ from pydantic import AwareDatetime, BaseModel, NaiveDatetime, field_validator
 
 from eventplatform.errors import SerializationError
 from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, load_event_class, rawcodec
-from eventplatform.schema.rawcodec import READ_OPTIONS, RawDecodeFallback, raw_codec, record_reader
+from eventplatform.schema.rawcodec import (
+    READ_OPTIONS,
+    RawDecodeFallback,
+    raw_codec,
+    record_reader,
+    record_writer,
+)
 from eventplatform.schema.tree import validate_schema
 from tests.unit.schema import strategies
 from tests.unit.schema.models import Color, Currency, Everything, Money, Point
@@ -70,6 +76,10 @@ def raw_bytes(event: AvroEvent) -> bytes:
     assert codec is not None
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, codec.parsed, codec.encode(event))
+    # The direct writer (fastavro's write_data after a header) writes the same bytes.
+    assert record_writer(codec.parsed)(b"\x00head", codec.encode(event)) == (
+        b"\x00head" + buffer.getvalue()
+    )
     return buffer.getvalue()
 
 
@@ -252,8 +262,9 @@ def test_property_every_type_with_every_union_branch_matches_fastavro(
 def test_reader_calls_fastavro_directly_and_falls_back_to_the_public_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The installed fastavro passes the import-time probe, so codecs read directly.
+    # The installed fastavro passes the import-time probes, so codecs read and write directly.
     assert rawcodec._DIRECT
+    assert rawcodec._DIRECT_WRITE
     event = everything(choice=Point(x=1, y=2), maybe_color=Color.RED, note="n")
     codec = raw_codec(Everything)
     assert codec is not None
@@ -265,3 +276,5 @@ def test_reader_calls_fastavro_directly_and_falls_back_to_the_public_reader(
     assert codec.read(io.BytesIO(data)) == event
     with pytest.raises(EOFError):
         codec.reader(io.BytesIO(data[:-3]))
+    monkeypatch.setattr(rawcodec, "_DIRECT_WRITE", False)
+    assert record_writer(codec.parsed)(b"", codec.encode(event)) == data
