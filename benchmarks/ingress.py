@@ -47,6 +47,8 @@ CONCURRENCY = 64
 ROUNDS = 3
 SECONDS = 3.0
 WARMUP = 0.5
+#: A round's length; the client counts requests over the last SECONDS of it only.
+ROUND_TIME = WARMUP + SECONDS
 PARTITIONS = 3
 #: Distinct request bodies, posted round and round.
 BODIES = 1_000
@@ -141,6 +143,8 @@ async def run() -> None:
                 Result("bare", unit="ev/s", scale=1),
             )
             latency: dict[str, list[tuple[float, float]]] = {"ours": [], "bare": []}
+            # The servers' process CPU per accepted request: whether a side is CPU-bound.
+            cpu: dict[str, list[float]] = {"ours": [], "bare": []}
             accepted = 0
             try:
                 for _ in range(ROUNDS):
@@ -148,7 +152,10 @@ async def run() -> None:
                         ("bare", bare_url, bare),
                         ("ours", ingress.url, ours),
                     ):
+                        cpu_start = time.process_time()
                         figures = await _drive(url, bodies)
+                        busy = time.process_time() - cpu_start
+                        cpu[name].append(busy / max(1, figures["total"]) * (SECONDS / ROUND_TIME))
                         if figures["refused"]:
                             raise RuntimeError(f"{name}: {figures['refused']} requests not 202")
                         result.rounds.append(figures["rate"])
@@ -176,6 +183,9 @@ async def run() -> None:
         [
             f"latency p50/p99: ingress {ms('ours', 0)} / {ms('ours', 1)}, "
             f"bare handler {ms('bare', 0)} / {ms('bare', 1)}",
+            f"server process CPU per accepted request: ingress "
+            f"{statistics.median(cpu['ours']) * 1e6:.0f} µs, "
+            f"bare handler {statistics.median(cpu['bare']) * 1e6:.0f} µs",
             f"{accepted:,} events answered 202 in total, {durable:,} records in the topic; "
             f"{PARTITIONS} partitions, acks=all, client in a second process, "
             f"{ROUNDS} rounds of {SECONDS:.0f} s per side",

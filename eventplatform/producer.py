@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from aiokafka.structs import TopicPartition
 
 from eventplatform.batching import BatchPlan
 from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_ids
+from eventplatform.deadlines import Deadlines
 from eventplatform.errors import (
     ConfigurationError,
     KafkaError,
@@ -84,14 +84,15 @@ class Outgoing:
     event_id: str | None = None
     time: datetime | None = None
     traceparent: str | None = None
+    #: CloudEvents ``source``; default the producer's.
+    source: str | None = None
     metadata: EventMetadata | None = field(default=None, repr=False)
 
     @property
     def plain(self) -> bool:
-        """Whether its metadata is a fresh id and time only (no given id, time or extras)."""
+        """Whether its metadata is an id, a source and the current time only (no extras)."""
         return (
             self.metadata is None
-            and self.event_id is None
             and self.idempotency_key is None
             and self.subject is None
             and self.time is None
@@ -141,58 +142,6 @@ def _translate(exc: BaseException, topic: str) -> KafkaError:
 _SEQUENCE_LOST = (kafka_errors.OutOfOrderSequenceNumber, kafka_errors.UnknownProducerId)
 
 
-class _Deadlines:
-    """The delivery deadlines of a producer's in-flight :meth:`EventProducer.publish` calls.
-
-    ``asyncio.wait_for`` and ``asyncio.timeout`` arm and cancel a timer handle per call, plus a
-    waiter future or a ``Timeout`` object: ~4 µs and several garbage-collected objects per
-    publish on CPython 3.11, a tenth of the per-event path. All publishes of a producer share
-    one timeout, so their deadlines fall due in the order they were set, and one task watching
-    a FIFO queue enforces them all: it wakes at the oldest deadline (and at least every
-    ``tick`` seconds, to drop acknowledged entries) and cancels each future still waiting, which
-    its :meth:`EventProducer.publish` call turns into :class:`PublishTimeout`.
-    """
-
-    def __init__(self, timeout: float, tick: float = 0.05) -> None:
-        self.timeout = timeout
-        self._tick = tick
-        self._queue: deque[tuple[float, asyncio.Future[Any]]] = deque()
-        self._task: asyncio.Task[None] | None = None
-
-    def track(self, future: asyncio.Future[Any]) -> None:
-        """Cancel ``future`` if it is not done within the timeout."""
-        loop = asyncio.get_running_loop()
-        self._queue.append((loop.time() + self.timeout, future))
-        if self._task is None:
-            self._task = loop.create_task(self._expire(loop), name="eventplatform.deadlines")
-
-    async def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        queue = self._queue
-        try:
-            while queue:
-                deadline, future = queue[0]
-                if future.done():
-                    queue.popleft()
-                    continue
-                delay = deadline - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(min(delay, self._tick))
-                    continue
-                queue.popleft()
-                future.cancel()
-        finally:
-            if self._task is asyncio.current_task():
-                self._task = None
-
-    async def aclose(self) -> None:
-        """Stop watching (the futures still queued are left to their producer)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        self._queue.clear()
-
-
 class EventProducer:
     """Publish typed events. An async context manager::
 
@@ -231,7 +180,7 @@ class EventProducer:
         self.source = source or producer.source
         self.transactional_id = transactional_id or producer.transactional_id
         self.delivery_timeout = producer.delivery_timeout
-        self._deadlines = _Deadlines(self.delivery_timeout)
+        self._deadlines = Deadlines(self.delivery_timeout)
         self._owns_registry = registry is None
         self._registry = registry
         self._client_options = dict(client_options or {})
@@ -241,7 +190,7 @@ class EventProducer:
         self._retiring: set[asyncio.Task[None]] = set()
         self._serializer: AvroSerializer | None = None
         self._partitioner = DefaultPartitioner()
-        self._templates: dict[type[AvroEvent], HeaderTemplate] = {}
+        self._templates: dict[tuple[type[AvroEvent], str], HeaderTemplate] = {}
         self._state = _State.NEW
 
     async def __aenter__(self) -> Self:
@@ -402,7 +351,7 @@ class EventProducer:
         if item.metadata is not None:
             return item.metadata
         return EventMetadata.new(
-            source=self.source,
+            source=item.source or self.source,
             type=type(item.event).__avro_name__,
             id=item.event_id,
             time=item.time,
@@ -528,11 +477,12 @@ class EventProducer:
                 writer = await self._writer(event, target)
             value = writer.encode(event)
             if item is None or item.plain:
-                event_id = next(fresh_ids)
-                template = templates.get(event_type)
+                source = item.source or self.source if item else self.source
+                event_id = item.event_id if item and item.event_id else next(fresh_ids)
+                template = templates.get((event_type, source))
                 if template is None:
-                    template = templates[event_type] = HeaderTemplate(
-                        self.source, event_type.__avro_name__
+                    template = templates[(event_type, source)] = HeaderTemplate(
+                        source, event_type.__avro_name__
                     )
                 headers = template.headers(event_id, stamp, item.headers if item else ())
                 event_ids.append(event_id)

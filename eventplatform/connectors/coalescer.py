@@ -104,7 +104,7 @@ class Coalescer:
         producer: EventProducer,
         *,
         max_batch: int = 500,
-        max_in_flight: int = 1,
+        max_in_flight: int = 2,
         on_published: Callable[[int], object] | None = None,
         on_failed: Callable[[BaseException], object] | None = None,
     ) -> None:

@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from eventplatform.cloudevents import EventMetadata
+from eventplatform.cloudevents import new_event_id
 from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
 from eventplatform.connectors.base import Source, SourceConfig
 from eventplatform.connectors.coalescer import Coalescer
@@ -61,6 +61,7 @@ from eventplatform.connectors.openapi import route_operation
 from eventplatform.connectors.payloads import parse_event
 from eventplatform.connectors.records import SourceRecord
 from eventplatform.connectors.webhooks import MAX_ID_LENGTH, SignatureVerifier, decode_secret
+from eventplatform.deadlines import Deadlines, time_out
 from eventplatform.errors import (
     ConfigurationError,
     ConnectorConfigError,
@@ -69,6 +70,7 @@ from eventplatform.errors import (
     InvalidPayload,
     InvalidSignature,
     MalformedPayload,
+    PublishError,
     SerializationError,
 )
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
@@ -170,6 +172,8 @@ class WebhookIngress(Source[WebhookIngressConfig]):
             max_entries=self.config.idempotency_entries, ttl=self.config.idempotency_ttl
         )
         self._coalescer: Coalescer | None = None
+        # One watcher for every request's publish timeout, instead of a timer per request.
+        self._deadlines = Deadlines(self.config.publish_timeout, expire=time_out)
         self._pending = 0
         self._unavailable_until = 0.0
         self._server: IngressServer | None = None
@@ -214,6 +218,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         coalescer, self._coalescer = self._coalescer, None
         if coalescer is not None:
             await coalescer.aclose()
+        await self._deadlines.aclose()
         store, self._store = self._store, None
         if store is not None:
             await store.close()
@@ -364,7 +369,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
 
     def _event_id(self, key: str | None) -> str:
         if key is None:
-            return str(uuid.uuid4())
+            return new_event_id()
         return str(uuid.uuid5(_ID_NAMESPACE, f"{self.name}\x00{key}"))
 
     async def _publish(
@@ -375,28 +380,27 @@ class WebhookIngress(Source[WebhookIngressConfig]):
             return self._unavailable(f"the ingress {self.name!r} is not running")
         event_id = self._event_id(key)
         key_field = self.config.key_field
-        # Metadata built here rather than by the producer: a producer shared by several
-        # connectors has a CloudEvents source of its own, the events carry this connector's.
-        metadata = EventMetadata.new(
-            source=self.event_source,
-            type=self._type_name,
-            id=event_id,
-            traceparent=request.headers.get("traceparent"),
-        )
+        # This connector's CloudEvents source, not the producer's: a producer shared by
+        # several connectors has a source of its own.
         ack = coalescer.submit(
             Outgoing(
                 event,
                 key=str(getattr(event, key_field)) if key_field else None,
                 topic=self.topic,
-                metadata=metadata,
+                event_id=event_id,
+                source=self.event_source,
+                traceparent=request.headers.get("traceparent"),
             )
         )
         outcome = self._answers.begin(key, digest) if key is not None else None
         self._pending += 1
-        ack.add_done_callback(lambda done: self._settled(done, outcome, event_id, digest))
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.add_done_callback(lambda done: self._settled(done, outcome, answered, event_id, digest))
+        self._deadlines.track(answered)
         try:
-            await _within(ack, self.config.publish_timeout)
+            await answered
         except TimeoutError:
+            # The event may still be published; later requests with its key share the outcome.
             self._unavailable_until = time.monotonic() + self.config.retry_after
             return self._unavailable("Kafka did not acknowledge the event in time")
         except EventPlatformError as exc:
@@ -409,11 +413,20 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         self,
         ack: asyncio.Future[PublishResult],
         outcome: asyncio.Future[Answer] | None,
+        answered: asyncio.Future[None],
         event_id: str,
         digest: bytes,
     ) -> None:
         self._pending -= 1
-        error = ack.exception() if not ack.cancelled() else None
+        if ack.cancelled():
+            error: BaseException | None = PublishError("publishing was cancelled")
+        else:
+            error = ack.exception()
+        if not answered.done():  # else its deadline passed: the request was answered 503
+            if error is not None:
+                answered.set_exception(error)
+            else:
+                answered.set_result(None)
         if outcome is not None and not outcome.done():
             if error is not None:
                 outcome.set_exception(error)

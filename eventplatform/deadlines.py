@@ -1,0 +1,86 @@
+"""Deadlines of many futures that share one timeout, enforced by one watching task.
+
+``asyncio.wait_for``, ``asyncio.wait(timeout=…)`` and ``asyncio.timeout`` arm and cancel a
+timer handle per call, plus a waiter future or a ``Timeout`` object: ~4 µs and several
+garbage-collected objects per call on CPython 3.11, a tenth of the per-event publish path and
+more of a webhook request's. When every future of a component has the same timeout, their
+deadlines fall due in the order they were set, and one task watching a FIFO queue enforces
+them all: it wakes at the oldest deadline (and at least every ``tick`` seconds, to drop
+settled entries) and expires each future still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Deadlines", "cancel", "time_out"]
+
+
+def cancel(future: asyncio.Future[Any]) -> None:
+    """Expire ``future`` by cancelling it (its awaiter tells a deadline from its own cancel)."""
+    future.cancel()
+
+
+def time_out(future: asyncio.Future[Any]) -> None:
+    """Expire ``future`` by failing it with :class:`TimeoutError`."""
+    future.set_exception(TimeoutError())
+
+
+class Deadlines:
+    """Futures that must be done within ``timeout`` seconds of being tracked.
+
+    Args:
+        timeout: seconds each tracked future gets.
+        expire: what is done to a future still pending at its deadline (:func:`cancel`, the
+            default, or :func:`time_out`).
+        tick: the longest the watcher sleeps, so that settled entries do not pile up.
+    """
+
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        expire: Callable[[asyncio.Future[Any]], None] = cancel,
+        tick: float = 0.05,
+    ) -> None:
+        self.timeout = timeout
+        self._expire_one = expire
+        self._tick = tick
+        self._queue: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def track(self, future: asyncio.Future[Any]) -> None:
+        """Expire ``future`` if it is not done within the timeout."""
+        loop = asyncio.get_running_loop()
+        self._queue.append((loop.time() + self.timeout, future))
+        if self._task is None:
+            self._task = loop.create_task(self._expire(loop), name="eventplatform.deadlines")
+
+    async def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                deadline, future = queue[0]
+                if future.done():
+                    queue.popleft()
+                    continue
+                delay = deadline - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(min(delay, self._tick))
+                    continue
+                queue.popleft()
+                self._expire_one(future)
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    async def aclose(self) -> None:
+        """Stop watching (the futures still queued are left to their owners)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._queue.clear()
