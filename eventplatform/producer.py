@@ -36,7 +36,7 @@ from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from eventplatform.batching import BatchPlan
+from eventplatform.batching import BatchPlan, KeyPartitions
 from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_ids
 from eventplatform.deadlines import Deadlines
 from eventplatform.errors import (
@@ -190,6 +190,7 @@ class EventProducer:
         self._retiring: set[asyncio.Task[None]] = set()
         self._serializer: AvroSerializer | None = None
         self._partitioner = DefaultPartitioner()
+        self._key_partitions = KeyPartitions()
         self._templates: dict[tuple[type[AvroEvent], str], HeaderTemplate] = {}
         self._state = _State.NEW
 
@@ -459,7 +460,7 @@ class EventProducer:
         stamp = format_time(now).encode()
         fresh_ids = new_event_ids(len(entries))
         templates = self._templates
-        plan = BatchPlan(client, self._partitioner)
+        plan = BatchPlan(client, self._partitioner, self._key_partitions)
         # Per event only flat lists of str (the ids), so a batch leaves little for the
         # cyclic garbage collector to walk while it waits for its acks.
         event_ids: list[str] = []
