@@ -35,6 +35,7 @@ from aiohttp import web
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from eventplatform import heap
 from eventplatform.connectors.config import ConnectorSpec, load_instances
 from eventplatform.connectors.runtime import ConnectorRuntime
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
@@ -399,6 +400,7 @@ async def _serve(
     )
     try:
         async with deployment:
+            heap.settle()
             running = asyncio.create_task(deployment.run(), name="eventplatform up: connectors")
             showing = asyncio.create_task(view.show(deployment, broker), name="eventplatform up")
             waiting = asyncio.create_task(stopping.wait())

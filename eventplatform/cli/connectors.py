@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from eventplatform import heap
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.connectors.config import ConnectorSpec, EventTypeResolver, load_instance
 from eventplatform.connectors.config import load_instances as _load_instances
@@ -147,6 +148,7 @@ async def _run(specs: list[ConnectorSpec], settings: Settings) -> None:
     try:
         async with runtime:
             print(f"ready connectors={','.join(runtime.names)}", flush=True)
+            heap.settle()
             await runtime.run()
         for status in runtime.status():
             err_console.print(

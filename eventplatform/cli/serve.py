@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from eventplatform import heap
 from eventplatform.app import EventApp
 from eventplatform.cli._common import err_console, fail_on_errors
 
@@ -75,6 +76,7 @@ async def _serve(event_app: EventApp) -> None:
             f"instance={event_app.instance_id}",
             flush=True,
         )
+        heap.settle()
         await event_app.serve()
 
 

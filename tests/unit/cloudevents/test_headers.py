@@ -96,3 +96,21 @@ def test_header_template_gives_what_metadata_gives() -> None:
     built = template.headers(meta.id, format_time(meta.time).encode(), extra)
     assert built == meta.to_headers(extra)
     assert EventMetadata.from_headers(built) == meta
+
+
+def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
+    import os
+
+    new_event_id()  # the parent holds spare random digits now
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.write(writer, ",".join(new_event_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    child = set(os.read(reader, 4096).decode().split(","))
+    os.close(reader)
+    parent = {new_event_id() for _ in range(5)}
+    assert len(child) == 5
+    assert not child & parent
