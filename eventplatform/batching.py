@@ -93,7 +93,7 @@ class BatchPlan:
         position: int,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: list[tuple[str, bytes]],
         timestamp: int,
     ) -> None:
@@ -125,7 +125,7 @@ class BatchPlan:
         record = batch.builder.append(key=key, value=value, timestamp=timestamp, headers=headers)
         if record is None:
             raise PublishError(
-                f"an event of {len(value)} bytes does not fit a batch for topic {topic!r}; "
+                f"a record of {len(value or b'')} bytes does not fit a batch for topic {topic!r}; "
                 "raise EVENTPLATFORM_PRODUCER__MAX_BATCH_SIZE"
             )
         batch.positions.append(position)

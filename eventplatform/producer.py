@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time as _time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,11 +54,13 @@ from eventplatform.serde.serializer import AvroSerializer, PreparedWriter
 from eventplatform.serde.subjects import SubjectNameStrategy
 from eventplatform.settings import Settings, load_settings
 
-__all__ = ["EventProducer", "Outgoing", "PublishResult"]
+__all__ = ["EventProducer", "Outgoing", "PublishResult", "RawRecord"]
 
 log = logging.getLogger(__name__)
 
 Key = str | bytes | None
+#: A record written as it is: key, value (None: a tombstone) and headers.
+RawRecord = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]
 
 
 class PublishResult(NamedTuple):
@@ -497,18 +500,7 @@ class EventProducer:
                 await plan.learn(target)
             plan.append(position, target, key, value, headers, timestamp)
 
-        try:
-            futures = await plan.send()
-            acks = await asyncio.wait_for(asyncio.gather(*futures), self.delivery_timeout)
-        except TimeoutError as exc:
-            raise PublishTimeout(
-                f"a batch of {len(entries)} events was not acknowledged within "
-                f"{self.delivery_timeout:.0f}s"
-            ) from exc
-        except kafka_errors.KafkaError as exc:
-            await self._recover(client, exc)
-            raise _translate(exc, plan.batches[0].topic) from exc
-
+        acks = await self._send_plan(plan, len(entries))
         results: list[PublishResult] = [_PENDING] * len(entries)
         for position, placed_topic, partition, offset in plan.placements(acks):
             results[position] = PublishResult(
@@ -519,6 +511,45 @@ class EventProducer:
                 event_ids[position],
                 idempotency_keys[position],
             )
+        return results
+
+    async def _send_plan(self, plan: BatchPlan, count: int) -> list[Any]:
+        """Send every batch of ``plan`` and wait for all acks (the batches' metadata)."""
+        client = self.client
+        try:
+            futures = await plan.send()
+            return await asyncio.wait_for(asyncio.gather(*futures), self.delivery_timeout)
+        except TimeoutError as exc:
+            raise PublishTimeout(
+                f"a batch of {count} records was not acknowledged within "
+                f"{self.delivery_timeout:.0f}s"
+            ) from exc
+        except kafka_errors.KafkaError as exc:
+            await self._recover(client, exc)
+            raise _translate(exc, plan.batches[0].topic) from exc
+
+    async def send_raw_batch(self, topic: str, records: Iterable[RawRecord]) -> list[PublishResult]:
+        """Write many ``(key, value, headers)`` records as they are, with one wait for all acks.
+
+        The batch counterpart of :meth:`send_raw` (delivery histories, relays); results come
+        in the order of ``records``, with empty event ids.
+
+        Raises:
+            PublishTimeout, PublishError: as :meth:`publish_batch`.
+        """
+        plan = BatchPlan(self.client, self._partitioner, self._key_partitions)
+        await plan.learn(topic)
+        timestamp = int(_time.time() * 1000)
+        count = 0
+        for position, (key, value, headers) in enumerate(records):
+            plan.append(position, topic, key, value, list(headers), timestamp)
+            count += 1
+        if not count:
+            return []
+        acks = await self._send_plan(plan, count)
+        results: list[PublishResult] = [_PENDING] * count
+        for position, placed_topic, partition, offset in plan.placements(acks):
+            results[position] = PublishResult(placed_topic, partition, offset, timestamp, "", "")
         return results
 
     async def send_raw(

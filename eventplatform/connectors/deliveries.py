@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
@@ -171,6 +171,21 @@ class DeliveryOutcome(StrEnum):
     SKIPPED = "skipped"  # the endpoint was disabled already: not sent
 
 
+_string = json.encoder.encode_basestring
+
+
+def _optional_string(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+def _optional_int(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def _optional_ms(value: float | None) -> str:
+    return "null" if value is None else json.dumps(round(value, 3))
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryAttempt:
     """One attempt to deliver one event to one endpoint, as recorded in the deliveries topic.
@@ -209,13 +224,22 @@ class DeliveryAttempt:
 
     def to_json(self) -> bytes:
         """The record's value: compact UTF-8 JSON."""
-        record = asdict(self)
-        record["outcome"] = self.outcome.value
-        if not record["at"]:
-            record["at"] = format_time(datetime.now(UTC))
-        if self.latency_ms is not None:
-            record["latency_ms"] = round(self.latency_ms, 3)
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        # Written out rather than through dataclasses.asdict (which deep-copies every value)
+        # and json.dumps: one record per delivery attempt puts this on the egress's hot path.
+        # Strings go through the json module's own escaping; the keys are fixed.
+        return (
+            f'{{"connector":{_string(self.connector)},"endpoint":{_string(self.endpoint)},'
+            f'"url":{_string(self.url)},"event_id":{_string(self.event_id)},'
+            f'"webhook_id":{_string(self.webhook_id)},"type":{_string(self.type)},'
+            f'"topic":{_string(self.topic)},"partition":{int(self.partition)},'
+            f'"offset":{int(self.offset)},"attempt":{int(self.attempt)},'
+            f'"outcome":{_string(self.outcome.value)},'
+            f'"status_code":{_optional_int(self.status_code)},'
+            f'"latency_ms":{_optional_ms(self.latency_ms)},'
+            f'"error":{_optional_string(self.error)},'
+            f'"next_attempt_at":{_optional_string(self.next_attempt_at)},'
+            f'"at":{_string(self.at or format_time(datetime.now(UTC)))}}}'
+        ).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> DeliveryAttempt:
@@ -234,6 +258,9 @@ class DeliveryAttempt:
             raise ValueError(f"not a delivery attempt record: {exc}") from exc
 
 
+_JSON_HEADERS = (("content-type", b"application/json"),)
+
+
 class DeliveryRecorder:
     """Writes delivery attempts to the deliveries topic in the background, in order.
 
@@ -245,11 +272,13 @@ class DeliveryRecorder:
     Args:
         producer: a started producer (its aiokafka client sends the records).
         topic: the deliveries topic.
+        linger: seconds to gather records before each write.
     """
 
-    def __init__(self, producer: EventProducer, topic: str) -> None:
+    def __init__(self, producer: EventProducer, topic: str, *, linger: float = 0.05) -> None:
         self._producer = producer
         self._topic = topic
+        self.linger = linger
         self._queue: asyncio.Queue[DeliveryAttempt | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._write(), name=f"deliveries {topic}")
         self.failures = 0
@@ -261,33 +290,23 @@ class DeliveryRecorder:
     async def _write(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if batch[0] is not None:
+                # A history, not a delivery: gathering for a moment turns a produce request
+                # per few attempts (~25 µs of client CPU each, as measured by the egress
+                # benchmark) into one per LINGER.
+                await asyncio.sleep(self.linger)
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             records = [attempt for attempt in batch if attempt is not None]
-            futures = []
             try:
-                client = self._producer.client
-                for attempt in records:
-                    futures.append(
-                        await client.send(
-                            self._topic,
-                            attempt.to_json(),
-                            key=attempt.endpoint.encode(),
-                            headers=[("content-type", b"application/json")],
-                        )
-                    )
-                results = await asyncio.wait_for(
-                    asyncio.gather(*futures, return_exceptions=True),
-                    self._producer.delivery_timeout,
+                # One aiokafka batch per partition (the endpoint is the key), one wait.
+                await self._producer.send_raw_batch(
+                    self._topic,
+                    [(a.endpoint.encode(), a.to_json(), _JSON_HEADERS) for a in records],
                 )
             except (kafka_errors.KafkaError, TimeoutError, EventPlatformError) as exc:
                 self.failures += len(records)
                 log.warning("recording %d delivery attempts failed: %s", len(records), exc)
-            else:
-                failed = [r for r in results if isinstance(r, BaseException)]
-                if failed:
-                    self.failures += len(failed)
-                    log.warning("recording %d delivery attempts failed: %s", len(failed), failed[0])
             if None in batch:
                 return
 

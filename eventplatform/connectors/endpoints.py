@@ -274,7 +274,8 @@ class EndpointWorker:
         self._dead_letter = dead_letter
         self._stopping = stopping
         self._stats = stats
-        self._secrets = endpoint.secrets()
+        # Decoded once: signing then starts from the key bytes.
+        self._secrets = [decode_secret(secret) for secret in endpoint.secrets()]
         self._queue: deque[PendingEvent] = deque()
         self._ready = asyncio.Event()
         #: The event being delivered, if any.

@@ -78,7 +78,8 @@ def sign(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
         ConfigurationError: the secret is malformed.
     """
     content = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(decode_secret(secret), content, hashlib.sha256).digest()
+    # hmac.digest: OpenSSL's one-shot HMAC, without building an HMAC object per message.
+    digest = hmac.digest(decode_secret(secret), content, "sha256")
     return "v1," + base64.b64encode(digest).decode()
 
 

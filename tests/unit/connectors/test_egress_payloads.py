@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -131,3 +132,24 @@ def test_a_delivery_attempt_round_trips_as_json() -> None:
     assert (back.event_id, back.outcome, back.status_code) == ("e-1", DeliveryOutcome.RETRYING, 503)
     with pytest.raises(ValueError, match="not a delivery attempt"):
         DeliveryAttempt.from_json(b'{"outcome": "delivered"}')
+
+
+def test_a_delivery_attempt_record_is_the_json_of_its_fields() -> None:
+    attempt = DeliveryAttempt(
+        connector='out "quoted"',
+        endpoint="bäckerei\\ü",
+        url="http://x/\u2028",
+        event_id="e\n1",
+        webhook_id="k\t1",
+        type="t",
+        topic="orders",
+        partition=0,
+        offset=7,
+        attempt=1,
+        outcome=DeliveryOutcome.DELIVERED,
+        at="2026-05-01T12:00:00.000000Z",
+    )
+    expected = {field.name: getattr(attempt, field.name) for field in dataclasses.fields(attempt)}
+    expected["outcome"] = "delivered"
+    assert json.loads(attempt.to_json()) == expected
+    assert DeliveryAttempt.from_json(attempt.to_json()) == attempt
