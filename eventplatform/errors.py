@@ -29,6 +29,7 @@ The tree::
     │   │   ├── SubjectNotFound
     │   │   └── VersionNotFound
     │   ├── IncompatibleSchema        refused by the subject's compatibility level
+    │   ├── ReferenceExists           a referenced version cannot be deleted
     │   └── InvalidSchema             the registry rejected the schema text
     ├── SerializationError            an event could not be encoded
     ├── DeserializationError          bytes could not be decoded (topic, partition, offset)
@@ -93,6 +94,7 @@ __all__ = [
     "ProvisioningError",
     "PublishError",
     "PublishTimeout",
+    "ReferenceExists",
     "RegistryError",
     "RegistryUnavailable",
     "ResourceStateError",
@@ -245,6 +247,10 @@ class IncompatibleSchema(RegistryError):
     ) -> None:
         super().__init__(message, error_code=error_code)
         self.messages = list(messages or [])
+
+
+class ReferenceExists(RegistryError):
+    """A version other schemas reference cannot be deleted (Confluent error code 42206)."""
 
 
 class InvalidSchema(RegistryError):

@@ -24,13 +24,14 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from eventplatform.errors import (
     IncompatibleSchema,
+    ReferenceExists,
     RegistryError,
     RegistryUnavailable,
     ResourceStateError,
@@ -288,6 +289,7 @@ class CommandLogRegistry(abc.ABC):
                     error_code=40405,
                 )
             versions = every if permanent else live
+            _refuse_if_referenced(state, subject, versions, permanent=permanent)
             command = Delete(
                 subject=subject,
                 versions=tuple(versions),
@@ -332,6 +334,7 @@ class CommandLogRegistry(abc.ABC):
                     "being permanently deleted",
                     error_code=40407,
                 )
+            _refuse_if_referenced(state, subject, (number,), permanent=permanent)
             command = Delete(
                 subject=subject,
                 versions=(number,),
@@ -529,6 +532,20 @@ class CommandLogRegistry(abc.ABC):
             earlier = [state.version(subject, version)]
         pairs = [(r.version, self._parsed_version(state, r)) for r in earlier]
         return check_compatibility(parsed, pairs, level)
+
+
+def _refuse_if_referenced(
+    state: RegistryState, subject: str, versions: Sequence[int], *, permanent: bool
+) -> None:
+    referrers = state.referrers(subject, versions, permanent=permanent)
+    if referrers:
+        which = ", ".join(f"{name!r} version {version}" for name, version in referrers)
+        numbers = ", ".join(str(n) for n in versions)
+        raise ReferenceExists(
+            f"version {numbers} of subject {subject!r} is referenced by {which}; "
+            "delete the referencing versions first",
+            error_code=42206,
+        )
 
 
 def _check_subject(subject: str) -> None:

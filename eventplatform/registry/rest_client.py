@@ -34,6 +34,7 @@ import yarl
 from eventplatform.errors import (
     IncompatibleSchema,
     InvalidSchema,
+    ReferenceExists,
     RegistryError,
     RegistryUnavailable,
     ResourceStateError,
@@ -68,6 +69,7 @@ _NOT_FOUND_CODES: dict[int, type[SchemaNotFound]] = {
 }
 _INVALID_SCHEMA_CODES = {42201, 422}  # 422 alone: the request body lacks a usable "schema"
 _INVALID_VERSION = 42202  # not a positive integer, -1 or "latest": no such version can exist
+_REFERENCE_EXISTS = 42206  # other schemas reference the version being deleted
 _NO_SUBJECT_CONFIG = 40408  # the subject has no level of its own (falls back to global)
 _DETAILS = re.compile(r"details: (\[.*\])\s*$", re.DOTALL)
 
@@ -97,6 +99,8 @@ def error_from_response(status: int, body: object, *, request: str) -> RegistryE
         return _NOT_FOUND_CODES[code](text, error_code=code)
     if code == _INVALID_VERSION:
         return VersionNotFound(text, error_code=code)
+    if code == _REFERENCE_EXISTS:
+        return ReferenceExists(text, error_code=code)
     if status == 422 and code in _INVALID_SCHEMA_CODES:
         return InvalidSchema(text, error_code=code)
     if status == 401:

@@ -21,6 +21,7 @@ commands from a faulty writer, which then are void for every reader alike.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,6 +211,11 @@ class RegistryState:
             if entry is None or entry.deleted != command.permanent:
                 state = "missing" if entry is None else ("live" if not entry.deleted else "deleted")
                 return Voided(position, f"version {number} of {command.subject!r} is {state}")
+        # Checked again here, not only by the writer: a schema referencing these versions may
+        # have been registered (in another subject) after the writer decided.
+        referrers = self.referrers(command.subject, command.versions, permanent=command.permanent)
+        if referrers:
+            return Voided(position, f"referenced by {_pairs(referrers)}")
         for number in command.versions:
             if command.permanent:
                 self._id_uses[versions.pop(number).schema_id] -= 1
@@ -265,6 +271,29 @@ class RegistryState:
         if number not in numbers:
             raise VersionNotFound(f"subject {subject!r} has no version {number}", error_code=40402)
         return self._registered(subject, self._subjects[subject][number])
+
+    def referrers(
+        self, subject: str, versions: Iterable[int], *, permanent: bool
+    ) -> list[tuple[str, int]]:
+        """The ``(subject, version)`` pairs whose schemas reference one of ``versions``.
+
+        Deleting a referenced version would leave its referrers unparseable, so it is refused
+        (Confluent's error 42206). For a soft delete only live referrers count (a soft-deleted
+        referrer's versions being gone already); for a permanent one every stored referrer
+        does, as soft-deleted schemas can still be read by id. The versions being deleted do
+        not count as referrers of one another.
+        """
+        targets = {(subject, number) for number in versions}
+        found = []
+        for name, entries in self._subjects.items():
+            for entry in entries.values():
+                if (name, entry.version) in targets or (entry.deleted and not permanent):
+                    continue
+                for reference in self._schemas[entry.schema_id].references:
+                    if (reference.subject, reference.version) in targets:
+                        found.append((name, entry.version))
+                        break
+        return sorted(found)
 
     def live_versions(self, subject: str) -> list[RegisteredSchema]:
         """A subject's live versions, ascending; empty for an unknown subject."""
@@ -346,6 +375,10 @@ class RegistryState:
             schema=stored.schema,
             references=stored.references,
         )
+
+
+def _pairs(pairs: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{subject!r} version {version}" for subject, version in pairs)
 
 
 def _subject_not_found(subject: str) -> SubjectNotFound:

@@ -16,6 +16,7 @@ import pytest
 from eventplatform.errors import (
     IncompatibleSchema,
     InvalidSchema,
+    ReferenceExists,
     RegistryError,
     SchemaNotFound,
     SubjectNotFound,
@@ -457,3 +458,24 @@ async def test_evolving_a_referenced_type_is_checked(registry: SchemaRegistry) -
     with pytest.raises(IncompatibleSchema) as caught:
         await registry.register("customer-value", CUSTOMER, references=(v2,))
     assert "reader field 'zip' has no default" in caught.value.messages[0]
+
+
+async def test_a_referenced_version_cannot_be_deleted(registry: SchemaRegistry) -> None:
+    address = await registry.register("address-value", ADDRESS)
+    ref = SchemaReference(name="shop.Address", subject="address-value", version=address.version)
+    await registry.register("customer-value", CUSTOMER, references=(ref,))
+    with pytest.raises(ReferenceExists) as caught:
+        await registry.delete_version("address-value", 1)
+    assert caught.value.error_code == 42206
+    assert "customer-value" in str(caught.value)
+    with pytest.raises(ReferenceExists):
+        await registry.delete_subject("address-value")
+    assert await registry.list_versions("address-value") == [1]  # nothing was deleted
+    # Once its referrer is soft-deleted the version may be soft-deleted, but it stays until
+    # the referrer is gone for good: soft-deleted schemas can still be read by id.
+    await registry.delete_subject("customer-value")
+    await registry.delete_version("address-value", 1)
+    with pytest.raises(ReferenceExists):
+        await registry.delete_version("address-value", 1, permanent=True)
+    await registry.delete_subject("customer-value", permanent=True)
+    assert await registry.delete_version("address-value", 1, permanent=True) == 1

@@ -312,3 +312,19 @@ def test_replay_is_deterministic_and_void_commands_change_nothing(commands: list
             pruned.apply(result.position, log[result.position])
     pruned.advance_to(len(log))
     assert pruned.snapshot() == first.snapshot()
+
+
+def test_a_delete_of_a_version_referenced_since_it_was_decided_is_void() -> None:
+    # Position 1 registers address v1; a delete of it is decided having read up to 2, but a
+    # referrer registered in another subject at 2 lands first: the delete must not apply.
+    ref = SchemaReference(name="shop.Address", subject="address", version=1)
+    state, results = replay(
+        Init(),
+        register("address", "A", version=1, read_upto=1),
+        register("customer", "C", version=1, read_upto=2, references=(ref,)),
+        delete("address", (1,), permanent=False, read_upto=2),
+    )
+    assert isinstance(results[3], Voided)
+    assert "'customer' version 1" in results[3].reason
+    assert state.versions("address") == [1]
+    assert state.referrers("address", [1], permanent=False) == [("customer", 1)]
