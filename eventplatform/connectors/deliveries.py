@@ -90,6 +90,29 @@ def json_value(value: Any) -> Any:
     return str(value)  # an enum symbol read as an Enum member, or a future logical type
 
 
+def _json_default(value: Any) -> Any:
+    # json's C encoder walks the containers and calls this for what JSON lacks: the same
+    # conversions as json_value, which it makes unnecessary on the common path.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.utcoffset() == timedelta(0):
+            return value.replace(tzinfo=None).isoformat() + "Z"
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, date | clock_time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
+_encode_body = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+).encode
+
+
 def webhook_body(metadata: EventMetadata, data: Any) -> bytes:
     """The UTF-8 JSON body of a delivery of the event ``metadata`` describes, ``data`` its value.
 
@@ -103,8 +126,12 @@ def webhook_body(metadata: EventMetadata, data: Any) -> bytes:
     }
     if metadata.subject is not None:
         body["subject"] = metadata.subject
-    body["data"] = json_value(data)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    body["data"] = data
+    try:
+        return _encode_body(body).encode()
+    except ValueError:  # a NaN or an infinity, which JSON cannot write: json_value nulls them
+        body["data"] = json_value(data)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -169,6 +196,19 @@ class DeliveryOutcome(StrEnum):
     REFUSED = "refused"  # the SSRF guard refused the address: dead-lettered at once
     DISABLED = "disabled"  # 410 Gone: the endpoint is disabled from now on
     SKIPPED = "skipped"  # the endpoint was disabled already: not sent
+
+
+_clock: list[Any] = [-1, ""]
+
+
+def attempt_time() -> str:
+    """Now in RFC 3339 (UTC, ``Z``) to the millisecond; one formatting per millisecond."""
+    now = time.time_ns() // 1_000_000
+    if now != _clock[0]:
+        _clock[1] = format_time(datetime.fromtimestamp(now / 1000, UTC))
+        _clock[0] = now
+    text: str = _clock[1]
+    return text
 
 
 _string = json.encoder.encode_basestring
@@ -279,25 +319,29 @@ class DeliveryRecorder:
         self._producer = producer
         self._topic = topic
         self.linger = linger
-        self._queue: asyncio.Queue[DeliveryAttempt | None] = asyncio.Queue()
+        # A list and an event rather than an asyncio.Queue: one append per attempt, and the
+        # writer takes everything at once.
+        self._pending: list[DeliveryAttempt] = []
+        self._arrived = asyncio.Event()
+        self._closing = False
         self._task = asyncio.create_task(self._write(), name=f"deliveries {topic}")
         self.failures = 0
 
     def add(self, attempt: DeliveryAttempt) -> None:
         """Queue ``attempt`` for writing; returns at once."""
-        self._queue.put_nowait(attempt)
+        self._pending.append(attempt)
+        self._arrived.set()
 
     async def _write(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            if batch[0] is not None:
+            await self._arrived.wait()
+            if not self._closing:
                 # A history, not a delivery: gathering for a moment turns a produce request
                 # per few attempts (~25 µs of client CPU each, as measured by the egress
-                # benchmark) into one per LINGER.
+                # benchmark) into one per ``linger``.
                 await asyncio.sleep(self.linger)
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            records = [attempt for attempt in batch if attempt is not None]
+            self._arrived.clear()
+            records, self._pending = self._pending, []
             try:
                 # One aiokafka batch per partition (the endpoint is the key), one wait.
                 await self._producer.send_raw_batch(
@@ -307,10 +351,11 @@ class DeliveryRecorder:
             except (kafka_errors.KafkaError, TimeoutError, EventPlatformError) as exc:
                 self.failures += len(records)
                 log.warning("recording %d delivery attempts failed: %s", len(records), exc)
-            if None in batch:
+            if self._closing and not self._pending:
                 return
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
-        self._queue.put_nowait(None)
+        self._closing = True
+        self._arrived.set()
         await asyncio.gather(self._task, return_exceptions=True)

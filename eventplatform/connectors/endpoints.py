@@ -44,6 +44,7 @@ from eventplatform.connectors.deliveries import (
     DeliveryAttempt,
     DeliveryOutcome,
     RetrySchedule,
+    attempt_time,
     parse_retry_after,
 )
 from eventplatform.connectors.status import ConnectorStats
@@ -58,6 +59,7 @@ from eventplatform.errors import (
 
 __all__ = [
     "DEFAULT_STATE_TOPIC",
+    "SESSION_HEADERS",
     "EndpointStates",
     "EndpointWorker",
     "PendingEvent",
@@ -70,6 +72,8 @@ log = logging.getLogger("eventplatform.connectors.egress")
 DEFAULT_STATE_TOPIC = "_eventplatform_egress_state"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _USER_AGENT = f"eventplatform/{__version__} (webhook egress)"
+#: The headers of every delivery besides the signature's, set once on the client session.
+SESSION_HEADERS = {"content-type": "application/json", "user-agent": _USER_AGENT}
 #: Bytes of an answer's body read (and dropped) so the connection can be reused.
 _MAX_ANSWER = 1 << 16
 
@@ -268,7 +272,14 @@ class EndpointWorker:
         self.endpoint = endpoint
         self._session = session
         self._schedule = schedule
-        self._timeout = aiohttp.ClientTimeout(total=endpoint.timeout or timeout)
+        self._timeout = endpoint.timeout or timeout
+        # The session's own timeout serves when it is the one wanted, so that no
+        # ClientTimeout is merged per request.
+        self._post_options: dict[str, Any] = (
+            {}
+            if session.timeout.total == self._timeout
+            else {"timeout": aiohttp.ClientTimeout(total=self._timeout)}
+        )
         self._states = states
         self._record = record
         self._dead_letter = dead_letter
@@ -365,9 +376,8 @@ class EndpointWorker:
                 return False
 
     async def _attempt(self, event: PendingEvent) -> _Answer:
+        # Content type and user agent are the session's defaults (SESSION_HEADERS).
         headers = signature_headers(self._secrets, event.metadata.idempotency_key, event.body)
-        headers["content-type"] = "application/json"
-        headers["user-agent"] = _USER_AGENT
         started = time.perf_counter()
         try:
             async with self._session.post(
@@ -375,7 +385,7 @@ class EndpointWorker:
                 data=event.body,
                 headers=headers,
                 allow_redirects=False,
-                timeout=self._timeout,
+                **self._post_options,
             ) as response:
                 # Read (a bounded part of) the answer so the connection goes back to the pool.
                 await response.content.read(_MAX_ANSWER)
@@ -393,7 +403,7 @@ class EndpointWorker:
         if answer.status is not None:
             what = f"answered {answer.status}"
         elif isinstance(answer.error, TimeoutError):
-            what = f"did not answer within {self._timeout.total:g}s"
+            what = f"did not answer within {self._timeout:g}s"
         else:
             what = f"could not be reached ({_describe(answer.error)})"
         return DeliveryFailed(
@@ -460,6 +470,7 @@ class EndpointWorker:
                     if retry_in is not None
                     else None
                 ),
+                at=attempt_time(),
             )
         )
 

@@ -73,6 +73,7 @@ from eventplatform.connectors.deliveries import (
 from eventplatform.connectors.destinations import AddressPolicy, GuardedResolver, check_url
 from eventplatform.connectors.endpoints import (
     DEFAULT_STATE_TOPIC,
+    SESSION_HEADERS,
     EndpointStates,
     EndpointWorker,
     PendingEvent,
@@ -217,6 +218,8 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
             ),
             # Cookies set by one subscriber must never travel to another.
             cookie_jar=aiohttp.DummyCookieJar(),
+            headers=SESSION_HEADERS,
+            timeout=aiohttp.ClientTimeout(total=config.timeout),
         )
         stack.push_async_callback(session.close)
         self._session = session

@@ -24,8 +24,8 @@ from eventplatform.connectors.deliveries import (
 )
 
 
-def test_avro_values_become_the_json_forms_pydantic_writes() -> None:
-    value = {
+def avro_values() -> dict[str, object]:
+    return {
         "id": UUID("7d0c4c1e-2b8a-4f6e-9d3a-5b1c2e4f6a80"),
         "total": Decimal("9.50"),
         "at": datetime(2026, 5, 1, 12, 0, tzinfo=UTC),
@@ -38,6 +38,10 @@ def test_avro_values_become_the_json_forms_pydantic_writes() -> None:
         "ratio": math.nan,
         "flag": True,
     }
+
+
+def test_avro_values_become_the_json_forms_pydantic_writes() -> None:
+    value = avro_values()
     assert json_value(value) == {
         "id": "7d0c4c1e-2b8a-4f6e-9d3a-5b1c2e4f6a80",
         "total": "9.50",
@@ -153,3 +157,12 @@ def test_a_delivery_attempt_record_is_the_json_of_its_fields() -> None:
     expected["outcome"] = "delivered"
     assert json.loads(attempt.to_json()) == expected
     assert DeliveryAttempt.from_json(attempt.to_json()) == attempt
+
+
+def test_the_body_writes_every_value_as_json_value_does() -> None:
+    meta = EventMetadata.new(source="/s", type="t", id="e-3", time=datetime(2026, 5, 1, tzinfo=UTC))
+    finite = avro_values()
+    finite["ratio"] = 0.5
+    for value in (finite, avro_values()):  # the second has a NaN: the json_value path
+        body = json.loads(webhook_body(meta, value))
+        assert body["data"] == json_value(value)
