@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from eventplatform.errors import PublishError
+from eventplatform.errors import PublishError, RecordTooLarge
 
 __all__ = ["BatchPlan", "KeyPartitions", "PartitionBatch"]
 
@@ -65,12 +65,21 @@ class BatchPlan:
         partitioner: aiokafka's partitioner (``DefaultPartitioner``: murmur2 of the key).
         chosen: the partition of each key seen, per topic, kept by the caller across plans
             (:class:`KeyPartitions`).
+        max_record_bytes: the producer's ``max_request_size``: a larger record is refused
+            before anything is sent, as aiokafka's ``send()`` refuses it (the broker would
+            refuse its batch while the call's other batches were written).
     """
 
     def __init__(
-        self, client: AIOKafkaProducer, partitioner: Partitioner, chosen: KeyPartitions
+        self,
+        client: AIOKafkaProducer,
+        partitioner: Partitioner,
+        chosen: KeyPartitions,
+        *,
+        max_record_bytes: int | None = None,
     ) -> None:
         self._client = client
+        self._max_record_bytes = max_record_bytes
         self._partitioner = partitioner
         self._partitions: dict[str, list[int]] = {}
         self._known = chosen
@@ -100,8 +109,17 @@ class BatchPlan:
         """Add the record at ``position`` of the caller's list; :meth:`learn` its topic first.
 
         Raises:
+            RecordTooLarge: key and value exceed ``max_record_bytes``.
             PublishError: the record does not fit an empty batch (``max_batch_size``).
         """
+        limit = self._max_record_bytes
+        if limit is not None:
+            size = len(value or b"") + len(key or b"")
+            if size > limit:
+                raise RecordTooLarge(
+                    f"a record of {size} bytes exceeds max_request_size ({limit} bytes) for "
+                    f"topic {topic!r}; raise EVENTPLATFORM_PRODUCER__MAX_REQUEST_SIZE"
+                )
         chosen = self._chosen[topic]
         partition = chosen.get(key) if key is not None else None
         if partition is None:

@@ -94,6 +94,7 @@ __all__ = [
     "ProvisioningError",
     "PublishError",
     "PublishTimeout",
+    "RecordTooLarge",
     "ReferenceExists",
     "RegistryError",
     "RegistryUnavailable",
@@ -432,6 +433,10 @@ class KafkaError(EventPlatformError):
 
 class PublishError(KafkaError):
     """A record was not acknowledged by the broker."""
+
+
+class RecordTooLarge(PublishError):
+    """A record exceeds the producer's ``max_request_size``; nothing of its call was sent."""
 
 
 class PublishTimeout(PublishError):

@@ -463,7 +463,12 @@ class EventProducer:
         stamp = format_time(now).encode()
         fresh_ids = new_event_ids(len(entries))
         templates = self._templates
-        plan = BatchPlan(client, self._partitioner, self._key_partitions)
+        plan = BatchPlan(
+            client,
+            self._partitioner,
+            self._key_partitions,
+            max_record_bytes=self._options.get("max_request_size"),
+        )
         # Per event only flat lists of str (the ids), so a batch leaves little for the
         # cyclic garbage collector to walk while it waits for its acks.
         event_ids: list[str] = []
@@ -537,7 +542,12 @@ class EventProducer:
         Raises:
             PublishTimeout, PublishError: as :meth:`publish_batch`.
         """
-        plan = BatchPlan(self.client, self._partitioner, self._key_partitions)
+        plan = BatchPlan(
+            self.client,
+            self._partitioner,
+            self._key_partitions,
+            max_record_bytes=self._options.get("max_request_size"),
+        )
         await plan.learn(topic)
         timestamp = int(_time.time() * 1000)
         count = 0

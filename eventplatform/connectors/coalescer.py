@@ -32,6 +32,7 @@ from eventplatform.errors import (
     KafkaError,
     PublishError,
     PublishTimeout,
+    RecordTooLarge,
     ResourceStateError,
 )
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
@@ -73,6 +74,8 @@ def blames_one_event(exc: BaseException) -> bool:
     Kafka failure some events may have been written, and their order is not known, so it
     concerns every event of the batch alike.
     """
+    if isinstance(exc, RecordTooLarge):
+        return True  # refused before anything was sent
     return not isinstance(exc, KafkaError | kafka_errors.KafkaError | OSError | TimeoutError)
 
 

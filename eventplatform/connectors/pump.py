@@ -37,9 +37,8 @@ from typing import TYPE_CHECKING, Any
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.connectors.coalescer import blames_one_event, translate_kafka_error
 from eventplatform.connectors.records import SourcePosition, SourceRecord
-from eventplatform.errors import ConnectorError, EventPlatformError, PublishError
+from eventplatform.errors import ConnectorError, EventPlatformError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
-from eventplatform.serde import AvroSerializer, SubjectNameStrategy
 from eventplatform.settings import Settings
 
 if TYPE_CHECKING:
@@ -94,12 +93,6 @@ class RecordWriter:
         self.settings = settings
         self.default_topic = default_topic
         self.event_source = event_source
-        # Only for the size check of records published one by one (see _check_size).
-        self._serializer = AvroSerializer(
-            producer.registry,
-            strategy=SubjectNameStrategy(settings.registry.subject_strategy),
-            auto_register=settings.registry.auto_register,
-        )
 
     def describe_topic(self, record: SourceRecord) -> str:
         """The topic of ``record`` for messages (``?`` when it has none)."""
@@ -186,7 +179,6 @@ class RecordWriter:
         for record in records:
             try:
                 item = self.outgoing(record)
-                await self._check_size(item)
             except EventPlatformError as exc:
                 items.append(exc)
             else:
@@ -223,32 +215,6 @@ class RecordWriter:
                 outcomes.extend([outcome] * (len(records) - len(outcomes)))
                 break
         return outcomes
-
-    async def _check_size(self, item: Outgoing) -> None:
-        """Refuse ``item`` here when it exceeds the producer's ``max_request_size``.
-
-        As aiokafka's ``send()`` does, and ``publish_batch`` does not (it ships such a record
-        in a batch of its own, which the broker refuses with ``MESSAGE_TOO_LARGE`` while the
-        rest of the call's batches are written, and the call fails as a whole): without
-        this, one oversized record would fail its neighbours, or, published again, write them
-        twice. It encodes the event once more; ``publish_batch`` checking sizes itself would
-        make it unnecessary.
-
-        Raises:
-            PublishError: the record is too large.
-            SerializationError, RegistryError: the event cannot be encoded.
-        """
-        event, topic = item.event, item.topic or self.default_topic or "?"
-        writer = self._serializer.cached(type(event), topic)
-        if writer is None:
-            writer = await self._serializer.prepare(type(event), topic)
-        size = len(writer.encode(event)) + len(item.key or b"")
-        limit = self.settings.producer.max_request_size
-        if size > limit:
-            raise PublishError(
-                f"an event of {size} bytes exceeds max_request_size ({limit} bytes) of "
-                f"topic {topic!r}; raise EVENTPLATFORM_PRODUCER__MAX_REQUEST_SIZE"
-            )
 
     async def _send_raw(self, record: SourceRecord) -> PublishResult | BaseException:
         assert record.value is not None

@@ -13,7 +13,12 @@ from aiokafka.structs import ConsumerRecord
 
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.demo.events import Currency, LineItem, OrderPlaced
-from eventplatform.errors import ConfigurationError, ResourceStateError, SerializationError
+from eventplatform.errors import (
+    ConfigurationError,
+    RecordTooLarge,
+    ResourceStateError,
+    SerializationError,
+)
 from eventplatform.producer import EventProducer, Outgoing
 from eventplatform.registry.memory import MemoryRegistry
 from eventplatform.serde import AvroDeserializer
@@ -228,3 +233,23 @@ async def test_default_registry_is_the_kafka_log(
     async with EventProducer(settings=settings) as producer:
         await producer.publish(order(), topic=topic)
         assert await producer.registry.list_subjects() == [f"{topic}-value"]
+
+
+async def test_a_record_beyond_max_request_size_fails_the_batch_before_anything_is_sent(
+    kafka_bootstrap_servers: str, registry: MemoryRegistry, unique_topic: Callable[[str], str]
+) -> None:
+    topic = unique_topic("too-large")
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap_servers),
+        producer=ProducerSettings(source="/tests/orders", max_request_size=2048),
+    )
+    large = order(1).model_copy(update={"note": "x" * 4000})
+    items = [Outgoing(order(n), key=f"c-{n}") for n in range(300)]
+    items.insert(150, Outgoing(large, key="c-large"))
+    async with EventProducer(settings=settings, registry=registry) as producer:
+        with pytest.raises(RecordTooLarge, match=f"exceeds max_request_size .*{topic}"):
+            await producer.publish_batch(items, topic=topic)
+        with pytest.raises(RecordTooLarge):
+            await producer.send_raw_batch(topic, [(b"k", b"v" * 5000, ())])
+        (result,) = await producer.publish_batch([order(2)], topic=topic)
+    assert result.offset == 0  # nothing of the failed calls was written
