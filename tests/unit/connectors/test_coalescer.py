@@ -12,6 +12,7 @@ from eventplatform.connectors.coalescer import Coalescer, blames_one_event
 from eventplatform.errors import (
     PublishError,
     PublishTimeout,
+    RecordTooLarge,
     ResourceStateError,
     SerializationError,
 )
@@ -143,3 +144,5 @@ def test_only_failures_before_sending_are_isolated() -> None:
     too_large.__cause__ = kafka_errors.MessageSizeTooLargeError()
     assert not blames_one_event(too_large)  # other batches of the call may be written
     assert not blames_one_event(PublishTimeout("no answer"))
+    # Refused by the producer before it sent anything: that one event's fault.
+    assert blames_one_event(RecordTooLarge("a record of 5000 bytes exceeds max_request_size"))
