@@ -75,24 +75,12 @@ def json_value(value: Any) -> Any:
         return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_value(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        if value.utcoffset() == timedelta(0):
-            return value.replace(tzinfo=None).isoformat() + "Z"
-        return value.isoformat()
-    if isinstance(value, date | clock_time):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)  # an enum symbol read as an Enum member, or a future logical type
+    return _json_default(value)
 
 
 def _json_default(value: Any) -> Any:
-    # json's C encoder walks the containers and calls this for what JSON lacks: the same
-    # conversions as json_value, which it makes unnecessary on the common path.
+    # The JSON form of a value JSON lacks. json's C encoder walks the containers and calls
+    # this for such values, which makes json_value's walk unnecessary on the common path.
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
