@@ -53,6 +53,7 @@ The tree::
     │   └── InvalidSignature          a webhook signature or API key does not verify
     └── KafkaError                    a Kafka operation failed
         ├── PublishError              a record was not acknowledged
+        │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
         │   └── PublishTimeout        (retriable) delivery timed out
         └── ProducerFenced            another instance took over this transactional id
 """
