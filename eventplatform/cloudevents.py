@@ -18,7 +18,7 @@ Two more headers, both optional on the wire:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,7 +31,6 @@ __all__ = [
     "InvalidEventHeaders",
     "Headers",
     "new_event_id",
-    "new_event_ids",
 ]
 
 SPEC_VERSION = "1.0"
@@ -104,13 +103,6 @@ def new_event_id() -> str:
         digits = os.urandom(16 * _BLOCK_IDS).hex()
         _spare_digits.extend(digits[n : n + 32] for n in range(32, 32 * _BLOCK_IDS, 32))
         return _uuid4_text(digits[:32])
-
-
-def new_event_ids(count: int) -> Iterator[str]:
-    """``count`` fresh event ids, from one read of the system's random source."""
-    digits = os.urandom(16 * count).hex()
-    for start in range(0, 32 * count, 32):
-        yield _uuid4_text(digits[start : start + 32])
 
 
 def format_time(value: datetime) -> str:

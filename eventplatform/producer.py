@@ -38,7 +38,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
 from eventplatform.batching import BatchPlan, KeyPartitions
-from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_ids
+from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_id
 from eventplatform.deadlines import Deadlines
 from eventplatform.errors import (
     ConfigurationError,
@@ -452,7 +452,7 @@ class EventProducer:
         Raises:
             The errors of :meth:`publish`.
         """
-        client = self.client
+        plan = self._plan()  # raises if the producer is not started
         serializer = self._serializer
         assert serializer is not None
         entries = items if isinstance(items, list) else list(items)
@@ -461,14 +461,7 @@ class EventProducer:
         now = datetime.now(UTC)
         timestamp = int(now.timestamp() * 1000)
         stamp = format_time(now).encode()
-        fresh_ids = new_event_ids(len(entries))
         templates = self._templates
-        plan = BatchPlan(
-            client,
-            self._partitioner,
-            self._key_partitions,
-            max_record_bytes=self._options.get("max_request_size"),
-        )
         # Per event only flat lists of str (the ids), so a batch leaves little for the
         # cyclic garbage collector to walk while it waits for its acks.
         event_ids: list[str] = []
@@ -487,7 +480,7 @@ class EventProducer:
             value = writer.encode(event)
             if item is None or item.plain:
                 source = item.source or self.source if item else self.source
-                event_id = item.event_id if item and item.event_id else next(fresh_ids)
+                event_id = item.event_id if item and item.event_id else new_event_id()
                 template = templates.get((event_type, source))
                 if template is None:
                     template = templates[(event_type, source)] = HeaderTemplate(
@@ -505,25 +498,32 @@ class EventProducer:
                 await plan.learn(target)
             plan.append(position, target, key, value, headers, timestamp)
 
-        acks = await self._send_plan(plan, len(entries))
-        results: list[PublishResult] = [_PENDING] * len(entries)
-        for position, placed_topic, partition, offset in plan.placements(acks):
-            results[position] = PublishResult(
-                placed_topic,
-                partition,
-                offset,
-                timestamp,
-                event_ids[position],
-                idempotency_keys[position],
-            )
-        return results
+        return await self._ship(plan, len(entries), timestamp, event_ids, idempotency_keys)
 
-    async def _send_plan(self, plan: BatchPlan, count: int) -> list[Any]:
-        """Send every batch of ``plan`` and wait for all acks (the batches' metadata)."""
+    def _plan(self) -> BatchPlan:
+        return BatchPlan(
+            self.client,
+            self._partitioner,
+            self._key_partitions,
+            max_record_bytes=self._options.get("max_request_size"),
+        )
+
+    async def _ship(
+        self,
+        plan: BatchPlan,
+        count: int,
+        timestamp: int,
+        event_ids: Sequence[str] | None = None,
+        idempotency_keys: Sequence[str] | None = None,
+    ) -> list[PublishResult]:
+        """Send every batch of ``plan``, wait for all acks; each record's result in order.
+
+        Raw records (no ``event_ids``) get empty event ids and idempotency keys.
+        """
         client = self.client
         try:
             futures = await plan.send()
-            return await asyncio.wait_for(asyncio.gather(*futures), self.delivery_timeout)
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self.delivery_timeout)
         except TimeoutError as exc:
             raise PublishTimeout(
                 f"a batch of {count} records was not acknowledged within "
@@ -532,6 +532,17 @@ class EventProducer:
         except kafka_errors.KafkaError as exc:
             await self._recover(client, exc)
             raise _translate(exc, plan.batches[0].topic) from exc
+        results: list[PublishResult] = [_PENDING] * count
+        for position, topic, partition, offset in plan.placements(acks):
+            results[position] = PublishResult(
+                topic,
+                partition,
+                offset,
+                timestamp,
+                event_ids[position] if event_ids is not None else "",
+                idempotency_keys[position] if idempotency_keys is not None else "",
+            )
+        return results
 
     async def send_raw_batch(self, topic: str, records: Iterable[RawRecord]) -> list[PublishResult]:
         """Write many ``(key, value, headers)`` records as they are, with one wait for all acks.
@@ -542,12 +553,7 @@ class EventProducer:
         Raises:
             PublishTimeout, PublishError: as :meth:`publish_batch`.
         """
-        plan = BatchPlan(
-            self.client,
-            self._partitioner,
-            self._key_partitions,
-            max_record_bytes=self._options.get("max_request_size"),
-        )
+        plan = self._plan()
         await plan.learn(topic)
         timestamp = int(_time.time() * 1000)
         count = 0
@@ -556,11 +562,7 @@ class EventProducer:
             count += 1
         if not count:
             return []
-        acks = await self._send_plan(plan, count)
-        results: list[PublishResult] = [_PENDING] * count
-        for position, placed_topic, partition, offset in plan.placements(acks):
-            results[position] = PublishResult(placed_topic, partition, offset, timestamp, "", "")
-        return results
+        return await self._ship(plan, count, timestamp)
 
     async def send_raw(
         self,

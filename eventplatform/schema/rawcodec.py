@@ -37,17 +37,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Context, Decimal
 from enum import Enum
-from functools import partial
-from io import BytesIO
 from typing import IO, Any
 
 import fastavro
-import fastavro._read
-import fastavro._write
 from pydantic import BaseModel
 
 from eventplatform.errors import SerializationError
 from eventplatform.schema import rawvalues
+from eventplatform.schema.avroio import Reader, record_reader
 from eventplatform.schema.names import NAMED_TYPES
 from eventplatform.schema.options import field_name
 from eventplatform.schema.plan import _Planner
@@ -61,150 +58,6 @@ from eventplatform.schema.rawvalues import RawDecodeFallback
 from eventplatform.schema.types import derive
 
 __all__ = ["READ_OPTIONS", "RawCodec", "RawDecodeFallback", "raw_codec"]
-
-
-Reader = Callable[[IO[bytes]], Any]
-_read_record: Any = getattr(fastavro._read, "read_record", None)
-
-
-def _options(tagged_unions: bool) -> dict[str, Any]:
-    return {
-        "return_record_name": False,
-        "return_record_name_override": False,
-        "handle_unicode_errors": "strict",
-        "return_named_type": tagged_unions,
-        "return_named_type_override": tagged_unions,
-    }
-
-
-def record_reader(parsed: Any, *, tagged_unions: bool = False) -> Reader:
-    """A function reading one record of the parsed schema ``parsed`` from a buffer.
-
-    fastavro's ``schemaless_reader`` spends about 0.4 µs per call re-checking the schema it
-    is given (``parse_schema`` of a parsed schema, the named-schema maps, the options) before
-    it calls its compiled ``read_record``, in a read of 4 µs in all. Here that setup is done
-    once and ``read_record`` is called directly, when a probe at import proved that it reads
-    what ``schemaless_reader`` reads; otherwise the public function is used.
-    """
-    if not (_DIRECT and isinstance(parsed, dict) and parsed.get("type") == "record"):
-        return partial(
-            fastavro.schemaless_reader,
-            writer_schema=parsed,
-            reader_schema=None,
-            return_named_type=tagged_unions,
-            return_named_type_override=tagged_unions,
-        )
-    named = {"writer": parsed.get("__named_schemas", {}), "reader": {}}
-    options = _options(tagged_unions)
-
-    def direct(buffer: IO[bytes]) -> Any:
-        return _read_record(buffer, parsed, named, None, options)
-
-    return direct
-
-
-Writer = Callable[[bytes, Any], bytes]
-_write_data: Any = getattr(fastavro._write, "write_data", None)
-_WRITE_OPTIONS = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
-
-
-def record_writer(parsed: Any) -> Writer:
-    """A function writing ``header`` followed by one record of ``parsed``, as bytes.
-
-    Like :func:`record_reader`: fastavro's ``schemaless_writer`` re-checks the schema on every
-    call and copies from its own buffer into the caller's; here its compiled ``write_data``
-    writes straight after the header, when the import-time probe proved it writes the bytes
-    ``schemaless_writer`` writes.
-    """
-    if not (_DIRECT_WRITE and isinstance(parsed, dict)):
-
-        def public(header: bytes, record: Any) -> bytes:
-            buffer = BytesIO()
-            buffer.write(header)
-            fastavro.schemaless_writer(buffer, parsed, record)
-            return buffer.getvalue()
-
-        return public
-    named = parsed.get("__named_schemas", {})
-
-    def direct(header: bytes, record: Any) -> bytes:
-        buffer = bytearray(header)
-        _write_data(buffer, record, parsed, named, "", _WRITE_OPTIONS)
-        return bytes(buffer)
-
-    return direct
-
-
-_PROBE_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "Probe",
-    "namespace": "eventplatform.probe",
-    "fields": [
-        {
-            "name": "a",
-            "type": {"type": "record", "name": "A", "fields": [{"name": "n", "type": "long"}]},
-        },
-        {"name": "b", "type": "A"},
-        {
-            "name": "c",
-            "type": [
-                "null",
-                "A",
-                {"type": "record", "name": "C", "fields": [{"name": "s", "type": "string"}]},
-            ],
-        },
-    ],
-}
-_PROBE_VALUE = {"a": {"n": 1}, "b": {"n": -2}, "c": ("eventplatform.probe.C", {"s": "é"})}
-
-
-def _probe() -> tuple[Any, bytes]:
-    parsed: Any = fastavro.parse_schema(_PROBE_SCHEMA, named_schemas={})
-    buffer = BytesIO()
-    fastavro.schemaless_writer(buffer, parsed, _PROBE_VALUE)
-    return parsed, buffer.getvalue()
-
-
-def _direct_reads_alike() -> bool:
-    """Whether fastavro's ``read_record`` takes the arguments ``record_reader`` gives it."""
-    if _read_record is None:
-        return False
-    try:
-        parsed, data = _probe()
-        named = {"writer": parsed["__named_schemas"], "reader": {}}
-        for tagged in (False, True):
-            public = fastavro.schemaless_reader(
-                BytesIO(data),
-                parsed,
-                None,
-                return_named_type=tagged,
-                return_named_type_override=tagged,
-            )
-            direct = BytesIO(data)
-            if _read_record(direct, parsed, named, None, _options(tagged)) != public:
-                return False
-            if direct.tell() != len(data):
-                return False
-    except Exception:
-        return False
-    return True
-
-
-def _direct_writes_alike() -> bool:
-    """Whether fastavro's ``write_data`` takes the arguments ``record_writer`` gives it."""
-    if _write_data is None:
-        return False
-    try:
-        parsed, data = _probe()
-        buffer = bytearray(b"head")
-        _write_data(buffer, _PROBE_VALUE, parsed, parsed["__named_schemas"], "", _WRITE_OPTIONS)
-    except Exception:
-        return False
-    return bytes(buffer) == b"head" + data
-
-
-_DIRECT = _direct_reads_alike()
-_DIRECT_WRITE = _direct_writes_alike()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from typing import Any
 from eventplatform.errors import SerializationError
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.schema import AvroEvent
-from eventplatform.schema.rawcodec import raw_codec, record_writer
+from eventplatform.schema.avroio import record_writer
+from eventplatform.schema.rawcodec import raw_codec
 from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 from eventplatform.serde.wire import frame_header
 

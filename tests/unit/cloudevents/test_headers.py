@@ -13,7 +13,6 @@ from eventplatform.cloudevents import (
     InvalidEventHeaders,
     format_time,
     new_event_id,
-    new_event_ids,
 )
 
 
@@ -79,7 +78,7 @@ def test_foreign_headers_are_ignored() -> None:
 
 
 def test_event_ids_are_random_uuids_in_canonical_text() -> None:
-    ids = [new_event_id() for _ in range(200)] + list(new_event_ids(2000))
+    ids = [new_event_id() for _ in range(2200)]  # several blocks of random bytes
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)

@@ -15,14 +15,9 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, NaiveDatetime, field_validator
 
 from eventplatform.errors import SerializationError
-from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, load_event_class, rawcodec
-from eventplatform.schema.rawcodec import (
-    READ_OPTIONS,
-    RawDecodeFallback,
-    raw_codec,
-    record_reader,
-    record_writer,
-)
+from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, avroio, load_event_class
+from eventplatform.schema.avroio import record_reader, record_writer
+from eventplatform.schema.rawcodec import READ_OPTIONS, RawDecodeFallback, raw_codec
 from eventplatform.schema.tree import validate_schema
 from tests.unit.schema import strategies
 from tests.unit.schema.models import Color, Currency, Everything, Money, Point
@@ -263,18 +258,18 @@ def test_reader_calls_fastavro_directly_and_falls_back_to_the_public_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The installed fastavro passes the import-time probes, so codecs read and write directly.
-    assert rawcodec._DIRECT
-    assert rawcodec._DIRECT_WRITE
+    assert avroio._DIRECT
+    assert avroio._DIRECT_WRITE
     event = everything(choice=Point(x=1, y=2), maybe_color=Color.RED, note="n")
     codec = raw_codec(Everything)
     assert codec is not None
     data = raw_bytes(event)
-    monkeypatch.setattr(rawcodec, "_DIRECT", False)
+    monkeypatch.setattr(avroio, "_DIRECT", False)
     public = record_reader(codec.parsed, tagged_unions=codec.tagged_unions)
     assert public is not codec.reader
     assert codec.decode(public(io.BytesIO(data))) == event
     assert codec.read(io.BytesIO(data)) == event
     with pytest.raises(EOFError):
         codec.reader(io.BytesIO(data[:-3]))
-    monkeypatch.setattr(rawcodec, "_DIRECT_WRITE", False)
+    monkeypatch.setattr(avroio, "_DIRECT_WRITE", False)
     assert record_writer(codec.parsed)(b"", codec.encode(event)) == data
