@@ -125,8 +125,8 @@ class DevKafkaSettings(_Section):
         default="auto",
         description="auto tries Docker, then Java + Maven; docker or local forces one path.",
     )
-    version: str = Field(default="4.1.1", pattern=r"^\d+\.\d+\.\d+$")
-    image: str = "apache/kafka:4.1.1"
+    version: str = Field(default="4.4.0", pattern=r"^\d+\.\d+\.\d+$")
+    image: str = "apache/kafka:4.4.0"
     start_timeout: float = Field(default=120.0, gt=0)
     resolve_timeout: float = Field(default=900.0, gt=0)
     cache_dir: Path | None = None

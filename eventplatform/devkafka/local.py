@@ -273,7 +273,7 @@ class LocalKafka:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`::
 
-        with LocalKafka(version="4.1.1") as kafka:
+        with LocalKafka(version="4.4.0") as kafka:
             print(kafka.bootstrap_servers)
     """
 

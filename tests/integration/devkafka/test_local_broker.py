@@ -19,7 +19,7 @@ from eventplatform.errors import BrokerResolutionError, BrokerStartError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-VERSION = os.environ.get("EVENTPLATFORM_DEVKAFKA__VERSION", "4.1.1")
+VERSION = os.environ.get("EVENTPLATFORM_DEVKAFKA__VERSION", "4.4.0")
 
 
 def alive(pid: int) -> bool:
@@ -199,3 +199,12 @@ def test_broker_started_from_a_short_lived_thread_survives_it() -> None:
         probe_metadata(host, int(port), timeout=5)
     finally:
         kafka.stop()
+
+
+def test_kafka_4_1_stays_selectable() -> None:
+    # 4.4.0 is the default (issue 13); 4.1.x stays a supported choice of
+    # EVENTPLATFORM_DEVKAFKA__VERSION, resolved and started from the same pom.
+    with LocalKafka(version="4.1.1") as kafka:
+        host, port = kafka.bootstrap_servers.split(":")
+        probe_metadata(host, int(port), timeout=10)
+        assert "Kafka version: 4.1.1" in kafka.log_path.read_text()
