@@ -19,7 +19,7 @@ from eventplatform.errors import (
     ResourceStateError,
 )
 from eventplatform.registry.base import CompatibilityLevel
-from eventplatform.registry.commands import Guard, Register, encode
+from eventplatform.registry.commands import FORMAT, Guard, Register, encode
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 
 pytestmark = pytest.mark.integration
@@ -195,7 +195,9 @@ async def test_a_newer_log_format_stops_the_reader(
 ) -> None:
     async with registry_on(kafka_bootstrap_servers, topic):
         pass
-    await producer.send_and_wait(topic, b'{"format": 2, "op": "merge"}', partition=0)
+    await producer.send_and_wait(
+        topic, json.dumps({"format": FORMAT + 1, "op": "merge"}).encode(), partition=0
+    )
     registry = registry_on(kafka_bootstrap_servers, topic)
     with pytest.raises(RegistryError, match="upgrade"):
         await registry.start()
