@@ -49,10 +49,12 @@ from eventplatform.errors import (
     EventPlatformError,
     IncompatibleSchema,
     InvalidSchema,
+    OperationNotPermitted,
     RegistryError,
     RegistryUnavailable,
     SchemaError,
     SchemaNotFound,
+    SettingNotFound,
     SubjectNotFound,
     VersionNotFound,
 )
@@ -103,7 +105,8 @@ def confluent_error(
     A five-digit ``error_code`` the backend chose (40405, 42202, …) is kept, its status being
     its first three digits; otherwise the class decides: ``SubjectNotFound`` → 404/40401,
     ``VersionNotFound`` → 404/40402, ``SchemaNotFound`` → 404/40403, ``IncompatibleSchema`` →
-    409/409, ``InvalidSchema`` and other schema errors → 422/42201, ``RegistryUnavailable`` and
+    409/409, ``InvalidSchema`` and other schema errors → 422/42201, ``OperationNotPermitted`` →
+    422/42205, ``SettingNotFound`` → 404/40408, ``RegistryUnavailable`` and
     errors of the layers below → 500/50001 (Confluent's "error in the backend data store",
     which clients retry), any other refusal → 422/422.
 
@@ -138,6 +141,10 @@ def _status_and_code(exc: EventPlatformError) -> tuple[int, int]:
         return 404, 40403
     if isinstance(exc, InvalidSchema | SchemaError):
         return 422, 42201
+    if isinstance(exc, OperationNotPermitted):
+        return 422, 42205
+    if isinstance(exc, SettingNotFound):
+        return 404, 40408
     if isinstance(exc, RegistryUnavailable) or not isinstance(exc, RegistryError):
         return 500, 50001
     if isinstance(code, int) and 400 <= code < 600:
