@@ -201,7 +201,8 @@ class RegistryState:
         if command.imported and schema_id is not None and schema_id not in self._schemas:
             self._add_schema(schema_id, command)
         elif command.imported and schema_id is not None:
-            if self._schemas[schema_id].fingerprint != command.fingerprint:
+            held = self._schemas[schema_id]
+            if held.normalized_fingerprint != command.normalized_fingerprint:
                 return Voided(position, f"schema id {schema_id} holds another schema")
         elif schema_id is None and position in self._schemas:
             # The id a new schema would get, its position, was imported earlier.
