@@ -30,6 +30,8 @@ The tree::
     │   │   └── VersionNotFound
     │   ├── IncompatibleSchema        refused by the subject's compatibility level
     │   ├── ReferenceExists           a referenced version cannot be deleted
+    │   ├── OperationNotPermitted     the registry's mode refuses the write (READONLY, IMPORT)
+    │   ├── SettingNotFound           a subject has no compatibility level or mode of its own
     │   └── InvalidSchema             the registry rejected the schema text
     ├── SerializationError            an event could not be encoded
     ├── DeserializationError          bytes could not be decoded (topic, partition, offset)
@@ -96,6 +98,7 @@ __all__ = [
     "PublishError",
     "PublishTimeout",
     "RecordTooLarge",
+    "OperationNotPermitted",
     "ReferenceExists",
     "RegistryError",
     "RegistryUnavailable",
@@ -106,6 +109,7 @@ __all__ = [
     "SchemaParseError",
     "SchemaResolutionError",
     "SerializationError",
+    "SettingNotFound",
     "StoreNotTransactional",
     "SubjectNotFound",
     "TruncatedPayload",
@@ -253,6 +257,22 @@ class IncompatibleSchema(RegistryError):
 
 class ReferenceExists(RegistryError):
     """A version other schemas reference cannot be deleted (Confluent error code 42206)."""
+
+
+class OperationNotPermitted(RegistryError):
+    """The registry's mode refuses the write (Confluent error code 42205).
+
+    A subject in ``READONLY`` mode refuses registrations and deletes; in ``IMPORT`` mode it
+    accepts only registrations that bring their id and version, and in ``READWRITE`` mode only
+    those that do not. Change the mode (``set_mode``) to proceed.
+    """
+
+
+class SettingNotFound(RegistryError):
+    """A subject has no compatibility level (40408) or mode (40409) of its own.
+
+    It follows the global setting; ask with ``default_to_global=True`` for the one in force.
+    """
 
 
 class InvalidSchema(RegistryError):

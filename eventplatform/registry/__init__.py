@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from eventplatform.registry.base import (
     CompatibilityLevel,
     CompatibilityResult,
+    Mode,
     RegisteredSchema,
     Schema,
     SchemaReference,
@@ -35,6 +36,7 @@ __all__ = [
     "CompatibilityResult",
     "KafkaLogRegistry",
     "MemoryRegistry",
+    "Mode",
     "RegisteredSchema",
     "RestRegistry",
     "Schema",

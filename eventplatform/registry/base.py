@@ -9,7 +9,8 @@ Semantics follow Confluent Schema Registry's REST API
 (https://docs.confluent.io/platform/current/schema-registry/develop/api.html): schema ids are
 global and stable, versions count from 1 per subject, registering a schema a subject already
 holds returns the existing version and id, a soft-deleted version is hidden unless asked for,
-and the compatibility level resolves subject → global → BACKWARD.
+the compatibility level resolves subject → global → BACKWARD, and the mode (what writes are
+allowed: ``READWRITE``, ``READONLY``, ``IMPORT``) resolves subject → global → READWRITE.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Literal, Protocol, Self, runtime_checkable
 __all__ = [
     "CompatibilityLevel",
     "CompatibilityResult",
+    "Mode",
     "RegisteredSchema",
     "Schema",
     "SchemaReference",
@@ -42,6 +44,20 @@ class CompatibilityLevel(StrEnum):
     FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
     FULL = "FULL"
     FULL_TRANSITIVE = "FULL_TRANSITIVE"
+
+
+class Mode(StrEnum):
+    """Confluent's registry modes: which writes a subject (or the registry) accepts.
+
+    ``READWRITE`` (the default) registers schemas under new ids and versions; ``READONLY``
+    refuses registrations and deletes (Confluent 42205); ``IMPORT`` accepts only
+    registrations that bring their own id and version (migrating a registry, ids intact)
+    and checks no compatibility, as Confluent does.
+    """
+
+    READWRITE = "READWRITE"
+    READONLY = "READONLY"
+    IMPORT = "IMPORT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +129,19 @@ class SchemaRegistry(Protocol):
         *,
         references: tuple[SchemaReference, ...] = (),
         normalize: bool = True,
+        schema_id: int | None = None,
+        version: int | None = None,
     ) -> RegisteredSchema:
         """Register ``schema`` under ``subject``, or return the version that already holds it.
+
+        ``schema_id`` and ``version`` import a schema under the id and version it has
+        elsewhere; only a subject in ``IMPORT`` mode accepts them, and only such registrations.
 
         Raises:
             InvalidSchema: the text is not a valid Avro schema.
             IncompatibleSchema: it breaks the subject's compatibility level.
+            OperationNotPermitted: the subject's mode refuses this registration (42205), or
+                an imported id or version is already taken by another schema.
         """
         ...
 
@@ -179,15 +202,23 @@ class SchemaRegistry(Protocol):
     ) -> CompatibilityResult:
         """Test ``schema`` against one version, or (``None``) against what the level demands.
 
-        A subject with no versions is compatible with anything.
+        A subject with no versions is compatible with anything, also against ``"latest"``
+        (Confluent's answer since 7.x); a numbered version of it is ``SubjectNotFound``.
 
         Raises:
             InvalidSchema, VersionNotFound.
         """
         ...
 
-    async def get_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
-        """The effective level of ``subject`` (falling back to global), or the global level."""
+    async def get_compatibility(
+        self, subject: str | None = None, *, default_to_global: bool = True
+    ) -> CompatibilityLevel:
+        """The effective level of ``subject`` (falling back to global), or the global level.
+
+        Raises:
+            SettingNotFound: ``default_to_global=False`` and the subject has no level of its
+                own (Confluent 40408).
+        """
         ...
 
     async def set_compatibility(
@@ -196,13 +227,53 @@ class SchemaRegistry(Protocol):
         """Set the level of ``subject``, or the global level when ``subject`` is None."""
         ...
 
+    async def delete_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
+        """Remove the level of ``subject`` (it then follows the global one), or reset the
+        global level to the default (BACKWARD). Returns the level that was removed.
+
+        Raises:
+            SettingNotFound: the subject has no level of its own (40408).
+        """
+        ...
+
+    async def get_mode(self, subject: str | None = None, *, default_to_global: bool = True) -> Mode:
+        """The effective mode of ``subject`` (falling back to global), or the global mode.
+
+        Raises:
+            SettingNotFound: ``default_to_global=False`` and the subject has no mode of its
+                own (Confluent 40409).
+        """
+        ...
+
+    async def set_mode(
+        self, mode: Mode, subject: str | None = None, *, force: bool = False
+    ) -> Mode:
+        """Set the mode of ``subject``, or the global mode when ``subject`` is None.
+
+        Raises:
+            OperationNotPermitted: entering ``IMPORT`` where schemas exist, without ``force``
+                (42205).
+            RegistryError: ``mode`` is not a mode (42204).
+        """
+        ...
+
+    async def delete_mode(self, subject: str | None = None) -> Mode:
+        """Remove the mode of ``subject`` (it then follows the global one), or reset the
+        global mode to READWRITE. Returns the mode that was removed.
+
+        Raises:
+            SettingNotFound: the subject has no mode of its own (40409).
+        """
+        ...
+
     async def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
         """Soft-delete a subject (or, after a soft delete, remove it permanently).
 
         Returns the versions deleted.
 
         Raises:
-            SubjectNotFound; RegistryError (40405) for a permanent delete before a soft one.
+            SubjectNotFound; RegistryError (40405) for a permanent delete before a soft one;
+            OperationNotPermitted (42205) in READONLY mode.
         """
         ...
 
@@ -213,6 +284,6 @@ class SchemaRegistry(Protocol):
 
         Raises:
             SubjectNotFound, VersionNotFound; RegistryError (40407) for a permanent delete
-            before a soft one.
+            before a soft one; OperationNotPermitted (42205) in READONLY mode.
         """
         ...

@@ -31,15 +31,18 @@ from typing import Any, Generic, Self, TypeVar
 
 from eventplatform.errors import (
     IncompatibleSchema,
+    OperationNotPermitted,
     ReferenceExists,
     RegistryError,
     RegistryUnavailable,
     ResourceStateError,
     SchemaNotFound,
+    SettingNotFound,
 )
 from eventplatform.registry.base import (
     CompatibilityLevel,
     CompatibilityResult,
+    Mode,
     RegisteredSchema,
     Schema,
     SchemaReference,
@@ -51,6 +54,7 @@ from eventplatform.registry.commands import (
     Guard,
     Register,
     SetCompatibility,
+    SetMode,
 )
 from eventplatform.registry.compatibility import check_compatibility, is_transitive
 from eventplatform.registry.parsing import ParsedSchema, parse_schema
@@ -61,6 +65,8 @@ __all__ = ["CommandLogRegistry"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+_MAX_ID = 2**31 - 1  # ids and versions are Java ints in Confluent's API
 
 
 class _Phase(enum.Enum):
@@ -168,45 +174,75 @@ class CommandLogRegistry(abc.ABC):
         *,
         references: tuple[SchemaReference, ...] = (),
         normalize: bool = True,
+        schema_id: int | None = None,
+        version: int | None = None,
     ) -> RegisteredSchema:
         """Register ``schema`` under ``subject``, or return the live version that holds it.
 
-        A schema the registry already holds under another subject keeps its id.
+        A schema the registry already holds under another subject keeps its id. In IMPORT
+        mode, ``schema_id`` and ``version`` say which id and version it gets.
 
         Raises:
             ResourceStateError: used before ``start()`` or after ``close()``.
             InvalidSchema: the text is not a valid Avro schema, or a reference is unknown.
             IncompatibleSchema: it breaks the subject's compatibility level; ``messages``
                 name each field, rule and version.
+            OperationNotPermitted: the subject is READONLY; an id or version is given outside
+                IMPORT mode, or none in it; the imported id holds another schema, or the
+                version is not above the subject's others (42205).
+            RegistryError: the subject already holds the schema under another id or version,
+                or the id or version is out of range (42207).
             RegistryUnavailable: the log cannot be reached, or other writers kept voiding
                 this one.
         """
         _check_subject(subject)
+        importing = schema_id is not None or version is not None
+        for name, number in (("id", schema_id), ("version", version)):
+            if number is not None and not 1 <= number <= _MAX_ID:
+                raise RegistryError(
+                    f"invalid {name} {number} for subject {subject!r}: it must be between 1 and "
+                    "2^31-1",
+                    error_code=42207,
+                )
 
         def decide(state: RegistryState) -> _Decision[RegisteredSchema]:
             parsed, read = self._parse_input(state, schema, references)
             identity = parsed.identity(normalize=normalize)
             existing = state.find(subject, identity, normalize=normalize)
             if existing is not None:
+                # Confluent answers with the version that holds the schema before it looks at
+                # the mode, so serializers that register on every start work in READONLY too.
+                if schema_id not in (None, existing.id) or version not in (
+                    None,
+                    existing.version,
+                ):
+                    raise RegistryError(
+                        f"subject {subject!r} already holds this schema as version "
+                        f"{existing.version} with id {existing.id}",
+                        error_code=42207,
+                    )
                 return _Decision(None, lambda _: existing)
+            _check_register_mode(state, subject, importing=importing)
+            if importing:
+                return self._decide_import(state, subject, parsed, read, schema_id, version)
             level = state.level(subject)
             result = self._check(state, subject, parsed, level, None)
             if not result.is_compatible:
                 raise _incompatible(subject, level, result)
             known = state.known_schema(identity, normalize=normalize)
-            version = state.next_version(subject)
+            number = state.next_version(subject)
             command = Register(
                 subject=subject,
                 schema=parsed.text,
                 references=parsed.references,
                 fingerprint=parsed.fingerprint,
                 normalized_fingerprint=parsed.normalized_fingerprint,
-                version=version,
+                version=number,
                 schema_id=known.schema_id if known else None,
                 read_upto=state.position,
                 guard=Guard(
                     subjects=tuple(dict.fromkeys((subject, *read))),
-                    global_config=state.subject_level(subject) is None,
+                    global_config=_reads_global(state, subject),
                 ),
                 writer=self._writer,
             )
@@ -220,7 +256,7 @@ class CommandLogRegistry(abc.ABC):
                 assert applied.schema_id is not None
                 return RegisteredSchema(
                     subject=subject,
-                    version=version,
+                    version=number,
                     id=applied.schema_id,
                     schema=text,
                     references=refs,
@@ -230,6 +266,62 @@ class CommandLogRegistry(abc.ABC):
 
         return await self._write(f"registering in {subject!r}", decide)
 
+    def _decide_import(
+        self,
+        state: RegistryState,
+        subject: str,
+        parsed: ParsedSchema,
+        read: list[str],
+        schema_id: int | None,
+        version: int | None,
+    ) -> _Decision[RegisteredSchema]:
+        # IMPORT mode keeps the id and version the schema has elsewhere and checks no
+        # compatibility: the registry it comes from already did (Confluent's rule).
+        next_version = state.next_version(subject)
+        number = next_version if version is None else version
+        if number < next_version:
+            raise OperationNotPermitted(
+                f"cannot import version {number} into subject {subject!r}: it already has "
+                f"versions up to {next_version - 1} (deleted ones included)",
+                error_code=42205,
+            )
+        text, refs = parsed.text, parsed.references
+        if schema_id is not None:
+            held = state.stored(schema_id)
+            if held is not None and held.normalized_fingerprint != parsed.normalized_fingerprint:
+                raise OperationNotPermitted(
+                    f"cannot import into subject {subject!r}: schema id {schema_id} already "
+                    "holds another schema (an id's schema never changes)",
+                    error_code=42205,
+                )
+            if held is not None:
+                text, refs = held.schema, held.references
+        command = Register(
+            subject=subject,
+            schema=parsed.text,
+            references=parsed.references,
+            fingerprint=parsed.fingerprint,
+            normalized_fingerprint=parsed.normalized_fingerprint,
+            version=number,
+            schema_id=schema_id,
+            read_upto=state.position,
+            guard=Guard(
+                subjects=tuple(dict.fromkeys((subject, *read))),
+                global_config=_reads_global(state, subject),
+            ),
+            writer=self._writer,
+            imported=True,
+        )
+
+        def answer(applied: Applied | None) -> RegisteredSchema:
+            assert applied is not None
+            assert applied.schema_id is not None
+            return RegisteredSchema(
+                subject=subject, version=number, id=applied.schema_id, schema=text, references=refs
+            )
+
+        return _Decision(command, answer)
+
     async def set_compatibility(
         self, level: CompatibilityLevel, subject: str | None = None
     ) -> CompatibilityLevel:
@@ -238,6 +330,8 @@ class CommandLogRegistry(abc.ABC):
         Raises:
             ResourceStateError: used before ``start()`` or after ``close()``.
             RegistryError: ``level`` is not a compatibility level (42203).
+            OperationNotPermitted: the subject (or, for the global level, the registry) is
+                READONLY (42205).
             RegistryUnavailable: the log cannot be reached.
         """
         try:
@@ -248,19 +342,116 @@ class CommandLogRegistry(abc.ABC):
             _check_subject(subject)
 
         def decide(state: RegistryState) -> _Decision[CompatibilityLevel]:
-            command = SetCompatibility(
-                subject=subject,
-                level=chosen,
-                read_upto=state.position,
-                guard=Guard(
-                    subjects=() if subject is None else (subject,),
-                    global_config=subject is None,
-                ),
-                writer=self._writer,
-            )
-            return _Decision(command, lambda _: chosen)
+            _check_writable(state, subject)
+            return _Decision(self._set_level(state, subject, chosen), lambda _: chosen)
 
         return await self._write("setting compatibility", decide)
+
+    async def delete_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
+        """Remove the level of ``subject``, or reset the global level to the default (BACKWARD).
+
+        Returns the level removed (for the global level, the one in force before).
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SettingNotFound: the subject has no level of its own (40408).
+            OperationNotPermitted: the subject (or the registry) is READONLY (42205).
+            RegistryUnavailable: the log cannot be reached.
+        """
+
+        def decide(state: RegistryState) -> _Decision[CompatibilityLevel]:
+            _check_writable(state, subject)
+            previous = state.level(None) if subject is None else state.subject_level(subject)
+            if previous is None:
+                raise _no_subject_level(subject)
+            return _Decision(self._set_level(state, subject, None), lambda _: previous)
+
+        return await self._write("deleting compatibility", decide)
+
+    def _set_level(
+        self, state: RegistryState, subject: str | None, level: CompatibilityLevel | None
+    ) -> SetCompatibility:
+        return SetCompatibility(
+            subject=subject,
+            level=level,
+            read_upto=state.position,
+            guard=Guard(
+                subjects=() if subject is None else (subject,),
+                global_config=subject is None or state.subject_mode(subject) is None,
+            ),
+            writer=self._writer,
+        )
+
+    async def set_mode(
+        self, mode: Mode, subject: str | None = None, *, force: bool = False
+    ) -> Mode:
+        """Set the mode of ``subject``, or the global mode when ``subject`` is None.
+
+        Entering IMPORT needs the subject (or, globally, the registry) to have no version,
+        deleted ones included, unless ``force``: imported versions cannot go below them.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            RegistryError: ``mode`` is not a mode (42204).
+            OperationNotPermitted: IMPORT where versions exist, without ``force`` (42205).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        try:
+            chosen = Mode(str(mode).upper())
+        except ValueError as exc:
+            modes = ", ".join(m.value for m in Mode)
+            raise RegistryError(
+                f"invalid mode {mode!r}; valid modes: {modes}", error_code=42204
+            ) from exc
+        if subject is not None:
+            _check_subject(subject)
+
+        def decide(state: RegistryState) -> _Decision[Mode]:
+            if (
+                chosen is Mode.IMPORT
+                and state.mode(subject) is not Mode.IMPORT
+                and not force
+                and state.has_versions(subject)
+            ):
+                where = "the registry" if subject is None else f"subject {subject!r}"
+                raise OperationNotPermitted(
+                    f"Cannot import since found existing subjects: {where} holds versions "
+                    "(deleted ones included); delete them permanently or pass force",
+                    error_code=42205,
+                )
+            return _Decision(self._set_mode(state, subject, chosen), lambda _: chosen)
+
+        return await self._write("setting the mode", decide)
+
+    async def delete_mode(self, subject: str | None = None) -> Mode:
+        """Remove the mode of ``subject``, or reset the global mode to READWRITE.
+
+        Returns the mode removed (for the global mode, the one in force before).
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SettingNotFound: the subject has no mode of its own (40409).
+            RegistryUnavailable: the log cannot be reached.
+        """
+
+        def decide(state: RegistryState) -> _Decision[Mode]:
+            previous = state.mode(None) if subject is None else state.subject_mode(subject)
+            if previous is None:
+                raise _no_subject_mode(subject)
+            return _Decision(self._set_mode(state, subject, None), lambda _: previous)
+
+        return await self._write("deleting the mode", decide)
+
+    def _set_mode(self, state: RegistryState, subject: str | None, mode: Mode | None) -> SetMode:
+        return SetMode(
+            subject=subject,
+            mode=mode,
+            read_upto=state.position,
+            guard=Guard(
+                subjects=() if subject is None else (subject,), global_config=subject is None
+            ),
+            writer=self._writer,
+        )
 
     async def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
         """Soft-delete a subject's live versions, or remove a soft-deleted subject for good.
@@ -272,11 +463,13 @@ class CommandLogRegistry(abc.ABC):
             SubjectNotFound: no such subject (40401).
             RegistryError: soft delete of a subject already soft-deleted (40404); permanent
                 delete of a subject with live versions (40405).
+            OperationNotPermitted: the subject is READONLY (42205).
             RegistryUnavailable: the log cannot be reached.
         """
 
         def decide(state: RegistryState) -> _Decision[list[int]]:
             every = state.versions(subject, deleted=True)
+            _check_writable(state, subject)
             live = _live_numbers(state, subject)
             if not permanent and not live:
                 raise RegistryError(
@@ -295,7 +488,7 @@ class CommandLogRegistry(abc.ABC):
                 versions=tuple(versions),
                 permanent=permanent,
                 read_upto=state.position,
-                guard=Guard(subjects=(subject,)),
+                guard=Guard(subjects=(subject,), global_config=_reads_global(state, subject)),
                 writer=self._writer,
             )
             return _Decision(command, lambda _: list(versions))
@@ -315,12 +508,14 @@ class CommandLogRegistry(abc.ABC):
             SubjectNotFound, VersionNotFound: no such subject or version.
             RegistryError: soft delete of a soft-deleted version (40406); permanent delete of
                 a live version (40407); a version that is not "latest" or positive (42202).
+            OperationNotPermitted: the subject is READONLY (42205).
             RegistryUnavailable: the log cannot be reached.
         """
 
         def decide(state: RegistryState) -> _Decision[int]:
             soft_latest = version in ("latest", -1) and not permanent
             number = state.version(subject, version, deleted=not soft_latest).version
+            _check_writable(state, subject)
             is_live = number in _live_numbers(state, subject)
             if not permanent and not is_live:
                 raise RegistryError(
@@ -340,7 +535,7 @@ class CommandLogRegistry(abc.ABC):
                 versions=(number,),
                 permanent=permanent,
                 read_upto=state.position,
-                guard=Guard(subjects=(subject,)),
+                guard=Guard(subjects=(subject,), global_config=_reads_global(state, subject)),
                 writer=self._writer,
             )
             return _Decision(command, lambda _: number)
@@ -455,7 +650,8 @@ class CommandLogRegistry(abc.ABC):
         references: tuple[SchemaReference, ...] = (),
     ) -> CompatibilityResult:
         """Test ``schema`` under the subject's level, against one version or (``None``) the
-        versions the level demands. A subject with no versions is compatible with anything.
+        versions the level demands. A subject with no live versions is compatible with
+        anything, also against ``"latest"`` (Confluent's answer since 7.x).
 
         Raises:
             ResourceStateError: used before ``start()`` or after ``close()``.
@@ -465,16 +661,45 @@ class CommandLogRegistry(abc.ABC):
         """
         state = await self._read()
         parsed, _ = self._parse_input(state, schema, references)
+        if version in ("latest", -1) and not state.live_versions(subject):
+            return CompatibilityResult(is_compatible=True)
         return self._check(state, subject, parsed, state.level(subject), version)
 
-    async def get_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
+    async def get_compatibility(
+        self, subject: str | None = None, *, default_to_global: bool = True
+    ) -> CompatibilityLevel:
         """The effective level of ``subject`` (subject → global → BACKWARD), or the global one.
 
         Raises:
             ResourceStateError: used before ``start()`` or after ``close()``.
+            SettingNotFound: ``default_to_global=False`` and the subject has no level of its
+                own (40408).
             RegistryUnavailable: the log cannot be reached.
         """
-        return (await self._read()).level(subject)
+        state = await self._read()
+        if subject is None or default_to_global:
+            return state.level(subject)
+        level = state.subject_level(subject)
+        if level is None:
+            raise _no_subject_level(subject)
+        return level
+
+    async def get_mode(self, subject: str | None = None, *, default_to_global: bool = True) -> Mode:
+        """The effective mode of ``subject`` (subject → global → READWRITE), or the global one.
+
+        Raises:
+            ResourceStateError: used before ``start()`` or after ``close()``.
+            SettingNotFound: ``default_to_global=False`` and the subject has no mode of its
+                own (40409).
+            RegistryUnavailable: the log cannot be reached.
+        """
+        state = await self._read()
+        if subject is None or default_to_global:
+            return state.mode(subject)
+        mode = state.subject_mode(subject)
+        if mode is None:
+            raise _no_subject_mode(subject)
+        return mode
 
     async def snapshot(self) -> dict[str, Any]:
         """The whole state, caught up, as plain data (to compare replicas, or to debug).
@@ -546,6 +771,51 @@ def _refuse_if_referenced(
             "delete the referencing versions first",
             error_code=42206,
         )
+
+
+def _reads_global(state: RegistryState, subject: str) -> bool:
+    """Whether a decision about ``subject`` depends on the global level or mode."""
+    return state.subject_level(subject) is None or state.subject_mode(subject) is None
+
+
+def _check_register_mode(state: RegistryState, subject: str, *, importing: bool) -> None:
+    # Confluent's checkRegisterMode: READONLY refuses; an id or version is for IMPORT only,
+    # and IMPORT takes nothing else. All three are "operation not permitted", 42205.
+    mode = state.mode(subject)
+    if mode is Mode.READONLY:
+        raise OperationNotPermitted(f"Subject {subject!r} is in read-only mode", error_code=42205)
+    if importing and mode is not Mode.IMPORT:
+        raise OperationNotPermitted(
+            f"Subject {subject!r} is not in import mode: an id or version can only be given "
+            "in IMPORT mode",
+            error_code=42205,
+        )
+    if not importing and mode is not Mode.READWRITE:
+        raise OperationNotPermitted(
+            f"Subject {subject!r} is not in read-write mode: in IMPORT mode a registration "
+            "gives its id and version",
+            error_code=42205,
+        )
+
+
+def _check_writable(state: RegistryState, subject: str | None) -> None:
+    if state.mode(subject) is Mode.READONLY:
+        where = "the registry" if subject is None else f"Subject {subject!r}"
+        raise OperationNotPermitted(f"{where} is in read-only mode", error_code=42205)
+
+
+def _no_subject_level(subject: str | None) -> SettingNotFound:
+    # Confluent's wording (Errors.SUBJECT_LEVEL_COMPATIBILITY_NOT_CONFIGURED_MESSAGE_FORMAT).
+    return SettingNotFound(
+        f"Subject '{subject}' does not have subject-level compatibility configured",
+        error_code=40408,
+    )
+
+
+def _no_subject_mode(subject: str | None) -> SettingNotFound:
+    return SettingNotFound(
+        f"Subject '{subject}' does not have subject-level mode configured", error_code=40409
+    )
 
 
 def _check_subject(subject: str) -> None:

@@ -11,6 +11,12 @@ value = one JSON object, ``{"format": 1, "op": "register" | "config" | "delete" 
 A record that is not such an object is void for every reader alike; a ``format`` newer than
 this library understands stops the reader with an error rather than letting it skip commands
 that newer clients apply.
+
+Format 2 added modes (``"op": "mode"``), removing a level or mode (``"level": null``,
+``"mode": null``) and imported registrations (``"import": true``). Each command is written
+with the lowest format that expresses it, so a log that never uses these stays readable by
+format-1 clients, and one that does stops them with "upgrade" instead of letting them
+replay a different state.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventplatform.errors import RegistryError
-from eventplatform.registry.base import CompatibilityLevel, SchemaReference
+from eventplatform.registry.base import CompatibilityLevel, Mode, SchemaReference
 
 __all__ = [
     "FORMAT",
@@ -31,13 +37,14 @@ __all__ = [
     "MalformedCommand",
     "Register",
     "SetCompatibility",
+    "SetMode",
     "UnsupportedFormat",
     "decode",
     "encode",
 ]
 
-FORMAT = 1
-"""Version of the command encoding this library writes and reads."""
+FORMAT = 2
+"""The newest version of the command encoding this library writes and reads."""
 
 
 class MalformedCommand(ValueError):
@@ -53,9 +60,9 @@ class Guard:
     """What a decision depended on: if any of it changed after ``read_upto``, it is void.
 
     Attributes:
-        subjects: subjects whose versions or config the writer read (its own subject, and the
-            subjects of the references it resolved).
-        global_config: whether the writer read the global compatibility level.
+        subjects: subjects whose versions, level or mode the writer read (its own subject,
+            and the subjects of the references it resolved).
+        global_config: whether the writer read the global compatibility level or mode.
     """
 
     subjects: tuple[str, ...] = ()
@@ -71,7 +78,9 @@ class Init:
 class Register:
     """Add ``version`` of ``subject``, holding ``schema_id`` or, if None, a new id.
 
-    A new schema's id is the position of this command in the log.
+    A new schema's id is the position of this command in the log. An ``imported`` schema
+    keeps the ``schema_id`` and ``version`` it was given (IMPORT mode): the id is created if
+    no schema has it yet, and the version may skip numbers.
     """
 
     subject: str
@@ -84,14 +93,33 @@ class Register:
     read_upto: int
     guard: Guard
     writer: str = ""
+    imported: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetCompatibility:
-    """Set the level of ``subject``, or the global level when ``subject`` is None."""
+    """Set the level of ``subject``, or the global level when ``subject`` is None.
+
+    A ``level`` of None removes it: the subject follows the global level, the global level
+    returns to the default.
+    """
 
     subject: str | None
-    level: CompatibilityLevel
+    level: CompatibilityLevel | None
+    read_upto: int
+    guard: Guard
+    writer: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetMode:
+    """Set the mode of ``subject``, or the global mode when ``subject`` is None.
+
+    A ``mode`` of None removes it, as ``SetCompatibility`` does a level.
+    """
+
+    subject: str | None
+    mode: Mode | None
     read_upto: int
     guard: Guard
     writer: str = ""
@@ -109,12 +137,23 @@ class Delete:
     writer: str = ""
 
 
-Command = Init | Register | SetCompatibility | Delete
+Command = Init | Register | SetCompatibility | SetMode | Delete
+
+
+def _format_of(command: Command) -> int:
+    match command:
+        case SetMode():
+            return 2
+        case SetCompatibility(level=None):
+            return 2
+        case Register(imported=True):
+            return 2
+    return 1
 
 
 def encode(command: Command) -> tuple[bytes | None, bytes]:
     """The record key and value of ``command``."""
-    body: dict[str, Any] = {"format": FORMAT}
+    body: dict[str, Any] = {"format": _format_of(command)}
     key: str | None = None
     match command:
         case Init():
@@ -134,9 +173,16 @@ def encode(command: Command) -> tuple[bytes | None, bytes]:
                 "version": command.version,
                 "id": command.schema_id,
             }
+            if command.imported:
+                body["import"] = True
         case SetCompatibility():
             key = command.subject
-            body |= {"op": "config", "subject": command.subject, "level": command.level.value}
+            level = command.level.value if command.level is not None else None
+            body |= {"op": "config", "subject": command.subject, "level": level}
+        case SetMode():
+            key = command.subject
+            mode = command.mode.value if command.mode is not None else None
+            body |= {"op": "mode", "subject": command.subject, "mode": mode}
         case Delete():
             key = command.subject
             body |= {
@@ -177,7 +223,7 @@ def decode(value: bytes | None) -> Command:
     if version > FORMAT:
         raise UnsupportedFormat(
             f"the schema log holds a format {version} command; this eventplatform reads "
-            f"format {FORMAT} only: upgrade it to use this registry"
+            f"formats up to {FORMAT}: upgrade it to use this registry"
         )
     try:
         return _decode_body(body)
@@ -212,15 +258,20 @@ def _decode_body(body: dict[str, Any]) -> Command:
             normalized_fingerprint=_str(body["normalizedFingerprint"]),
             version=_int(body["version"]),
             schema_id=None if schema_id is None else _int(schema_id),
+            imported=_bool(body.get("import", False)),
             **common,
         )
-    if op == "config":
-        subject = body["subject"]
-        return SetCompatibility(
-            subject=None if subject is None else _str(subject),
-            level=CompatibilityLevel(body["level"]),
-            **common,
-        )
+    if op in ("config", "mode"):
+        subject = None if body["subject"] is None else _str(body["subject"])
+        if op == "config":
+            level = body["level"]
+            return SetCompatibility(
+                subject=subject,
+                level=None if level is None else CompatibilityLevel(level),
+                **common,
+            )
+        mode = body["mode"]
+        return SetMode(subject=subject, mode=None if mode is None else Mode(mode), **common)
     if op == "delete":
         return Delete(
             subject=_str(body["subject"]),

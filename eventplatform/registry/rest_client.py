@@ -10,10 +10,11 @@ servers it talks to.
 
 Failures map onto :mod:`eventplatform.errors` by Confluent's error codes
 (:func:`error_from_response`): 40401 → ``SubjectNotFound``, 40402 → ``VersionNotFound``,
-40403 → ``SchemaNotFound``, 409 → ``IncompatibleSchema``, 42201 → ``InvalidSchema``, 5xx and
-network failures → ``RegistryUnavailable`` (retriable, naming the URL). Retriable failures are
-retried with capped exponential backoff and full jitter, a bounded number of times. The client
-keeps no cache, so a failure is never remembered: the serde above caches schemas by id.
+40403 → ``SchemaNotFound``, 409 → ``IncompatibleSchema``, 42201 → ``InvalidSchema``, 40408 and
+40409 → ``SettingNotFound``, 42205 → ``OperationNotPermitted``, 5xx and network failures →
+``RegistryUnavailable`` (retriable, naming the URL). Retriable failures are retried with capped
+exponential backoff and full jitter, a bounded number of times. The client keeps no cache, so a
+failure is never remembered: the serde above caches schemas by id.
 """
 
 from __future__ import annotations
@@ -34,17 +35,20 @@ import yarl
 from eventplatform.errors import (
     IncompatibleSchema,
     InvalidSchema,
+    OperationNotPermitted,
     ReferenceExists,
     RegistryError,
     RegistryUnavailable,
     ResourceStateError,
     SchemaNotFound,
+    SettingNotFound,
     SubjectNotFound,
     VersionNotFound,
 )
 from eventplatform.registry.base import (
     CompatibilityLevel,
     CompatibilityResult,
+    Mode,
     RegisteredSchema,
     Schema,
     SchemaReference,
@@ -71,6 +75,8 @@ _INVALID_SCHEMA_CODES = {42201, 422}  # 422 alone: the request body lacks a usab
 _INVALID_VERSION = 42202  # not a positive integer, -1 or "latest": no such version can exist
 _REFERENCE_EXISTS = 42206  # other schemas reference the version being deleted
 _NO_SUBJECT_CONFIG = 40408  # the subject has no level of its own (falls back to global)
+_NO_SUBJECT_MODE = 40409  # the subject has no mode of its own (falls back to global)
+_NOT_PERMITTED = 42205  # the mode refuses the operation (READONLY, IMPORT)
 _DETAILS = re.compile(r"details: (\[.*\])\s*$", re.DOTALL)
 
 
@@ -101,6 +107,10 @@ def error_from_response(status: int, body: object, *, request: str) -> RegistryE
         return VersionNotFound(text, error_code=code)
     if code == _REFERENCE_EXISTS:
         return ReferenceExists(text, error_code=code)
+    if code in (_NO_SUBJECT_CONFIG, _NO_SUBJECT_MODE):
+        return SettingNotFound(text, error_code=code)
+    if code == _NOT_PERMITTED:
+        return OperationNotPermitted(text, error_code=code)
     if status == 422 and code in _INVALID_SCHEMA_CODES:
         return InvalidSchema(text, error_code=code)
     if status == 401:
@@ -257,24 +267,33 @@ class RestRegistry:
         *,
         references: tuple[SchemaReference, ...] = (),
         normalize: bool = True,
+        schema_id: int | None = None,
+        version: int | None = None,
     ) -> RegisteredSchema:
         """Register ``schema`` under ``subject``, or return the version that already holds it.
 
         ``POST /subjects/{subject}/versions``. Many servers answer with the id alone; the
-        version then comes from a lookup of the same schema.
+        version then comes from a lookup of the same schema. ``schema_id`` and ``version``
+        are sent as the body's ``id`` and ``version`` (IMPORT mode).
 
         Raises:
             InvalidSchema: the server rejected the text (42201).
             IncompatibleSchema: it breaks the subject's compatibility level (409); ``messages``
                 holds what the server said.
+            OperationNotPermitted: the subject's mode refuses the registration (42205).
             RegistryUnavailable: the registry could not be reached after the retries.
             ResourceStateError: the registry is not started.
         """
+        body = _schema_body(schema, references)
+        if schema_id is not None:
+            body["id"] = schema_id
+        if version is not None:
+            body["version"] = version
         payload = await self._request(
             "POST",
             f"/subjects/{_segment(subject)}/versions",
             query=_flags(normalize=normalize),
-            body=_schema_body(schema, references),
+            body=body,
         )
         if isinstance(payload, dict) and {"version", "schema"} <= payload.keys():
             return _registered(payload, subject=subject)
@@ -395,7 +414,13 @@ class RestRegistry:
                     return CompatibilityResult(is_compatible=True)
         else:
             path = f"{path}/{_segment(str(version))}"
-            payload = await self._request("POST", path, query=query, body=body)
+            try:
+                payload = await self._request("POST", path, query=query, body=body)
+            except SubjectNotFound:
+                if version not in ("latest", -1):
+                    raise
+                # Servers before Confluent 7 answer 40401 where later ones say compatible.
+                return CompatibilityResult(is_compatible=True)
         result = _expect(payload, dict)
         verdict = result.get("is_compatible")
         if not isinstance(verdict, bool):
@@ -403,7 +428,9 @@ class RestRegistry:
         messages = [str(m) for m in result.get("messages") or []]
         return CompatibilityResult(is_compatible=verdict, messages=messages)
 
-    async def get_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
+    async def get_compatibility(
+        self, subject: str | None = None, *, default_to_global: bool = True
+    ) -> CompatibilityLevel:
         """The effective level of ``subject`` (falling back to global), or the global level.
 
         ``GET /config/{subject}?defaultToGlobal=true``; a server that ignores
@@ -411,8 +438,12 @@ class RestRegistry:
         a level of its own, and the global ``GET /config`` answers instead.
 
         Raises:
+            SettingNotFound: ``default_to_global=False`` and the subject has no level of its
+                own (40408).
             RegistryUnavailable, ResourceStateError: as for :meth:`register`.
         """
+        if subject is not None and not default_to_global:
+            return _level(await self._request("GET", f"/config/{_segment(subject)}"))
         if subject is not None:
             try:
                 payload = await self._request(
@@ -437,6 +468,73 @@ class RestRegistry:
         path = "/config" if subject is None else f"/config/{_segment(subject)}"
         body = {"compatibility": CompatibilityLevel(level).value}
         return _level(await self._request("PUT", path, body=body))
+
+    async def delete_compatibility(self, subject: str | None = None) -> CompatibilityLevel:
+        """Remove the level of ``subject``, or reset the global one (``DELETE /config[/…]``).
+
+        Returns the level removed.
+
+        Raises:
+            SettingNotFound: the subject has no level of its own (40408).
+            OperationNotPermitted: the subject or registry is READONLY (42205).
+            RegistryUnavailable, ResourceStateError: as for :meth:`register`.
+        """
+        path = "/config" if subject is None else f"/config/{_segment(subject)}"
+        return _level(await self._request("DELETE", path))
+
+    # -- modes -------------------------------------------------------------------------------
+
+    async def get_mode(self, subject: str | None = None, *, default_to_global: bool = True) -> Mode:
+        """The effective mode of ``subject``, or the global mode (``GET /mode[/{subject}]``).
+
+        As for :meth:`get_compatibility`, a server that ignores ``defaultToGlobal`` answers
+        40409 (or 40401) for a subject without a mode of its own, and ``GET /mode`` answers.
+
+        Raises:
+            SettingNotFound: ``default_to_global=False`` and the subject has no mode of its
+                own (40409).
+            RegistryUnavailable, ResourceStateError: as for :meth:`register`.
+        """
+        if subject is not None:
+            path = f"/mode/{_segment(subject)}"
+            if not default_to_global:
+                return _mode(await self._request("GET", path))
+            try:
+                return _mode(await self._request("GET", path, query={"defaultToGlobal": "true"}))
+            except RegistryError as exc:
+                if exc.error_code not in (_NO_SUBJECT_MODE, 40401):
+                    raise
+        return _mode(await self._request("GET", "/mode"))
+
+    async def set_mode(
+        self, mode: Mode, subject: str | None = None, *, force: bool = False
+    ) -> Mode:
+        """Set the mode of ``subject``, or the global mode (``PUT /mode[/{subject}]``).
+
+        Raises:
+            RegistryError: the server refused the mode (42204).
+            OperationNotPermitted: IMPORT where schemas exist, without ``force`` (42205).
+            RegistryUnavailable, ResourceStateError: as for :meth:`register`.
+        """
+        path = "/mode" if subject is None else f"/mode/{_segment(subject)}"
+        body = {"mode": str(mode).upper()}
+        return _mode(await self._request("PUT", path, query=_flags(force=force), body=body))
+
+    async def delete_mode(self, subject: str | None = None) -> Mode:
+        """Remove the mode of ``subject`` (``DELETE /mode/{subject}``), or reset the global one.
+
+        Confluent's API has no ``DELETE /mode``: the global mode is read, then set to
+        READWRITE. Returns the mode removed.
+
+        Raises:
+            SettingNotFound: the subject has no mode of its own (40409).
+            RegistryUnavailable, ResourceStateError: as for :meth:`register`.
+        """
+        if subject is not None:
+            return _mode(await self._request("DELETE", f"/mode/{_segment(subject)}"))
+        previous = await self.get_mode()
+        await self.set_mode(Mode.READWRITE)
+        return previous
 
     # -- deletes -----------------------------------------------------------------------------
 
@@ -628,6 +726,14 @@ def _registered(payload: Any, *, subject: str) -> RegisteredSchema:
         schema=_text(record, "schema"),
         references=_references(record),
     )
+
+
+def _mode(payload: Any) -> Mode:
+    raw = _expect(payload, dict).get("mode")
+    try:
+        return Mode(str(raw).upper())
+    except ValueError as exc:
+        raise RegistryError(f"unexpected registry response: unknown mode {raw!r}") from exc
 
 
 def _level(payload: Any) -> CompatibilityLevel:

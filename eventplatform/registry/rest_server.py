@@ -7,10 +7,26 @@ that Java, Go or .NET serializers, Kafka UI and Connect's ``AvroConverter`` shar
 eventplatform registers. :func:`serve` runs it on a host and port.
 
 Errors carry Confluent's body, ``{"error_code": 40401, "message": "…"}``, and status: 404 with
-40401 (subject), 40402 (version) or 40403 (schema); 409 for an incompatible schema, its message
-ending in ``details: [...]``, a JSON array of the incompatibilities found; 422 with 42201
-(invalid schema), 42202 (invalid version) or 42203 (invalid compatibility level); 500 with
-50001 when the backend cannot be reached. Only Avro is served; ``GET /schemas/types`` says so.
+40401 (subject), 40402 (version), 40403 (schema), 40408 (no subject-level compatibility) or
+40409 (no subject-level mode); 409 for an incompatible schema, its message ending in
+``details: [...]``, a JSON array of the incompatibilities found; 422 with 42201 (invalid
+schema), 42202 (invalid version), 42203 (invalid compatibility level or config), 42204
+(invalid mode), 42205 (the mode does not permit it), 42207 (id or version does not match) or
+42208 (a subject in a context other than the default); 500 with 50001 when the backend cannot
+be reached.
+
+What is not served, answered as a Confluent registry without the feature answers:
+
+- Only Avro: ``GET /schemas/types`` is ``["AVRO"]``; JSON Schema and Protobuf registrations
+  are 422/42201 saying so.
+- Contexts: ``GET /contexts`` is ``[":.:"]``, the default context; a subject qualified with
+  ``:.:`` is the plain subject, one in any other context is 422/42208.
+- Schema metadata and rule sets (data contracts): a registration or config carrying them is
+  refused (422, 42201 or 42203) rather than stored without them; ``GET
+  /subjects/{subject}/metadata`` finds no version for any key (404/40403), and the latest
+  version for none.
+- Routes a registry without the feature has no router entry for (``/schemas/guids``,
+  ``/associations``, ``/exporters``, ``/dek-registry``): 404 with error code 404.
 
 The server does not own the backend: start it before :func:`serve` and close it after the
 runner's ``cleanup()``.
@@ -33,15 +49,18 @@ from eventplatform.errors import (
     EventPlatformError,
     IncompatibleSchema,
     InvalidSchema,
+    OperationNotPermitted,
     RegistryError,
     RegistryUnavailable,
     SchemaError,
     SchemaNotFound,
+    SettingNotFound,
     SubjectNotFound,
     VersionNotFound,
 )
 from eventplatform.registry.base import (
     CompatibilityLevel,
+    Mode,
     RegisteredSchema,
     SchemaReference,
     SchemaRegistry,
@@ -54,6 +73,17 @@ __all__ = ["confluent_error", "create_app", "serve", "server_url"]
 logger = logging.getLogger(__name__)
 
 _MAX_VERSION = 2**31 - 1  # versions are Java ints in Confluent's API
+_DEFAULT_CONTEXT = ":.:"  # Confluent's qualified-subject prefix of the default context
+# Data-contract fields this registry cannot hold; a request carrying one is refused, not
+# stored without it (which would silently stop the rules being enforced).
+_SCHEMA_EXTRAS = ("metadata", "ruleSet")
+_CONFIG_EXTRAS = (
+    "compatibilityGroup",
+    "defaultMetadata",
+    "overrideMetadata",
+    "defaultRuleSet",
+    "overrideRuleSet",
+)
 _INCOMPATIBLE_PREFIX = "Schema being registered is incompatible with an earlier schema"
 
 
@@ -75,7 +105,8 @@ def confluent_error(
     A five-digit ``error_code`` the backend chose (40405, 42202, …) is kept, its status being
     its first three digits; otherwise the class decides: ``SubjectNotFound`` → 404/40401,
     ``VersionNotFound`` → 404/40402, ``SchemaNotFound`` → 404/40403, ``IncompatibleSchema`` →
-    409/409, ``InvalidSchema`` and other schema errors → 422/42201, ``RegistryUnavailable`` and
+    409/409, ``InvalidSchema`` and other schema errors → 422/42201, ``OperationNotPermitted`` →
+    422/42205, ``SettingNotFound`` → 404/40408, ``RegistryUnavailable`` and
     errors of the layers below → 500/50001 (Confluent's "error in the backend data store",
     which clients retry), any other refusal → 422/422.
 
@@ -110,6 +141,10 @@ def _status_and_code(exc: EventPlatformError) -> tuple[int, int]:
         return 404, 40403
     if isinstance(exc, InvalidSchema | SchemaError):
         return 422, 42201
+    if isinstance(exc, OperationNotPermitted):
+        return 422, 42205
+    if isinstance(exc, SettingNotFound):
+        return 404, 40408
     if isinstance(exc, RegistryUnavailable) or not isinstance(exc, RegistryError):
         return 500, 50001
     if isinstance(code, int) and 400 <= code < 600:
@@ -200,7 +235,38 @@ def _schema_id(raw: str) -> int:
 
 
 def _subject(request: web.Request) -> str:
-    return request.match_info["subject"]
+    return _plain_subject(request.match_info["subject"])
+
+
+def _optional_subject(request: web.Request) -> str | None:
+    raw = request.match_info.get("subject")
+    return None if raw is None else _plain_subject(raw)
+
+
+def _plain_subject(subject: str) -> str:
+    # Confluent qualifies a subject with its context as ":.context:subject"; only the
+    # default context (":.:") is served, and a subject in it is the plain subject.
+    if subject.startswith(_DEFAULT_CONTEXT):
+        return subject[len(_DEFAULT_CONTEXT) :]
+    if subject.startswith(":."):
+        raise _ApiError(
+            422,
+            42208,
+            f"Invalid subject {subject!r}: this registry serves the default context "
+            f"({_DEFAULT_CONTEXT!r}) only",
+        )
+    return subject
+
+
+def _page(request: web.Request, items: list[Any]) -> list[Any]:
+    """``items`` cut by the ``offset`` and ``limit`` query parameters (limit < 0: all)."""
+    try:
+        offset = int(request.query.get("offset", "0"))
+        limit = int(request.query.get("limit", "-1"))
+    except ValueError:
+        raise _ApiError(422, 422, "offset and limit must be integers") from None
+    items = items[max(offset, 0) :]
+    return items if limit < 0 else items[:limit]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -214,13 +280,29 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def _schema_request(request: web.Request) -> tuple[str, tuple[SchemaReference, ...]]:
-    body = await _body(request)
+    return _schema_fields(await _body(request))
+
+
+def _schema_fields(body: dict[str, Any]) -> tuple[str, tuple[SchemaReference, ...]]:
     schema = body.get("schema")
     if not isinstance(schema, str) or not schema.strip():
         raise _ApiError(422, 42201, 'Invalid schema: the request has no "schema" string')
     kind = body.get("schemaType") or "AVRO"
     if str(kind).upper() != "AVRO":
-        raise _ApiError(422, 42201, f"Invalid schema type {kind}: this registry serves AVRO only")
+        raise _ApiError(
+            422,
+            42201,
+            f"Invalid schema type {kind}: only AVRO schemas are served by this registry "
+            "(JSON Schema and Protobuf are not)",
+        )
+    for extra in _SCHEMA_EXTRAS:
+        if body.get(extra):
+            raise _ApiError(
+                422,
+                42201,
+                f"Invalid schema: {extra!r} is not supported; this registry holds Avro schemas "
+                "without metadata or rule sets",
+            )
     raw_refs = body.get("references") or []
     try:
         references = tuple(
@@ -236,8 +318,27 @@ async def _schema_request(request: web.Request) -> tuple[str, tuple[SchemaRefere
     return schema, references
 
 
+def _import_number(body: dict[str, Any], key: str, *, lowest: int) -> int | None:
+    # Confluent's RegisterSchemaRequest: an id below 0 or a version below 1 means "none".
+    raw = body.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise _ApiError(422, 42207, f'"{key}" must be an integer, not {raw!r}')
+    return raw if raw >= lowest else None
+
+
 async def _level(request: web.Request) -> CompatibilityLevel:
-    raw = (await _body(request)).get("compatibility")
+    body = await _body(request)
+    for extra in _CONFIG_EXTRAS:
+        if body.get(extra) is not None:
+            raise _ApiError(
+                422,
+                42203,
+                f"Invalid config: {extra!r} is not supported; this registry's config is the "
+                "compatibility level only",
+            )
+    raw = body.get("compatibility", body.get("compatibilityLevel"))
     try:
         return CompatibilityLevel(str(raw).upper())
     except ValueError:
@@ -245,6 +346,15 @@ async def _level(request: web.Request) -> CompatibilityLevel:
         raise _ApiError(
             422, 42203, f"Invalid compatibility level {raw!r}; valid levels: {levels}"
         ) from None
+
+
+async def _mode(request: web.Request) -> Mode:
+    raw = (await _body(request)).get("mode")
+    try:
+        return Mode(str(raw).upper())
+    except ValueError:
+        modes = ", ".join(mode.value for mode in Mode)
+        raise _ApiError(422, 42204, f"Invalid mode {raw!r}; valid modes: {modes}") from None
 
 
 def _record(registered: RegisteredSchema) -> dict[str, Any]:
@@ -291,6 +401,7 @@ class _Api:
             web.delete("/subjects/{subject}/versions/{version}", self.delete_version),
             web.get("/subjects/{subject}/versions/{version}/schema", self.version_schema),
             web.get("/subjects/{subject}/versions/{version}/referencedby", self.referenced_by),
+            web.get("/subjects/{subject}/metadata", self.latest_with_metadata),
             web.post("/compatibility/subjects/{subject}/versions", self.compatibility),
             web.post("/compatibility/subjects/{subject}/versions/{version}", self.compatibility),
             web.get("/config", self.get_config),
@@ -298,8 +409,14 @@ class _Api:
             web.delete("/config", self.delete_config),
             web.get("/config/{subject}", self.get_config),
             web.put("/config/{subject}", self.put_config),
-            web.get("/mode", self.mode),
-            web.get("/mode/{subject}", self.mode),
+            web.delete("/config/{subject}", self.delete_config),
+            web.get("/mode", self.get_mode),
+            web.put("/mode", self.put_mode),
+            web.delete("/mode", self.delete_mode),
+            web.get("/mode/{subject}", self.get_mode),
+            web.put("/mode/{subject}", self.put_mode),
+            web.delete("/mode/{subject}", self.delete_mode),
+            web.get("/contexts", self.contexts),
         ]
 
     async def root(self, request: web.Request) -> web.Response:
@@ -332,17 +449,26 @@ class _Api:
         return web.Response(text=schema.schema, content_type=CONTENT_TYPE)
 
     async def subjects_of_id(self, request: web.Request) -> web.Response:
-        usages = await self._usages(_schema_id(request.match_info["id"]), _flag(request, "deleted"))
-        return _json(sorted({subject for subject, _ in usages}))
+        usages = await self._usages(request)
+        return _json(_page(request, sorted({subject for subject, _ in usages})))
 
     async def versions_of_id(self, request: web.Request) -> web.Response:
-        usages = await self._usages(_schema_id(request.match_info["id"]), _flag(request, "deleted"))
-        return _json([{"subject": subject, "version": version} for subject, version in usages])
+        usages = await self._usages(request)
+        pairs = [{"subject": subject, "version": version} for subject, version in usages]
+        return _json(_page(request, pairs))
 
     async def subjects(self, request: web.Request) -> web.Response:
-        prefix = request.query.get("subjectPrefix", "")
-        subjects = await self.registry.list_subjects(deleted=_flag(request, "deleted"))
-        return _json([s for s in subjects if s.startswith(prefix)])
+        prefix = _plain_subject(request.query.get("subjectPrefix", ""))
+        if _flag(request, "deleted_only"):
+            live = set(await self.registry.list_subjects())
+            every = await self.registry.list_subjects(deleted=True)
+            subjects = [s for s in every if s not in live]
+        else:
+            subjects = await self.registry.list_subjects(deleted=_flag(request, "deleted"))
+        return _json(_page(request, [s for s in subjects if s.startswith(prefix)]))
+
+    async def contexts(self, request: web.Request) -> web.Response:
+        return _json(_page(request, [_DEFAULT_CONTEXT]))
 
     async def lookup(self, request: web.Request) -> web.Response:
         schema, references = await _schema_request(request)
@@ -362,18 +488,28 @@ class _Api:
         return _json(versions)
 
     async def versions(self, request: web.Request) -> web.Response:
-        versions = await self.registry.list_versions(
-            _subject(request), deleted=_flag(request, "deleted")
-        )
-        return _json(versions)
+        subject = _subject(request)
+        if _flag(request, "deleted_only"):
+            every = await self.registry.list_versions(subject, deleted=True)
+            try:
+                live = set(await self.registry.list_versions(subject))
+            except SubjectNotFound:
+                live = set()  # every version is soft-deleted
+            versions = [v for v in every if v not in live]
+        else:
+            versions = await self.registry.list_versions(subject, deleted=_flag(request, "deleted"))
+        return _json(_page(request, versions))
 
     async def register(self, request: web.Request) -> web.Response:
-        schema, references = await _schema_request(request)
+        body = await _body(request)
+        schema, references = _schema_fields(body)
         registered = await self.registry.register(
             _subject(request),
             schema,
             references=references,
             normalize=_flag(request, "normalize"),
+            schema_id=_import_number(body, "id", lowest=0),
+            version=_import_number(body, "version", lowest=1),
         )
         # The API promises {"id": …}; recent Confluent releases add version and schema, as we
         # do, which spares a client the lookup that would tell it the version.
@@ -404,7 +540,24 @@ class _Api:
                 for ref in registered.references
             ):
                 ids.add(registered.id)
-        return _json(sorted(ids))
+        return _json(_page(request, sorted(ids)))
+
+    async def latest_with_metadata(self, request: web.Request) -> web.Response:
+        # No version carries metadata here: asking for none is asking for the latest version;
+        # asking for any key finds nothing, as on a registry where no version has that key.
+        subject = _subject(request)
+        latest = await self.registry.get_version(
+            subject, "latest", deleted=_flag(request, "deleted")
+        )
+        keys = request.query.getall("key", [])
+        if keys:
+            raise _ApiError(
+                404,
+                40403,
+                f"Schema not found: no version of subject {subject!r} has metadata "
+                f"{', '.join(keys)} (this registry stores no schema metadata)",
+            )
+        return _json(_record(latest))
 
     async def compatibility(self, request: web.Request) -> web.Response:
         raw_version = request.match_info.get("version")
@@ -419,27 +572,40 @@ class _Api:
         return _json(body)
 
     async def get_config(self, request: web.Request) -> web.Response:
-        # For a subject, the effective level, as Confluent answers with defaultToGlobal=true:
-        # the protocol cannot tell a subject's own level from the global one it inherits.
-        level = await self.registry.get_compatibility(request.match_info.get("subject"))
+        # A subject without a level of its own is 40408 unless defaultToGlobal=true asks for
+        # the level in force (Confluent 7+).
+        level = await self.registry.get_compatibility(
+            _optional_subject(request), default_to_global=_flag(request, "defaultToGlobal")
+        )
         return _json({"compatibilityLevel": level.value})
 
     async def put_config(self, request: web.Request) -> web.Response:
         level = await self.registry.set_compatibility(
-            await _level(request), request.match_info.get("subject")
+            await _level(request), _optional_subject(request)
         )
         return _json({"compatibility": level.value})
 
     async def delete_config(self, request: web.Request) -> web.Response:
-        # Confluent: "deletes the global compatibility level and reverts to the default",
-        # answering with the level that was in force. The default is BACKWARD.
-        previous = await self.registry.get_compatibility()
-        await self.registry.set_compatibility(CompatibilityLevel.BACKWARD)
+        # Confluent answers with the level removed; the global one reverts to BACKWARD.
+        previous = await self.registry.delete_compatibility(_optional_subject(request))
         return _json({"compatibilityLevel": previous.value})
 
-    async def mode(self, request: web.Request) -> web.Response:
-        # Every backend accepts writes at all times; IMPORT and READONLY modes do not exist.
-        return _json({"mode": "READWRITE"})
+    async def get_mode(self, request: web.Request) -> web.Response:
+        mode = await self.registry.get_mode(
+            _optional_subject(request), default_to_global=_flag(request, "defaultToGlobal")
+        )
+        return _json({"mode": mode.value})
+
+    async def put_mode(self, request: web.Request) -> web.Response:
+        mode = await self.registry.set_mode(
+            await _mode(request), _optional_subject(request), force=_flag(request, "force")
+        )
+        return _json({"mode": mode.value})
+
+    async def delete_mode(self, request: web.Request) -> web.Response:
+        # DELETE /mode (global) is ours: Confluent has none; it reverts to READWRITE.
+        previous = await self.registry.delete_mode(_optional_subject(request))
+        return _json({"mode": previous.value})
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -450,14 +616,17 @@ class _Api:
             deleted=_flag(request, "deleted"),
         )
 
-    async def _usages(self, schema_id: int, deleted: bool) -> list[tuple[str, int]]:
+    async def _usages(self, request: web.Request) -> list[tuple[str, int]]:
         # The protocol has no reverse index from ids to subjects, so walk every version.
         # Fine for the hundreds of subjects a platform has; an unknown id is still 40403.
+        schema_id = _schema_id(request.match_info["id"])
+        only = request.query.get("subject")
         await self.registry.get_by_id(schema_id)
         return [
             (registered.subject, registered.version)
-            for registered in await self._all_versions(deleted=deleted)
+            for registered in await self._all_versions(deleted=_flag(request, "deleted"))
             if registered.id == schema_id
+            and (only is None or registered.subject == _plain_subject(only))
         ]
 
     async def _all_versions(self, *, deleted: bool) -> list[RegisteredSchema]:

@@ -10,12 +10,13 @@ naming what the decision read. At position ``p`` it is *applied* if nothing it r
 a position in ``[read_upto, p)``, and *void* otherwise; its writer, reading its own command
 back, learns which and retries a void one on fresh state. "Changed" means an applied command
 for one of the guarded subjects (or, for a command on a subject, that subject itself), or an
-applied global config command when the guard includes the global config. Void commands change
-nothing, so they never void others.
+applied global config or mode command when the guard includes the global config. Void
+commands change nothing, so they never void others.
 
 Readers do not re-run a decision: compatibility is never checked here. Applying a register only
-checks that it can be applied at all (its version is the next one, its id exists), a net for
-commands from a faulty writer, which then are void for every reader alike.
+checks that it can be applied at all (its version is the next one, its id exists; for an
+imported one, its version is above every other and its id is free or holds the same schema),
+a net for commands from a faulty writer, which then are void for every reader alike.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from eventplatform.errors import (
 )
 from eventplatform.registry.base import (
     CompatibilityLevel,
+    Mode,
     RegisteredSchema,
     SchemaReference,
     VersionSpec,
@@ -42,12 +44,24 @@ from eventplatform.registry.commands import (
     Init,
     Register,
     SetCompatibility,
+    SetMode,
 )
 
-__all__ = ["DEFAULT_LEVEL", "Applied", "ApplyResult", "RegistryState", "StoredSchema", "Voided"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "DEFAULT_MODE",
+    "Applied",
+    "ApplyResult",
+    "RegistryState",
+    "StoredSchema",
+    "Voided",
+]
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 """The level when neither the subject nor the global config sets one (Confluent's default)."""
+
+DEFAULT_MODE = Mode.READWRITE
+"""The mode when neither the subject nor the global config sets one (Confluent's default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,8 @@ class RegistryState:
         self._subjects: dict[str, dict[int, _Version]] = {}
         self._levels: dict[str, CompatibilityLevel] = {}
         self._global_level: CompatibilityLevel | None = None
+        self._modes: dict[str, Mode] = {}
+        self._global_mode: Mode | None = None
         self._schemas: dict[int, StoredSchema] = {}
         self._ids_by_fingerprint: dict[str, int] = {}
         self._ids_by_normalized: dict[str, int] = {}
@@ -128,6 +144,8 @@ class RegistryState:
                 return self._register(position, command)
             case SetCompatibility():
                 return self._set_level(position, command)
+            case SetMode():
+                return self._set_mode(position, command)
             case Delete():
                 return self._delete(position, command)
 
@@ -149,7 +167,7 @@ class RegistryState:
             raise ValueError(f"position {position} is before {self._position}: already applied")
         self._position = position + 1
 
-    def _conflict(self, command: Register | SetCompatibility | Delete) -> str | None:
+    def _conflict(self, command: Register | SetCompatibility | SetMode | Delete) -> str | None:
         guard = command.guard
         subjects = set(guard.subjects)
         reads_global = guard.global_config
@@ -173,20 +191,25 @@ class RegistryState:
     def _register(self, position: int, command: Register) -> ApplyResult:
         versions = self._subjects.get(command.subject, {})
         expected = self.next_version(command.subject)
-        if command.version != expected:
+        if command.imported:
+            # An imported version may skip numbers, never go back: versions only grow.
+            if command.version < expected:
+                return Voided(position, f"version {command.version} is below {expected}")
+        elif command.version != expected:
             return Voided(position, f"version {command.version} is not the next ({expected})")
         schema_id = command.schema_id
-        if schema_id is None:
+        if command.imported and schema_id is not None and schema_id not in self._schemas:
+            self._add_schema(schema_id, command)
+        elif command.imported and schema_id is not None:
+            held = self._schemas[schema_id]
+            if held.normalized_fingerprint != command.normalized_fingerprint:
+                return Voided(position, f"schema id {schema_id} holds another schema")
+        elif schema_id is None and position in self._schemas:
+            # The id a new schema would get, its position, was imported earlier.
+            return Voided(position, f"schema id {position} was imported for another schema")
+        elif schema_id is None:
             schema_id = position
-            self._schemas[schema_id] = StoredSchema(
-                schema_id=schema_id,
-                schema=command.schema,
-                references=command.references,
-                fingerprint=command.fingerprint,
-                normalized_fingerprint=command.normalized_fingerprint,
-            )
-            self._ids_by_fingerprint.setdefault(command.fingerprint, schema_id)
-            self._ids_by_normalized.setdefault(command.normalized_fingerprint, schema_id)
+            self._add_schema(schema_id, command)
         elif schema_id not in self._schemas:
             return Voided(position, f"schema id {schema_id} does not exist")
         versions[command.version] = _Version(command.version, schema_id)
@@ -195,12 +218,38 @@ class RegistryState:
         self._changed[command.subject] = position
         return Applied(position, schema_id)
 
+    def _add_schema(self, schema_id: int, command: Register) -> None:
+        self._schemas[schema_id] = StoredSchema(
+            schema_id=schema_id,
+            schema=command.schema,
+            references=command.references,
+            fingerprint=command.fingerprint,
+            normalized_fingerprint=command.normalized_fingerprint,
+        )
+        self._ids_by_fingerprint.setdefault(command.fingerprint, schema_id)
+        self._ids_by_normalized.setdefault(command.normalized_fingerprint, schema_id)
+
     def _set_level(self, position: int, command: SetCompatibility) -> ApplyResult:
         if command.subject is None:
             self._global_level = command.level
             self._global_changed = position
         else:
-            self._levels[command.subject] = command.level
+            if command.level is None:
+                self._levels.pop(command.subject, None)
+            else:
+                self._levels[command.subject] = command.level
+            self._changed[command.subject] = position
+        return Applied(position)
+
+    def _set_mode(self, position: int, command: SetMode) -> ApplyResult:
+        if command.subject is None:
+            self._global_mode = command.mode
+            self._global_changed = position
+        else:
+            if command.mode is None:
+                self._modes.pop(command.subject, None)
+            else:
+                self._modes[command.subject] = command.mode
             self._changed[command.subject] = position
         return Applied(position)
 
@@ -222,9 +271,10 @@ class RegistryState:
             else:
                 versions[number].deleted = True
         if not versions:
-            # Confluent removes a permanently deleted subject's own config along with it.
+            # Confluent removes a permanently deleted subject's own config and mode with it.
             self._subjects.pop(command.subject, None)
             self._levels.pop(command.subject, None)
+            self._modes.pop(command.subject, None)
         self._changed[command.subject] = position
         return Applied(position)
 
@@ -327,6 +377,10 @@ class RegistryState:
             return None
         return self._schemas.get(schema_id)
 
+    def stored(self, schema_id: int) -> StoredSchema | None:
+        """The schema that has (or had) this id, even if no version uses it any more."""
+        return self._schemas.get(schema_id)
+
     def next_version(self, subject: str) -> int:
         """The version a new registration gets: one above every version, deleted or not."""
         return max(self._subjects.get(subject, {}), default=0) + 1
@@ -341,12 +395,30 @@ class RegistryState:
         """The level set on ``subject`` itself, if any."""
         return self._levels.get(subject)
 
+    def mode(self, subject: str | None = None) -> Mode:
+        """The effective mode of ``subject`` (subject → global → READWRITE), or the global one."""
+        if subject is not None and subject in self._modes:
+            return self._modes[subject]
+        return self._global_mode or DEFAULT_MODE
+
+    def subject_mode(self, subject: str) -> Mode | None:
+        """The mode set on ``subject`` itself, if any."""
+        return self._modes.get(subject)
+
+    def has_versions(self, subject: str | None = None) -> bool:
+        """Whether ``subject`` (or, for None, any subject) holds a version, deleted or not."""
+        if subject is None:
+            return any(self._subjects.values())
+        return bool(self._subjects.get(subject))
+
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain JSON-able data, for comparing replicas and debugging."""
         return {
             "position": self._position,
             "global_level": self._global_level.value if self._global_level else None,
             "subject_levels": {s: lvl.value for s, lvl in sorted(self._levels.items())},
+            "global_mode": self._global_mode.value if self._global_mode else None,
+            "subject_modes": {s: mode.value for s, mode in sorted(self._modes.items())},
             "subjects": {
                 name: [[v.version, v.schema_id, v.deleted] for v in self._entries(name)]
                 for name in sorted(self._subjects)

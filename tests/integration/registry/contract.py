@@ -16,13 +16,15 @@ import pytest
 from eventplatform.errors import (
     IncompatibleSchema,
     InvalidSchema,
+    OperationNotPermitted,
     ReferenceExists,
     RegistryError,
     SchemaNotFound,
+    SettingNotFound,
     SubjectNotFound,
     VersionNotFound,
 )
-from eventplatform.registry.base import CompatibilityLevel, SchemaReference, SchemaRegistry
+from eventplatform.registry.base import CompatibilityLevel, Mode, SchemaReference, SchemaRegistry
 
 pytestmark = pytest.mark.integration
 
@@ -479,3 +481,167 @@ async def test_a_referenced_version_cannot_be_deleted(registry: SchemaRegistry) 
         await registry.delete_version("address-value", 1, permanent=True)
     await registry.delete_subject("customer-value", permanent=True)
     assert await registry.delete_version("address-value", 1, permanent=True) == 1
+
+
+# -- subject-level settings ---------------------------------------------------------------
+
+
+async def test_a_subject_without_a_level_of_its_own(registry: SchemaRegistry) -> None:
+    await registry.set_compatibility(L.FULL)
+    with pytest.raises(SettingNotFound) as caught:
+        await registry.get_compatibility(SUBJECT, default_to_global=False)
+    assert caught.value.error_code == 40408
+    assert await registry.get_compatibility(SUBJECT) is L.FULL  # default_to_global
+    await registry.set_compatibility(L.NONE, SUBJECT)
+    assert await registry.get_compatibility(SUBJECT, default_to_global=False) is L.NONE
+    assert await registry.delete_compatibility(SUBJECT) is L.NONE
+    with pytest.raises(SettingNotFound):
+        await registry.get_compatibility(SUBJECT, default_to_global=False)
+    with pytest.raises(SettingNotFound) as again:
+        await registry.delete_compatibility(SUBJECT)
+    assert again.value.error_code == 40408
+    assert await registry.get_compatibility(SUBJECT) is L.FULL
+
+
+async def test_deleting_the_global_level_restores_backward(registry: SchemaRegistry) -> None:
+    await registry.set_compatibility(L.NONE)
+    assert await registry.delete_compatibility() is L.NONE
+    assert await registry.get_compatibility() is L.BACKWARD
+    # BACKWARD is enforced again: NONE no longer lets a breaking change through.
+    await registry.register(SUBJECT, V1)
+    with pytest.raises(IncompatibleSchema):
+        await registry.register(SUBJECT, BREAKS_V1)
+
+
+# -- modes --------------------------------------------------------------------------------
+
+
+async def test_modes_resolve_subject_then_global_then_readwrite(registry: SchemaRegistry) -> None:
+    assert await registry.get_mode() is Mode.READWRITE
+    assert await registry.get_mode(SUBJECT) is Mode.READWRITE
+    with pytest.raises(SettingNotFound) as caught:
+        await registry.get_mode(SUBJECT, default_to_global=False)
+    assert caught.value.error_code == 40409
+    assert await registry.set_mode(Mode.READONLY) is Mode.READONLY
+    assert await registry.set_mode(Mode.READWRITE, SUBJECT) is Mode.READWRITE
+    assert await registry.get_mode(SUBJECT, default_to_global=False) is Mode.READWRITE
+    assert await registry.get_mode("other-value") is Mode.READONLY
+    assert await registry.delete_mode(SUBJECT) is Mode.READWRITE
+    assert await registry.get_mode(SUBJECT) is Mode.READONLY
+    with pytest.raises(SettingNotFound) as again:
+        await registry.delete_mode(SUBJECT)
+    assert again.value.error_code == 40409
+    assert await registry.delete_mode() is Mode.READONLY
+    assert await registry.get_mode() is Mode.READWRITE
+
+
+async def test_an_invalid_mode_is_refused(registry: SchemaRegistry) -> None:
+    with pytest.raises(RegistryError) as caught:
+        await registry.set_mode("SIDEWAYS", SUBJECT)  # type: ignore[arg-type]
+    assert caught.value.error_code == 42204
+    assert await registry.get_mode(SUBJECT) is Mode.READWRITE
+
+
+async def test_readonly_refuses_every_write(registry: SchemaRegistry) -> None:
+    first = await registry.register(SUBJECT, V1)
+    await registry.set_mode(Mode.READONLY, SUBJECT)
+    refused: list[Any] = [
+        registry.register(SUBJECT, V2),
+        registry.delete_version(SUBJECT, 1),
+        registry.delete_subject(SUBJECT),
+        registry.set_compatibility(L.NONE, SUBJECT),
+    ]
+    for write in refused:
+        with pytest.raises(OperationNotPermitted) as caught:
+            await write
+        assert caught.value.error_code == 42205
+        assert "read-only" in str(caught.value)
+    # What the subject holds is still answered, so serializers that register on start work.
+    again = await registry.register(SUBJECT, V1)
+    assert (again.version, again.id) == (1, first.id)
+    assert await registry.list_versions(SUBJECT) == [1]
+    assert (await registry.register("other-value", V2)).version == 1
+    await registry.set_mode(Mode.READWRITE, SUBJECT)
+    assert (await registry.register(SUBJECT, V2)).version == 2
+
+
+async def test_a_global_readonly_mode_yields_to_a_subject_mode(registry: SchemaRegistry) -> None:
+    await registry.set_mode(Mode.READONLY)
+    with pytest.raises(OperationNotPermitted):
+        await registry.register(SUBJECT, V1)
+    with pytest.raises(OperationNotPermitted):
+        await registry.set_compatibility(L.NONE)
+    await registry.set_mode(Mode.READWRITE, SUBJECT)
+    assert (await registry.register(SUBJECT, V1)).version == 1
+    assert await registry.list_subjects() == [SUBJECT]
+
+
+async def test_import_mode_keeps_the_given_id_and_version(registry: SchemaRegistry) -> None:
+    await registry.set_mode(Mode.IMPORT)
+    imported = await registry.register(SUBJECT, V1, schema_id=5000, version=3)
+    assert (imported.subject, imported.version, imported.id) == (SUBJECT, 3, 5000)
+    assert json.loads((await registry.get_by_id(5000)).schema) == json.loads(V1)
+    assert await registry.list_versions(SUBJECT) == [3]
+    # Importing is idempotent; compatibility is not checked (the source registry did).
+    again = await registry.register(SUBJECT, V1, schema_id=5000, version=3)
+    assert (again.version, again.id) == (3, 5000)
+    breaking = await registry.register(SUBJECT, BREAKS_V1, schema_id=5001, version=7)
+    assert (breaking.version, breaking.id) == (7, 5001)
+    # The same id imported into another subject must hold the same schema.
+    assert (await registry.register("copies-value", V1, schema_id=5000, version=1)).id == 5000
+    refusals: list[Any] = [
+        registry.register("other-value", V2, schema_id=5000, version=1),  # id holds V1
+        registry.register(SUBJECT, V2, schema_id=5002, version=5),  # below version 7
+        registry.register(SUBJECT, V2),  # IMPORT takes ids and versions only
+    ]
+    for refused in refusals:
+        with pytest.raises(OperationNotPermitted) as caught:
+            await refused
+        assert caught.value.error_code == 42205
+    assert await registry.list_versions(SUBJECT) == [3, 7]
+    await registry.delete_mode()
+    with pytest.raises(OperationNotPermitted) as not_import:
+        await registry.register(SUBJECT, V3, schema_id=5003, version=8)
+    assert "import mode" in str(not_import.value)
+    # Back in READWRITE, a new schema gets a fresh id and the next version.
+    await registry.set_compatibility(L.NONE, SUBJECT)
+    fresh = await registry.register(SUBJECT, V3)
+    assert fresh.version == 8
+    assert fresh.id not in (5000, 5001)
+
+
+async def test_entering_import_mode_needs_a_subject_without_versions(
+    registry: SchemaRegistry,
+) -> None:
+    await registry.register(SUBJECT, V1)
+    await registry.delete_subject(SUBJECT)  # soft-deleted versions still count
+    for subject in (SUBJECT, None):
+        with pytest.raises(OperationNotPermitted) as caught:
+            await registry.set_mode(Mode.IMPORT, subject)
+        assert caught.value.error_code == 42205
+    assert await registry.set_mode(Mode.IMPORT, "fresh-value") is Mode.IMPORT
+    assert await registry.set_mode(Mode.IMPORT, SUBJECT, force=True) is Mode.IMPORT
+    assert await registry.get_mode(SUBJECT) is Mode.IMPORT
+
+
+async def test_an_imported_version_or_id_must_match_what_the_subject_holds(
+    registry: SchemaRegistry,
+) -> None:
+    await registry.set_mode(Mode.IMPORT, SUBJECT)
+    await registry.register(SUBJECT, V1, schema_id=70, version=1)
+    with pytest.raises(RegistryError) as caught:
+        await registry.register(SUBJECT, V1, schema_id=71, version=1)
+    assert caught.value.error_code == 42207
+    with pytest.raises(RegistryError) as out_of_range:
+        await registry.register(SUBJECT, V2, schema_id=0, version=2)
+    assert out_of_range.value.error_code == 42207
+
+
+# -- compatibility of a subject without versions ------------------------------------------
+
+
+async def test_latest_of_an_unknown_subject_is_compatible(registry: SchemaRegistry) -> None:
+    result = await registry.check_compatibility("nobody-value", V1, version="latest")
+    assert result.is_compatible
+    with pytest.raises(SubjectNotFound):
+        await registry.check_compatibility("nobody-value", V1, version=1)

@@ -14,12 +14,14 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from eventplatform.errors import (
     ConfigurationError,
+    OperationNotPermitted,
     RegistryError,
     RegistryUnavailable,
     ResourceStateError,
+    SettingNotFound,
 )
-from eventplatform.registry.base import CompatibilityLevel
-from eventplatform.registry.commands import Guard, Register, encode
+from eventplatform.registry.base import CompatibilityLevel, Mode
+from eventplatform.registry.commands import FORMAT, Guard, Register, encode
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 
 pytestmark = pytest.mark.integration
@@ -195,7 +197,9 @@ async def test_a_newer_log_format_stops_the_reader(
 ) -> None:
     async with registry_on(kafka_bootstrap_servers, topic):
         pass
-    await producer.send_and_wait(topic, b'{"format": 2, "op": "merge"}', partition=0)
+    await producer.send_and_wait(
+        topic, json.dumps({"format": FORMAT + 1, "op": "merge"}).encode(), partition=0
+    )
     registry = registry_on(kafka_bootstrap_servers, topic)
     with pytest.raises(RegistryError, match="upgrade"):
         await registry.start()
@@ -225,3 +229,31 @@ async def test_an_unreachable_broker_is_a_retriable_error_naming_servers_and_top
     assert caught.value.retriable
     assert servers in str(caught.value)
     assert "'registry-log'" in str(caught.value)
+
+
+async def test_modes_are_log_state_every_reader_replays_and_enforces(
+    kafka_bootstrap_servers: str, topic: str
+) -> None:
+    async with registry_on(kafka_bootstrap_servers, topic) as writer:
+        await writer.set_mode(Mode.IMPORT, "imported-value")
+        await writer.register("imported-value", V1, schema_id=900, version=4)
+        await writer.set_compatibility(CompatibilityLevel.NONE, "orders-value")
+        await writer.register("orders-value", V1)
+        await writer.delete_compatibility("orders-value")
+        await writer.set_mode(Mode.READONLY, "orders-value")
+        async with registry_on(kafka_bootstrap_servers, topic) as reader:
+            assert await reader.snapshot() == await writer.snapshot()
+            assert await reader.get_mode("orders-value") is Mode.READONLY
+            assert await reader.get_mode("imported-value") is Mode.IMPORT
+            with pytest.raises(SettingNotFound):
+                await reader.get_compatibility("orders-value", default_to_global=False)
+            assert (await reader.get_version("imported-value")).id == 900
+            with pytest.raises(OperationNotPermitted):
+                await reader.delete_subject("orders-value")
+            # A mode set by the reader binds the first writer at its next call.
+            await reader.delete_mode("orders-value")
+            await reader.set_mode(Mode.READONLY)
+            with pytest.raises(OperationNotPermitted):
+                await writer.register("orders-value", V2)
+            assert await writer.get_mode("orders-value") is Mode.READONLY
+            assert await reader.snapshot() == await writer.snapshot()

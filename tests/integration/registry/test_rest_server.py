@@ -371,3 +371,149 @@ async def test_cli_serves_the_kafka_log_registry_with_auth_from_settings(
             await process.wait()
     assert process.returncode == 0, stderr.decode()
     assert b"stopping the schema registry" in stderr
+
+
+async def test_subject_config_without_default_to_global(url: str) -> None:
+    await http("PUT", f"{url}/config", {"compatibility": "FULL"})
+
+    status, body, _ = await http("GET", f"{url}/config/orders-value")
+    assert (status, body["error_code"]) == (404, 40408)
+    assert "does not have subject-level compatibility configured" in body["message"]
+    assert await http("GET", f"{url}/config/orders-value?defaultToGlobal=true") == (
+        200,
+        {"compatibilityLevel": "FULL"},
+        CONTENT_TYPE,
+    )
+    assert (await http("PUT", f"{url}/config/orders-value", {"compatibilityLevel": "NONE"}))[
+        :2
+    ] == (200, {"compatibility": "NONE"})
+    assert (await http("DELETE", f"{url}/config/orders-value"))[:2] == (
+        200,
+        {"compatibilityLevel": "NONE"},
+    )
+    status, body, _ = await http("DELETE", f"{url}/config/orders-value")
+    assert (status, body["error_code"]) == (404, 40408)
+    assert (await http("DELETE", f"{url}/config"))[:2] == (200, {"compatibilityLevel": "FULL"})
+    assert (await http("GET", f"{url}/config"))[1] == {"compatibilityLevel": "BACKWARD"}
+    status, body, _ = await http(
+        "PUT", f"{url}/config", {"compatibility": "FULL", "defaultRuleSet": {"domainRules": []}}
+    )
+    assert (status, body["error_code"]) == (422, 42203)
+    assert "defaultRuleSet" in body["message"]
+
+
+async def test_mode_endpoints_and_their_enforcement(url: str) -> None:
+    status, body, _ = await http("GET", f"{url}/mode/orders-value")
+    assert (status, body["error_code"]) == (404, 40409)
+    assert (await http("GET", f"{url}/mode/orders-value?defaultToGlobal=true"))[1] == {
+        "mode": "READWRITE"
+    }
+    assert (await http("PUT", f"{url}/mode", {"mode": "readonly"}))[:2] == (
+        200,
+        {"mode": "READONLY"},
+    )
+    status, body, _ = await http(
+        "POST", f"{url}/subjects/orders-value/versions", {"schema": PLACED}
+    )
+    assert (status, body["error_code"]) == (422, 42205)
+    assert (await http("DELETE", f"{url}/mode"))[:2] == (200, {"mode": "READONLY"})
+    assert (await http("GET", f"{url}/mode"))[1] == {"mode": "READWRITE"}
+    status, body, _ = await http("PUT", f"{url}/mode/orders-value", {"mode": "SIDEWAYS"})
+    assert (status, body["error_code"]) == (422, 42204)
+    assert "READWRITE, READONLY, IMPORT" in body["message"]
+
+    # IMPORT: the body's id and version are kept; a registration without them is refused.
+    assert (await http("PUT", f"{url}/mode/orders-value", {"mode": "IMPORT"}))[1] == {
+        "mode": "IMPORT"
+    }
+    status, body, _ = await http(
+        "POST", f"{url}/subjects/orders-value/versions", {"schema": PLACED, "id": 777, "version": 5}
+    )
+    assert status == 200
+    assert (body["id"], body["version"], body["subject"]) == (777, 5, "orders-value")
+    assert (await http("GET", f"{url}/schemas/ids/777"))[0] == 200
+    status, body, _ = await http(
+        "POST", f"{url}/subjects/orders-value/versions", {"schema": PLACED_WITH_NOTE}
+    )
+    assert (status, body["error_code"]) == (422, 42205)
+    assert "import" in body["message"].lower()
+    assert (await http("DELETE", f"{url}/mode/orders-value"))[1] == {"mode": "IMPORT"}
+    status, body, _ = await http(
+        "POST", f"{url}/subjects/orders-value/versions", {"schema": PLACED_WITH_NOTE, "id": 9}
+    )
+    assert (status, body["error_code"]) == (422, 42205)
+    status, body, _ = await http("PUT", f"{url}/mode/orders-value", {"mode": "IMPORT"})
+    assert (status, body["error_code"]) == (422, 42205)
+    forced = await http("PUT", f"{url}/mode/orders-value?force=true", {"mode": "IMPORT"})
+    assert forced[:2] == (200, {"mode": "IMPORT"})
+
+
+async def test_compatibility_of_a_subject_that_does_not_exist(url: str) -> None:
+    for path in ("versions/latest", "versions", "versions/latest?verbose=true"):
+        status, body, _ = await http(
+            "POST", f"{url}/compatibility/subjects/nobody-value/{path}", {"schema": PLACED}
+        )
+        assert status == 200
+        assert body["is_compatible"] is True
+        assert ("messages" in body) == path.endswith("verbose=true")
+    status, body, _ = await http(
+        "POST", f"{url}/compatibility/subjects/nobody-value/versions/1", {"schema": PLACED}
+    )
+    assert (status, body["error_code"]) == (404, 40401)
+
+
+async def test_verbose_compatibility_carries_the_reasons(url: str) -> None:
+    await http("POST", f"{url}/subjects/orders-value/versions", {"schema": PLACED})
+    for query, shown in (("?verbose=true", True), ("", False)):
+        status, body, _ = await http(
+            "POST",
+            f"{url}/compatibility/subjects/orders-value/versions/latest{query}",
+            {"schema": PLACED_WITH_AMOUNT},
+        )
+        assert status == 200
+        assert body["is_compatible"] is False
+        assert ("messages" in body) is shown
+        if shown:
+            assert any("amount" in message for message in body["messages"])
+
+
+async def test_only_the_default_context_is_served(url: str) -> None:
+    assert (await http("GET", f"{url}/contexts"))[:2] == (200, [":.:"])
+    status, body, _ = await http(
+        "POST", f"{url}/subjects/:.:orders-value/versions", {"schema": PLACED}
+    )
+    assert (status, body["subject"]) == (200, "orders-value")
+    assert (await http("GET", f"{url}/subjects"))[1] == ["orders-value"]
+    status, body, _ = await http("GET", f"{url}/subjects/:.staging:orders-value/versions")
+    assert (status, body["error_code"]) == (422, 42208)
+    assert "default context" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "schema"),
+    [
+        ("JSON", '{"type": "object", "properties": {"id": {"type": "string"}}}'),
+        ("PROTOBUF", 'syntax = "proto3"; message Order { string id = 1; }'),
+    ],
+)
+async def test_json_schema_and_protobuf_are_refused(url: str, kind: str, schema: str) -> None:
+    for path in ("subjects/orders-value/versions", "compatibility/subjects/orders-value/versions"):
+        status, body, _ = await http(
+            "POST", f"{url}/{path}", {"schema": schema, "schemaType": kind}
+        )
+        assert (status, body["error_code"]) == (422, 42201)
+        assert "only AVRO" in body["message"]
+    assert (await http("GET", f"{url}/subjects"))[1] == []
+
+
+async def test_metadata_and_rule_sets_are_refused_not_dropped(url: str) -> None:
+    for extra in (
+        {"metadata": {"properties": {"owner": "payments"}}},
+        {"ruleSet": {"domainRules": [{"name": "r", "kind": "CONDITION", "type": "CEL"}]}},
+    ):
+        status, body, _ = await http(
+            "POST", f"{url}/subjects/orders-value/versions", {"schema": PLACED, **extra}
+        )
+        assert (status, body["error_code"]) == (422, 42201)
+        assert next(iter(extra)) in body["message"]
+    assert (await http("GET", f"{url}/subjects"))[1] == []

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from eventplatform.errors import RegistryError
-from eventplatform.registry.base import CompatibilityLevel, SchemaReference
+from eventplatform.registry.base import CompatibilityLevel, Mode, SchemaReference
 from eventplatform.registry.commands import (
+    FORMAT,
     Command,
     Delete,
     Guard,
@@ -16,6 +17,7 @@ from eventplatform.registry.commands import (
     MalformedCommand,
     Register,
     SetCompatibility,
+    SetMode,
     UnsupportedFormat,
     decode,
     encode,
@@ -52,6 +54,22 @@ COMMANDS: list[Command] = [
         subject="s", level=CompatibilityLevel.NONE, read_upto=4, guard=Guard(subjects=("s",))
     ),
     Delete(subject="s", versions=(1, 2), permanent=True, read_upto=8, guard=Guard(subjects=("s",))),
+    # Format 2: modes, removals and imports.
+    SetCompatibility(subject="s", level=None, read_upto=4, guard=Guard(subjects=("s",))),
+    SetMode(subject=None, mode=Mode.READONLY, read_upto=5, guard=Guard(global_config=True)),
+    SetMode(subject="s", mode=Mode.IMPORT, read_upto=5, guard=Guard(subjects=("s",))),
+    SetMode(subject="s", mode=None, read_upto=6, guard=Guard(subjects=("s",))),
+    Register(
+        subject="s",
+        schema='"long"',
+        fingerprint="f",
+        normalized_fingerprint="n",
+        version=7,
+        schema_id=1234,
+        read_upto=9,
+        guard=Guard(subjects=("s",)),
+        imported=True,
+    ),
 ]
 
 
@@ -106,5 +124,17 @@ def test_records_that_are_not_commands_are_malformed(value: bytes | None) -> Non
 
 def test_newer_format_is_refused_not_skipped() -> None:
     with pytest.raises(UnsupportedFormat, match="upgrade") as caught:
-        decode(b'{"format": 2, "op": "register"}')
+        decode(json.dumps({"format": FORMAT + 1, "op": "register"}).encode())
     assert isinstance(caught.value, RegistryError)
+
+
+def test_each_command_is_written_in_the_lowest_format_that_holds_it() -> None:
+    # A log that never uses modes, removals or imports stays readable by format-1 readers;
+    # one that does stops them ("upgrade") instead of letting them replay another state.
+    formats = [json.loads(encode(command)[1])["format"] for command in COMMANDS]
+    assert formats == [1] * 6 + [2] * 5
+    mode = json.loads(encode(COMMANDS[7])[1])
+    assert (mode["op"], mode["subject"], mode["mode"]) == ("mode", None, "READONLY")
+    assert encode(COMMANDS[7])[0] is None
+    assert json.loads(encode(COMMANDS[9])[1])["mode"] is None
+    assert json.loads(encode(COMMANDS[10])[1])["import"] is True

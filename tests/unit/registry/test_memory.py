@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventplatform.errors import RegistryError, ResourceStateError
-from eventplatform.registry import CompatibilityLevel, MemoryRegistry, SchemaRegistry
+from eventplatform.registry import CompatibilityLevel, MemoryRegistry, Mode, SchemaRegistry
 from eventplatform.registry.commands import Init, Register
 
 
@@ -58,3 +58,18 @@ async def test_invalid_level_is_refused_with_confluent_code() -> None:
         with pytest.raises(RegistryError) as caught:
             await registry.set_compatibility("SOMETIMES")  # type: ignore[arg-type]
         assert caught.value.error_code == 42203
+
+
+async def test_a_new_schema_skips_a_position_taken_by_an_imported_id() -> None:
+    # Ids are log positions; an id imported ahead of the log must not be handed out again.
+    async with MemoryRegistry() as registry:
+        await registry.set_mode(Mode.IMPORT, "imported")  # position 1
+        imported = await registry.register("imported", '"int"', schema_id=4, version=1)  # 2
+        await registry.delete_mode("imported")  # 3
+        fresh = await registry.register("fresh", '"string"')  # 4 is void: id 4 is taken
+        assert imported.id == 4
+        assert fresh.id == 5
+        assert (await registry.get_by_id(4)).schema == '"int"'
+        assert (await registry.get_by_id(5)).schema == '"string"'
+        assert isinstance(registry.log[4], Register)
+        assert len(registry.log) == 6

@@ -17,9 +17,10 @@ from eventplatform.errors import (
     RegistryError,
     RegistryUnavailable,
     ResourceStateError,
+    SettingNotFound,
     SubjectNotFound,
 )
-from eventplatform.registry.base import CompatibilityLevel, SchemaRegistry
+from eventplatform.registry.base import CompatibilityLevel, Mode, SchemaRegistry
 from eventplatform.registry.rest_client import CONTENT_TYPE, RestRegistry
 
 SCHEMA = '{"type": "record", "name": "Placed", "fields": [{"name": "id", "type": "string"}]}'
@@ -244,6 +245,65 @@ async def test_subject_level_falls_back_to_global(fake: FakeRegistry) -> None:
     assert level is CompatibilityLevel.FULL
     assert [s.raw_path for s in fake.seen] == ["/config/orders", "/config"]
     assert fake.seen[0].query == {"defaultToGlobal": "true"}
+
+
+async def test_subject_mode_falls_back_to_global(fake: FakeRegistry) -> None:
+    fake.answer(
+        (404, {"error_code": 40409, "message": "Subject does not have subject-level mode"}),
+        (200, {"mode": "READONLY"}),
+        (404, {"error_code": 40409, "message": "Subject does not have subject-level mode"}),
+    )
+
+    async with fast(fake.url) as registry:
+        mode = await registry.get_mode("orders")
+        with pytest.raises(SettingNotFound):
+            await registry.get_mode("orders", default_to_global=False)
+
+    assert mode is Mode.READONLY
+    assert [s.raw_path for s in fake.seen] == ["/mode/orders", "/mode", "/mode/orders"]
+    assert fake.seen[0].query == {"defaultToGlobal": "true"}
+    assert fake.seen[2].query == {}
+
+
+async def test_mode_writes_and_imports_send_confluent_bodies(fake: FakeRegistry) -> None:
+    fake.answer(
+        (200, {"mode": "IMPORT"}),
+        (200, record(version=4, schema_id=700)),
+        (200, {"mode": "IMPORT"}),
+        (200, {"mode": "IMPORT"}),
+        (200, {"mode": "READWRITE"}),
+    )
+
+    async with fast(fake.url) as registry:
+        assert await registry.set_mode(Mode.IMPORT, "orders", force=True) is Mode.IMPORT
+        imported = await registry.register("orders", SCHEMA, schema_id=700, version=4)
+        assert await registry.delete_mode("orders") is Mode.IMPORT
+        # Confluent has no DELETE /mode: the global mode is read, then set to READWRITE.
+        assert await registry.delete_mode() is Mode.IMPORT
+
+    assert (imported.id, imported.version) == (700, 4)
+    assert [(s.method, s.raw_path, s.query) for s in fake.seen] == [
+        ("PUT", "/mode/orders", {"force": "true"}),
+        ("POST", "/subjects/orders/versions", {"normalize": "true"}),
+        ("DELETE", "/mode/orders", {}),
+        ("GET", "/mode", {}),
+        ("PUT", "/mode", {}),
+    ]
+    assert fake.seen[0].body == {"mode": "IMPORT"}
+    assert fake.seen[1].body == {"schema": SCHEMA, "id": 700, "version": 4}
+    assert fake.seen[4].body == {"mode": "READWRITE"}
+
+
+async def test_latest_of_an_unknown_subject_is_compatible_on_older_servers(
+    fake: FakeRegistry,
+) -> None:
+    fake.answer((404, {"error_code": 40401, "message": "Subject 'orders' not found."}))
+
+    async with fast(fake.url) as registry:
+        result = await registry.check_compatibility("orders", SCHEMA, version="latest")
+
+    assert result.is_compatible
+    assert fake.seen[0].raw_path == "/compatibility/subjects/orders/versions/latest"
 
 
 async def test_non_avro_schema_is_refused(fake: FakeRegistry) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventplatform.errors import RegistryError, SubjectNotFound, VersionNotFound
-from eventplatform.registry.base import CompatibilityLevel, SchemaReference
+from eventplatform.registry.base import CompatibilityLevel, Mode, SchemaReference
 from eventplatform.registry.commands import (
     Command,
     Delete,
@@ -15,6 +15,7 @@ from eventplatform.registry.commands import (
     Init,
     Register,
     SetCompatibility,
+    SetMode,
 )
 from eventplatform.registry.state import Applied, RegistryState, Voided
 
@@ -328,3 +329,64 @@ def test_a_delete_of_a_version_referenced_since_it_was_decided_is_void() -> None
     assert "'customer' version 1" in results[3].reason
     assert state.versions("address") == [1]
     assert state.referrers("address", [1], permanent=False) == [("customer", 1)]
+
+
+def imported(subject: str, text: str, *, version: int, schema_id: int, read_upto: int) -> Register:
+    return Register(
+        subject=subject,
+        schema=text,
+        fingerprint=f"exact:{text}",
+        normalized_fingerprint=f"norm:{text}",
+        version=version,
+        schema_id=schema_id,
+        read_upto=read_upto,
+        guard=Guard(subjects=(subject,), global_config=True),
+        imported=True,
+    )
+
+
+def test_an_import_keeps_its_id_and_may_skip_versions_but_not_go_back() -> None:
+    state, results = replay(
+        Init(),
+        imported("s", '"int"', version=5, schema_id=900, read_upto=1),
+        imported("s", '"long"', version=3, schema_id=901, read_upto=2),  # below 6: void
+        imported("t", '"long"', version=1, schema_id=900, read_upto=3),  # 900 is "int": void
+        imported("t", '"int"', version=2, schema_id=900, read_upto=4),  # same schema: applied
+    )
+    assert [type(r) for r in results] == [Applied, Applied, Voided, Voided, Applied]
+    assert results[1] == Applied(1, 900)
+    assert state.versions("s") == [5]
+    assert state.version("t").id == 900
+    assert state.next_version("s") == 6
+
+
+def test_a_new_id_never_lands_on_an_imported_one() -> None:
+    # Position 2 would be the new schema's id, but an import already took id 2.
+    _, results = replay(
+        Init(),
+        imported("s", '"int"', version=1, schema_id=2, read_upto=1),
+        register("t", '"long"', version=1, read_upto=2, guard=Guard(subjects=("t",))),
+        register("t", '"long"', version=1, read_upto=3, guard=Guard(subjects=("t",))),
+    )
+    assert isinstance(results[2], Voided)
+    assert results[3] == Applied(3, 3)
+
+
+def test_modes_and_their_removal_change_the_guarded_state() -> None:
+    state, results = replay(
+        Init(),
+        SetMode(subject=None, mode=Mode.READONLY, read_upto=1, guard=Guard(global_config=True)),
+        SetMode(subject="s", mode=Mode.IMPORT, read_upto=2, guard=Guard(subjects=("s",))),
+        # Decided before the global mode changed, and reading it: void.
+        register("t", '"int"', version=1, read_upto=1),
+        SetCompatibility(subject="s", level=CompatibilityLevel.NONE, read_upto=4, guard=Guard()),
+        SetCompatibility(subject="s", level=None, read_upto=5, guard=Guard()),
+        SetMode(subject="s", mode=None, read_upto=6, guard=Guard()),
+    )
+    assert isinstance(results[3], Voided)
+    assert state.mode() is Mode.READONLY
+    assert state.mode("s") is Mode.READONLY  # its own IMPORT removed, the global one governs
+    assert state.subject_mode("s") is None
+    assert state.subject_level("s") is None
+    snapshot = state.snapshot()
+    assert (snapshot["global_mode"], snapshot["subject_modes"]) == ("READONLY", {})
