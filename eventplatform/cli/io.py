@@ -54,7 +54,7 @@ from eventplatform.schema import AvroEvent, load_catalogue, load_event_class
 from eventplatform.serde import AvroDeserializer
 from eventplatform.settings import Settings, load_settings
 
-__all__ = ["app", "json_line", "read_events", "record_json"]
+__all__ = ["app", "json_line", "read_events", "record_json", "written_note"]
 
 app = typer.Typer(rich_markup_mode="markdown")
 
