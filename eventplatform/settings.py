@@ -7,17 +7,32 @@ Values resolve in this order (first wins): keyword arguments, environment variab
 prefixed variable is not set.
 
 Unknown keys are errors, in files and in the environment alike, so that a misspelt setting
-fails at start with its name instead of being silently ignored.
+fails at start with its name instead of being silently ignored; an invalid value is blamed on
+where it came from (the variable, or the file and key).
+
+Secrets (``kafka.sasl_password``) are :class:`~pydantic.SecretStr`: reprs, ``model_dump()``
+and ``model_dump_json()`` show ``**********``, and the one place that hands them to a client
+(:meth:`KafkaSettings.connection_options`) unwraps them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,6 +58,11 @@ __all__ = [
 ENV_PREFIX = "EVENTPLATFORM_"
 #: Variables for the test tooling (e.g. EVENTPLATFORM_TEST_POSTGRES_DSN), not settings.
 TEST_ENV_PREFIX = "EVENTPLATFORM_TEST_"
+#: The SASL mechanisms settings can configure: those that take a username and a password.
+#: aiokafka also speaks GSSAPI and OAUTHBEARER, which need the gssapi library and Kerberos
+#: options, or a token-provider object: nothing a settings file can hold.
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SASL_MECHANISMS: tuple[str, ...] = get_args(SaslMechanism)
 _HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -83,9 +103,9 @@ class KafkaSettings(_Section):
     )
     client_id: str = "eventplatform"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = Field(default=None, repr=False)
+    sasl_password: SecretStr | None = None
 
     def connection_options(self) -> dict[str, Any]:
         """aiokafka keyword arguments for reaching the cluster, besides its bootstrap servers.
@@ -102,12 +122,30 @@ class KafkaSettings(_Section):
 
             options["ssl_context"] = create_ssl_context()
         if self.sasl_mechanism is not None:
+            password = self.sasl_password
             options |= {
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_plain_username": self.sasl_username,
-                "sasl_plain_password": self.sasl_password,
+                # The boundary: only the client ever sees the password itself.
+                "sasl_plain_password": password.get_secret_value() if password else None,
             }
         return options
+
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _check_mechanism(cls, value: Any) -> Any:
+        # Checked whatever the security protocol: a misspelt mechanism under PLAINTEXT is
+        # still a mistake, found now rather than when the protocol is switched to SASL.
+        if value is None or value in SASL_MECHANISMS:
+            return value
+        why = {
+            "GSSAPI": " (GSSAPI needs the gssapi library and Kerberos options)",
+            "OAUTHBEARER": " (OAUTHBEARER needs a token-provider object)",
+        }.get(value if isinstance(value, str) else "", "")
+        raise ValueError(
+            f"{value!r} is not a SASL mechanism settings can configure{why}; "
+            f"valid names: {', '.join(SASL_MECHANISMS)}"
+        )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -283,22 +321,89 @@ def _check_environment() -> None:
         )
 
 
+def _lookup(data: Any, path: Sequence[str | int]) -> bool:
+    for part in path:
+        if isinstance(data, Mapping) and str(part) in data:
+            data = data[str(part)]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except (OSError, ValueError):
+        return {}
+
+
+def _origin(loc: Sequence[str | int], overrides: Mapping[str, Any]) -> str | None:
+    """Where the value at ``loc`` came from, in the order the sources are read.
+
+    Environment names are case-insensitive (pydantic-settings' default); a variable may hold a
+    whole section as JSON (``EVENTPLATFORM_KAFKA='{…}'``), hence the shorter prefixes.
+    """
+    if _lookup(overrides, loc):
+        return "given as an argument"
+    environment = {name.upper(): name for name in os.environ}
+    for end in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(str(part).upper() for part in loc[:end])
+        if name in environment:
+            return f"environment variable {environment[name]}"
+    toml_file = Path(str(Settings.model_config.get("toml_file"))).absolute()
+    dotted = ".".join(str(part) for part in loc)
+    if _lookup(_read_toml(toml_file), loc):
+        return f"{toml_file}, key {dotted}"
+    pyproject = Path.cwd() / "pyproject.toml"
+    if _lookup(_read_toml(pyproject), ("tool", "eventplatform", *loc)):
+        return f"{pyproject}, key tool.eventplatform.{dotted}"
+    if tuple(loc) == ("kafka", "bootstrap_servers") and os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "environment variable KAFKA_BOOTSTRAP_SERVERS"
+    return None
+
+
+def _malformed_file() -> str:
+    """Which settings file does not parse, and why (pydantic-settings does not say)."""
+    toml_file = Path(str(Settings.model_config.get("toml_file"))).absolute()
+    for path in (toml_file, Path.cwd() / "pyproject.toml"):
+        try:
+            with path.open("rb") as file:
+                tomllib.load(file)
+        except OSError:
+            continue
+        except ValueError as exc:  # TOMLDecodeError, or a file that is not UTF-8
+            return f"{path}: {exc}"
+    return ""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load settings from arguments, environment and files.
 
     Raises:
         ConfigurationError: a key is unknown or a value is malformed; the message names the
-            setting (``kafka.bootstrap_servers``) and, for env variables, the variable.
+            setting (``kafka.bootstrap_servers``) and where its value came from: the
+            environment variable, or the file and key. Values are left out, since one may be
+            a secret.
     """
     _check_environment()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        for err in exc.errors(include_url=False, include_input=False):
             loc = ".".join(str(p) for p in err["loc"])
-            env = ENV_PREFIX + "__".join(str(p).upper() for p in err["loc"])
-            problems.append(f"setting {loc} (env {env}): {err['msg']}")
-        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc
+            message = err["msg"]
+            if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+                message = str(err["ctx"]["error"])  # without pydantic's "Value error, "
+            origin = _origin(err["loc"], overrides)
+            where = f" ({origin})" if origin else ""
+            problems.append(f"setting {loc}{where}: {message}")
+        # Not chained: the validation error holds the input values, and one may be a secret.
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
     except ValueError as exc:  # a malformed toml file
-        raise ConfigurationError(f"invalid settings file: {exc}") from exc
+        found = _malformed_file()
+        message = f"invalid settings file {found}" if found else f"invalid settings file: {exc}"
+        raise ConfigurationError(message) from exc

@@ -1,11 +1,16 @@
 """``eventplatform produce`` and ``consume``: typed events in and out of a topic as JSON lines.
 
-``produce`` reads one JSON object per line and validates each against the event type's class,
-bound at run time to its ``.avsc`` in the catalogue
-(:func:`~eventplatform.schema.load_event_class`). Every line is validated, and encoded once,
-before the first event is sent: one bad line names its line number and field path, and nothing
-is written. The events then go out through :class:`~eventplatform.producer.EventProducer`'s
-batch path, with CloudEvents headers, in Confluent's wire format.
+``produce`` reads one JSON object per line (UTF-8, lines ending in ``\n``, ``\r\n`` or
+``\r``; a leading byte-order mark is ignored) and validates each against the event type's
+class, bound at run time to its ``.avsc`` in the catalogue
+(:func:`~eventplatform.schema.load_event_class`). Every line is decoded, validated, encoded once
+and measured against ``producer.max_request_size`` before the first event is sent: a bad line
+(not UTF-8, not JSON, a field that does not fit, too large) names its line number and field
+path, and nothing is written. The events then go out through
+:class:`~eventplatform.producer.EventProducer`'s batch path, with CloudEvents headers, in
+Confluent's wire format, :data:`CHUNK` events per call. Only the cluster failing part way can
+leave part of the input written: the error then says which lines were written and which may
+have been (see :func:`produce`).
 
 ``consume`` prints each record as one JSON object: its position, key, CloudEvents metadata
 (``meta``) and value decoded generically with the writer schema from the registry. A record
@@ -43,13 +48,13 @@ from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._progress import progress
 from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, format_time
-from eventplatform.errors import DeserializationError, KafkaError
+from eventplatform.errors import DeserializationError, KafkaError, RecordTooLarge
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent, load_catalogue, load_event_class
 from eventplatform.serde import AvroDeserializer
 from eventplatform.settings import Settings, load_settings
 
-__all__ = ["app", "json_line", "read_events", "record_json"]
+__all__ = ["app", "json_line", "read_events", "record_json", "written_note"]
 
 app = typer.Typer(rich_markup_mode="markdown")
 
@@ -58,6 +63,8 @@ app = typer.Typer(rich_markup_mode="markdown")
 CHUNK = 5000
 #: Problems listed before the rest are only counted.
 SHOWN_PROBLEMS = 20
+#: Confluent wire format: magic byte and 4-byte schema id before the Avro body.
+WIRE_HEADER = 5
 
 
 # -- produce ---------------------------------------------------------------------------------
@@ -86,10 +93,29 @@ def _describe(error: ErrorDetails) -> str:
     return f"field {path}: {error['msg']}" if path else error["msg"]
 
 
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    byte = error.object[error.start]
+    return f"not UTF-8 text: byte 0x{byte:02x} at byte {error.start + 1} of the line"
+
+
 def read_events(
-    lines: Iterable[str], event_type: type[AvroEvent], *, key: str | None, key_field: str | None
+    lines: Iterable[str | bytes],
+    event_type: type[AvroEvent],
+    *,
+    key: str | None,
+    key_field: str | None,
+    max_record_bytes: int | None = None,
 ) -> tuple[list[ParsedLine], list[str]]:
-    """Validate and test-encode every line; blank lines are skipped.
+    """Decode, validate and test-encode every line; blank lines are skipped.
+
+    Args:
+        lines: the input's lines, as text or as the bytes read (decoded here as UTF-8, so that
+            a line that is not UTF-8 is reported like any other bad line).
+        event_type: the class each line must validate against.
+        key: the Kafka key of every event.
+        key_field: key each event by this field instead.
+        max_record_bytes: the producer's ``max_request_size``: a larger key and value is a
+            problem of its line, found before anything is sent.
 
     Returns:
         The valid lines, and one problem per invalid field or line (``line 3, field
@@ -99,7 +125,17 @@ def read_events(
     problems: list[str] = []
     schema = event_type.parsed_schema()
     buffer = BytesIO()
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(f"line {number}: {_not_utf8(exc)}")
+                continue
+        else:
+            line = raw
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a byte-order mark, as some editors write
         if not line.strip():
             continue
         try:
@@ -120,6 +156,15 @@ def read_events(
         if key_field is not None:
             value = record.get(key_field)
             event_key = None if value is None else str(value)
+        if max_record_bytes is not None:
+            # As the producer measures it (batching.BatchPlan.append): key and framed value.
+            size = WIRE_HEADER + buffer.tell() + len((event_key or "").encode())
+            if size > max_record_bytes:
+                problems.append(
+                    f"line {number}: the event is {size} bytes (key and encoded value), over "
+                    f"producer.max_request_size ({max_record_bytes} bytes)"
+                )
+                continue
         parsed.append(ParsedLine(number, event, event_key))
     return parsed, problems
 
@@ -148,15 +193,32 @@ async def _produce(
                     with _clients.kafka_errors_translated(f"producing to {topic!r}", servers):
                         results += await producer.publish_batch(batch, topic=topic)
                 except KafkaError as exc:
-                    if results:
-                        # Earlier chunks are durable; say how far the input got.
-                        raise type(exc)(
-                            f"{exc} (the first {len(results)} events, up to line "
-                            f"{chunk[0].number - 1}, were written)"
-                        ) from exc
+                    exc.add_note(written_note(len(results), chunk, exc))
                     raise
                 bar.advance(task, len(chunk))
     return results
+
+
+def written_note(written: int, chunk: Sequence[ParsedLine], exc: KafkaError) -> str:
+    """What of the input a failed ``produce`` wrote, for the note under its error.
+
+    Earlier chunks were acknowledged, so they are written. Of the failing chunk nothing was
+    sent when a record was too large; after any other failure some of its records may have
+    been appended before the error (publish_batch is all-or-error, not all-or-nothing).
+    """
+    first, last = chunk[0].number, chunk[-1].number
+    done = (
+        f"{written} events (lines 1-{first - 1}) were written"
+        if written
+        else "no earlier event was written"
+    )
+    if isinstance(exc, RecordTooLarge):
+        return f"{done}; nothing of lines {first}-{last} was sent"
+    return (
+        f"{done}; the events of lines {first}-{last} may or may not have been: check with "
+        "`eventplatform consume` before producing them again (a rerun gives them new event "
+        "ids, so consumers would not see them as duplicates)"
+    )
 
 
 def _event_type(schemas: Path, type_name: str) -> type[AvroEvent]:
@@ -204,10 +266,12 @@ def produce(
 ) -> None:
     """Publish JSON lines (one event per line, from stdin or --input) as typed events.
 
-    Each line is validated against the --type's schema from the catalogue and encoded before
-    anything is sent: a bad line is reported with its line number and field path, and then
-    nothing is written. The events are published in batches (CloudEvents headers, Confluent
-    wire format, schema registered per the settings) and the count is printed.
+    Each line is decoded as UTF-8, validated against the --type's schema from the catalogue,
+    encoded and checked against producer.max_request_size before anything is sent: a bad line
+    is reported with its line number and field path, and then nothing is written. The events
+    are published in batches (CloudEvents headers, Confluent wire format, schema
+    registered per the settings) and the count is printed. If the cluster fails part way, the
+    error says which lines were written and which may have been.
     """
     if key is not None and key_field is not None:
         raise typer.BadParameter("give --key or --key-field, not both", param_hint="--key")
@@ -219,8 +283,23 @@ def produce(
                 f"{type_name} has no field {key_field!r} (fields: {', '.join(fields)})",
                 param_hint="--key-field",
             )
-        text = input_file.read_text(encoding="utf-8") if input_file else sys.stdin.read()
-        lines, problems = read_events(text.splitlines(), event_type, key=key, key_field=key_field)
+        # Settings first: their errors come before reading a large input.
+        settings = load_settings()
+        # Bytes, from a file and from stdin alike: each line is decoded by read_events, so a
+        # line that is not UTF-8 is named like any other bad line, whatever the locale.
+        try:
+            data = input_file.read_bytes() if input_file else sys.stdin.buffer.read()
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"{input_file} cannot be read: {exc.strerror or exc}", param_hint="--input"
+            ) from exc
+        lines, problems = read_events(
+            data.splitlines(),
+            event_type,
+            key=key,
+            key_field=key_field,
+            max_record_bytes=settings.producer.max_request_size,
+        )
         if problems:
             for problem in problems[:SHOWN_PROBLEMS]:
                 err_console.print(
@@ -233,7 +312,7 @@ def produce(
                 f"[bold red]error:[/] {len(problems)} problem(s) in the input; nothing was written"
             )
             raise typer.Exit(1)
-        results = asyncio.run(_produce(load_settings(), topic, lines, source=source))
+        results = asyncio.run(_produce(settings, topic, lines, source=source))
     partitions = sorted({r.partition for r in results})
     console.print(
         f"produced {len(results)} {type_name} events to {escape(topic)} "

@@ -296,10 +296,11 @@ def load_instance(
     try:
         config = model.model_validate(instance.settings)
     except ValidationError as exc:
+        # Every problem is named by its own key, and each key once: "<file>: settings.a: …;
+        # settings.b: …" (the error's key is the first).
         problems = validation_problems(exc, "settings.")
-        raise _fail(
-            path, problems[0][0], "; ".join(f"{key}: {reason}" for key, reason in problems)
-        ) from exc
+        listed = "; ".join(f"{key}: {reason}" for key, reason in problems)
+        raise ConnectorConfigError(f"{path}: {listed}", path=str(path), key=problems[0][0]) from exc
     event_type = None
     if instance.event_type:
         try:

@@ -8,8 +8,17 @@ guard follows the OWASP SSRF Prevention Cheat Sheet:
 - only ``http`` and ``https`` URLs with a host;
 - the host is resolved and **every** address it resolves to is checked: loopback, private
   (RFC 1918, RFC 4193), link-local (RFC 3927, including the cloud metadata address),
-  multicast, unspecified, reserved and other non-global ranges (RFC 6890) are refused, also
-  inside IPv4-mapped IPv6 addresses;
+  multicast, unspecified, reserved and other non-global ranges (RFC 6890) are refused;
+- an IPv6 address that embeds an IPv4 address is judged by the embedded address, since that is
+  where a relay, translator or the host's own stack delivers it: IPv4-mapped ``::ffff:0:0/96``
+  and IPv4-translated ``::ffff:0:0:0/96`` (RFC 4291, RFC 2765), IPv4-compatible ``::/96``
+  (deprecated, RFC 4291 section 2.5.5.1, still routed by some tunnel drivers), 6to4
+  ``2002::/16`` (RFC 3056), Teredo ``2001::/32`` (RFC 4380: server and client, the client
+  stored inverted) and NAT64's well-known ``64:ff9b::/96`` and local-use ``64:ff9b:1::/48``
+  prefixes (RFC 6052, RFC 8215). ``2002:7f00:1::`` is refused as 127.0.0.1 is;
+  ``64:ff9b::8.8.8.8`` is allowed as 8.8.8.8 is. Under the local-use prefix the place of the
+  IPv4 address depends on a prefix length chosen by the local network, so those addresses are
+  refused as a whole;
 - the check runs at connect time, in the resolver the HTTP client connects through
   (:class:`GuardedResolver`), so the addresses checked are the addresses connected to: a name
   that resolved to a public address once and resolves to a private one now (DNS rebinding)
@@ -37,11 +46,39 @@ __all__ = ["AddressPolicy", "GuardedResolver", "check_url", "unsafe_reason"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def unsafe_reason(address: IPAddress) -> str | None:
-    """Why ``address`` is not a safe destination, or None when it is a global unicast one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        # ::ffff:127.0.0.1 reaches 127.0.0.1.
-        address = address.ipv4_mapped
+#: RFC 2765 (SIIT) IPv4-translated addresses: ``::ffff:0:a.b.c.d``.
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+#: RFC 4291 section 2.5.5.1 IPv4-compatible addresses: ``::a.b.c.d`` (``::`` and ``::1`` are
+#: themselves, the unspecified and loopback addresses).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+#: RFC 6052 section 2.1: the NAT64 well-known prefix, only ever used as a /96.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+#: RFC 8215: the local-use NAT64 prefix. A network picks its own prefix length under it (a
+#: /48 to a /96, RFC 6052 section 2.2), so where the IPv4 address sits cannot be told from the
+#: address: such an address is refused as a whole.
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded(address: ipaddress.IPv6Address) -> tuple[str, list[ipaddress.IPv4Address]] | None:
+    """How ``address`` embeds IPv4 addresses, and which, or None when it does not."""
+    if address.ipv4_mapped is not None:
+        return "an IPv4-mapped address", [address.ipv4_mapped]
+    if address.sixtofour is not None:
+        return "a 6to4 address", [address.sixtofour]
+    if address.teredo is not None:
+        server, client = address.teredo  # the client is already un-inverted (RFC 4380 section 4)
+        return "a Teredo address", [client, server]
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _IPV4_TRANSLATED:
+        return "an IPv4-translated address", [low32]
+    if address in _NAT64_WELL_KNOWN:
+        return "a NAT64 address", [low32]
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return "an IPv4-compatible address", [low32]
+    return None
+
+
+def _reason(address: IPAddress) -> str | None:
     checks = (
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address"),
@@ -56,6 +93,29 @@ def unsafe_reason(address: IPAddress) -> str | None:
         if refused:
             return reason
     return None
+
+
+def unsafe_reason(address: IPAddress) -> str | None:
+    """Why ``address`` is not a safe destination, or None when it is a global unicast one.
+
+    An IPv6 address embedding IPv4 addresses is judged by them alone (module docstring):
+    refused when one of them is, allowed when all are global.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL_USE:
+            return (
+                "a local-use NAT64 address (RFC 8215), whose IPv4 address depends on the "
+                "local network's prefix length"
+            )
+        embedding = _embedded(address)
+        if embedding is not None:
+            kind, embedded = embedding
+            for inner in embedded:
+                reason = _reason(inner)
+                if reason is not None:
+                    return f"{kind} embedding {inner}, {reason}"
+            return None
+    return _reason(address)
 
 
 def _parse(text: str) -> IPAddress | None:

@@ -36,3 +36,23 @@ def test_list_shows_types_and_instances_and_fails_on_an_invalid_one(
 def test_run_without_instances_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--dir", str(tmp_path)])
     assert result.exit_code == 1
+
+
+def test_a_misspelt_setting_is_named_once_by_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    instances = tmp_path / "connectors"
+    instances.mkdir()
+    (instances / "ticks.toml").write_text(
+        'type = "file-source"\ntopic = "ticks"\n'
+        'event_type = "tests.integration.connectors.helpers:Tick"\n'
+        '[settings]\npath = "/tmp/ticks.jsonl"\nkey_feild = "id"\n'
+    )
+
+    result = CliRunner().invoke(app, ["list", "--dir", str(instances)])
+
+    assert result.exit_code == 1
+    assert "settings.key_feild: Extra inputs are not permitted" in result.output
+    assert result.output.count("key_feild") == 1
+    assert "Traceback" not in result.output

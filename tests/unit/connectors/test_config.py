@@ -159,6 +159,30 @@ def test_errors_name_the_file_and_the_key(
     assert reason in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ('path = "/x"\nkey_feild = "id"\n', "settings.key_feild: Extra inputs are not permitted"),
+        (
+            'path = "/x"\npoll_interval = 0\nsurprise = 1\n',
+            "settings.poll_interval: Input should be greater than 0; "
+            "settings.surprise: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_a_settings_error_names_each_field_once(
+    deployment: Path, settings: str, expected: str
+) -> None:
+    text = 'type = "file-source"\ntopic = "t"\nevent_type = "tests.unit.Ping"\n[settings]\n'
+    path = write(deployment, "typo", text + settings)
+
+    with pytest.raises(ConnectorConfigError) as caught:
+        load_instance(path, env={})
+
+    assert str(caught.value) == f"{path}: {expected}"
+    assert caught.value.key == expected.split(":", 1)[0]
+
+
 def test_instances_are_listed_by_name_and_disabled_ones_left_out(deployment: Path) -> None:
     body = PLAIN
     write(deployment, "b", body)

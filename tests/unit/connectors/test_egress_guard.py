@@ -60,6 +60,73 @@ def test_global_addresses_are_allowed(address: str) -> None:
     AddressPolicy().check("hooks.example.com", address)
 
 
+def _teredo(server: str, client: str) -> str:
+    """A Teredo address (RFC 4380 section 4): prefix, server, flags, port and client inverted."""
+    value = (0x2001_0000 << 96) | (int(ipaddress.IPv4Address(server)) << 64) | (0x8000 << 48)
+    value |= (0xFFFF ^ 40000) << 32  # the obfuscated port
+    value |= int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    return str(ipaddress.IPv6Address(value))
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("2002:7f00:1::", "a 6to4 address embedding 127.0.0.1, a loopback address"),
+        ("2002:a9fe:a9fe:1::5", "a 6to4 address embedding 169.254.169.254, a link-local"),
+        ("2002:c0a8:101::", "a 6to4 address embedding 192.168.1.1, a private address"),
+        (_teredo("65.54.227.120", "127.0.0.1"), "a Teredo address embedding 127.0.0.1, a loop"),
+        (_teredo("65.54.227.120", "10.0.0.7"), "a Teredo address embedding 10.0.0.7, a private"),
+        (_teredo("10.9.9.9", "8.8.8.8"), "a Teredo address embedding 10.9.9.9, a private"),
+        ("64:ff9b::7f00:1", "a NAT64 address embedding 127.0.0.1, a loopback address"),
+        ("64:ff9b::169.254.169.254", "a NAT64 address embedding 169.254.169.254, a link-local"),
+        ("64:ff9b::100.64.0.1", "a NAT64 address embedding 100.64.0.1, not a globally"),
+        ("64:ff9b:1::7f00:1", "a local-use NAT64 address (RFC 8215)"),
+        ("64:ff9b:1:808:8:800::", "a local-use NAT64 address (RFC 8215)"),  # 8.8.8.8 as a /48
+        ("::ffff:172.16.0.1", "an IPv4-mapped address embedding 172.16.0.1, a private"),
+        ("::ffff:0:7f00:1", "an IPv4-translated address embedding 127.0.0.1, a loopback"),
+        ("::127.0.0.1", "an IPv4-compatible address embedding 127.0.0.1, a loopback"),
+        ("::10.0.0.1", "an IPv4-compatible address embedding 10.0.0.1, a private"),
+        ("::", "the unspecified address"),  # ::/96 holds :: and ::1, which are themselves
+        ("::1", "a loopback address"),
+    ],
+)
+def test_an_embedded_internal_ipv4_address_is_refused_by_its_own_reason(
+    address: str, reason: str
+) -> None:
+    found = unsafe_reason(ipaddress.ip_address(address))
+    assert found is not None
+    assert found.startswith(reason)
+    with pytest.raises(UnsafeDestination, match="refusing to deliver"):
+        AddressPolicy().check("hooks.example.com", address)
+    with pytest.raises(UnsafeDestination):
+        check_url(f"https://[{address}]/hook", AddressPolicy())
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:808:808::1",  # 6to4 of 8.8.8.8
+        _teredo("65.54.227.120", "8.8.8.8"),
+        "64:ff9b::8.8.8.8",  # Python calls 64:ff9b::/96 reserved; 8.8.8.8 decides
+        "::ffff:8.8.8.8",
+        "::ffff:0:8.8.8.8",
+        "::8.8.8.8",
+    ],
+)
+def test_an_embedded_global_ipv4_address_decides_for_its_ipv6_address(address: str) -> None:
+    assert unsafe_reason(ipaddress.ip_address(address)) is None
+    AddressPolicy().check("hooks.example.com", address)
+
+
+def test_teredo_addresses_are_read_with_the_client_inverted() -> None:
+    address = ipaddress.IPv6Address(_teredo("65.54.227.120", "127.0.0.1"))
+    # The last 32 bits, read plainly, are a global address: the guard must not read them so.
+    plain = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    assert str(plain) == "128.255.255.254"
+    assert unsafe_reason(plain) is None
+    assert unsafe_reason(address) == "a Teredo address embedding 127.0.0.1, a loopback address"
+
+
 def test_allow_private_turns_the_guard_off() -> None:
     AddressPolicy(allow_private=True).check("localhost", "127.0.0.1")
 
