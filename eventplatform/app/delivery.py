@@ -215,11 +215,10 @@ class Decoder:
                 )
                 return
             writer = await self.deserializer.writer_schema(schema_id)
-            parsed = writer.parsed
-            name = parsed.get("name") if isinstance(parsed, dict) else None
+            name = writer.full_name
             ce_type = delivery.metadata.type if delivery.metadata is not None else None
             route = self.router.resolve(topic, name, ce_type)
-            type_name = name or _type_name(parsed)
+            type_name = writer.type_name
             if name is not None:  # a ce_type-routed decision depends on the record: no cache
                 self._routes[cache_key] = (route, type_name)
         if route is not None:
@@ -345,12 +344,3 @@ def plan_chains(deliveries: Iterable[Delivery]) -> list[Chain]:
 
 def _position(item: tuple[int, Delivery]) -> int:
     return item[0]
-
-
-def _type_name(parsed: Any) -> str:
-    """The type of an unnamed writer schema: its Avro type name (``union`` for a union)."""
-    if isinstance(parsed, str):
-        return parsed
-    if isinstance(parsed, dict):
-        return str(parsed.get("type", "record"))
-    return "union"
