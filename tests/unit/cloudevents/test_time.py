@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, format_time, parse_time
+from eventplatform.cloudevents import (
+    _RFC3339,
+    EventMetadata,
+    InvalidEventHeaders,
+    _from_fields,
+    format_time,
+    parse_time,
+)
 
 BASE = [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"/s")]
 
@@ -95,3 +104,29 @@ def test_other_syntax_is_refused(text: str) -> None:
 def test_out_of_range_fields_are_refused(text: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_time(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ),
+    offset_minutes=st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+    digits=st.integers(min_value=0, max_value=6),
+    lower=st.booleans(),
+)
+def test_the_fast_path_agrees_with_the_field_by_field_one(
+    when: datetime, offset_minutes: int, digits: int, lower: bool
+) -> None:
+    zone = timezone(timedelta(minutes=offset_minutes))
+    local = when.astimezone(zone)
+    fraction = f"{local.microsecond:06d}"[:digits]
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    suffix = ("z" if lower else "Z") if offset_minutes == 0 else f"{sign}{hours:02d}:{minutes:02d}"
+    text = local.strftime("%Y-%m-%dT%H:%M:%S").replace("T", "t" if lower else "T")
+    text = text.zfill(19) + (f".{fraction}" if digits else "") + suffix
+    match = _RFC3339.fullmatch(text)
+    assert match is not None
+    assert parse_time(text) == _from_fields(text, match)
+    assert parse_time(text).utcoffset() == _from_fields(text, match).utcoffset()
