@@ -15,7 +15,8 @@ A record without any ``ce_*`` header (any stock Confluent producer's) is not wro
 metadata is derived from the record once its writer schema is known
 (:meth:`~eventplatform.cloudevents.EventMetadata.from_record`), keyed as its handler chose
 (:mod:`eventplatform.app.keys`). A handler keyed by a field has its event decoded then, since
-the key must be known before the poll's keys are claimed.
+the key must be known before the poll's keys are claimed. Such a record with a null value (a
+tombstone, as Debezium writes after each delete) is skipped as unhandled, type ``tombstone``.
 
 Ordering: events of one key run in order, and events of different keys may run concurrently
 (:func:`plan_chains`). The key is the Kafka key within a partition, else the idempotency key;
@@ -39,6 +40,9 @@ from eventplatform.serde import AvroDeserializer, read_header
 __all__ = ["Chain", "Decoder", "Delivery", "Outcome", "plan_chains"]
 
 log = logging.getLogger("eventplatform.app")
+
+#: The derived type of a null value without CloudEvents headers (a tombstone).
+TOMBSTONE = "tombstone"
 
 #: aiokafka's ConsumerRecord (untyped).
 Record = Any
@@ -177,7 +181,9 @@ class Decoder:
                     # on failure: our own records pay nothing for it.)
                     if has_cloudevents_headers(record.headers):
                         delivery.fail(exc, Stage.HEADER_CONVERTER)
-                if delivery.error is None:
+                    elif record.value is None:
+                        self._tombstone(delivery)
+                if delivery.error is None and delivery.outcome is Outcome.PENDING:
                     try:
                         delivery.schema_id = read_header(
                             record.value, topic=topic, partition=partition, offset=offset
@@ -191,9 +197,25 @@ class Decoder:
         await self.deserializer.ensure(ids)
         for batch in batches:
             for delivery in batch:
-                if delivery.error is None:
+                if delivery.error is None and delivery.outcome is Outcome.PENDING:
                     await self._type(delivery)
         return batches
+
+    def _tombstone(self, delivery: Delivery) -> None:
+        # Another producer's null value: Debezium writes one after each delete, so that
+        # compaction can drop the key. It is no event of any type: skipped as unhandled
+        # (counted and logged once per topic), not dead-lettered.
+        record = delivery.record
+        delivery.metadata = EventMetadata.from_record(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            type=TOMBSTONE,
+            source=self.router.source(record.topic),
+            headers=record.headers,
+        )
+        delivery.outcome = Outcome.UNHANDLED
 
     async def _type(self, delivery: Delivery) -> None:
         record = delivery.record

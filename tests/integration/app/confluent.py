@@ -29,8 +29,8 @@ ORDER_PLACED = """{
   ]
 }"""
 
-#: (Kafka key, value as a dict, headers)
-Row = tuple[bytes | None, dict[str, Any], Sequence[tuple[str, bytes]]]
+#: (Kafka key, value as a dict or None for a tombstone, headers)
+Row = tuple[bytes | None, dict[str, Any] | None, Sequence[tuple[str, bytes]]]
 
 
 @asynccontextmanager
@@ -59,7 +59,7 @@ def _produce(servers: str, registry_url: str, topic: str, schema: str, rows: Seq
                 producer.produce(
                     topic,
                     key=key,
-                    value=serializer(value, context),
+                    value=None if value is None else serializer(value, context),
                     headers=list(headers),
                     on_delivery=delivered,
                 )

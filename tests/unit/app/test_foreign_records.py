@@ -15,7 +15,7 @@ from eventplatform.app.delivery import Decoder, Delivery, Outcome
 from eventplatform.app.dlq import Stage
 from eventplatform.app.routing import Router
 from eventplatform.cloudevents import InvalidEventHeaders, record_event_id
-from eventplatform.errors import ConfigurationError, DeserializationError
+from eventplatform.errors import ConfigurationError, DeserializationError, NotWireFormat
 from eventplatform.registry import MemoryRegistry
 from eventplatform.schema import AvroEvent
 from eventplatform.serde import AvroDeserializer, AvroSerializer, SubjectNameStrategy
@@ -120,6 +120,22 @@ async def test_unhandled_foreign_records_get_metadata_too(
     assert d.outcome is Outcome.UNHANDLED
     assert d.metadata is not None
     assert d.metadata.type == "com.example.Shipped"
+
+
+async def test_a_foreign_tombstone_is_skipped_not_dead_lettered(
+    registry: MemoryRegistry, serializer: AvroSerializer
+) -> None:
+    ours = await event_record(serializer, Placed(order_id="o1"), 1)
+    [foreign, with_headers] = await decode(
+        registry, router(), [record(0, None, key=b"o1"), record(1, None, headers=ours.headers)]
+    )
+    assert foreign.outcome is Outcome.UNHANDLED
+    assert foreign.error is None
+    assert foreign.metadata is not None
+    assert foreign.metadata.type == "tombstone"
+    # A CloudEvent must have a value: that one is still undecodable.
+    assert isinstance(with_headers.error, NotWireFormat)
+    assert with_headers.stage is Stage.VALUE_CONVERTER
 
 
 @pytest.mark.parametrize(
