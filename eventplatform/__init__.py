@@ -5,7 +5,7 @@ promised. ``tests/unit/test_public_api.py`` keeps ``__all__`` honest.
 """
 
 from eventplatform.__about__ import __version__
-from eventplatform.app import Context, EventApp, RetryLater, SkipEvent
+from eventplatform.app import Context, EventApp, IdempotencyKey, RetryLater, SkipEvent
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.errors import EventPlatformError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
@@ -35,6 +35,7 @@ __all__ = [
     "EventProducer",
     "Fixed",
     "Float32",
+    "IdempotencyKey",
     "Int32",
     "Micros",
     "Millis",

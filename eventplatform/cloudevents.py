@@ -13,14 +13,23 @@ Two more headers, both optional on the wire:
   Absent, it defaults to ``ce_id``.
 - ``traceparent`` / ``tracestate``: W3C Trace Context, under the names OpenTelemetry's Kafka
   instrumentation uses, passed through unchanged.
+
+Records without any ``ce_*`` header (what Kafka Connect, Debezium, ksqlDB and every stock
+Confluent client write) are events too: :meth:`EventMetadata.from_record` gives them metadata
+from the record itself (type = writer schema's full name, time = record timestamp, id =
+:func:`record_event_id` of the record's position, source = :func:`default_source` of the
+topic unless configured). A record with some ``ce_*`` header is held to the binding: a missing
+or malformed attribute is an error, never guessed.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from eventplatform.errors import DeserializationError
 
@@ -30,7 +39,11 @@ __all__ = [
     "HeaderTemplate",
     "InvalidEventHeaders",
     "Headers",
+    "default_source",
+    "has_cloudevents_headers",
     "new_event_id",
+    "parse_time",
+    "record_event_id",
 ]
 
 SPEC_VERSION = "1.0"
@@ -113,6 +126,103 @@ def format_time(value: datetime) -> str:
     return text.removesuffix("+00:00") + "Z"
 
 
+# RFC 3339 §5.6 "date-time", exactly: full-date "T" full-time, where "T" and "Z" may be
+# lower case (§5.6, NOTE), time-secfrac is any number of digits, and time-offset is "Z" or
+# ±hh:mm. Nothing else: no date-only values, no ISO 8601 basic format, no missing offset.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+_NO_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?", re.ASCII)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 ``date-time`` (CloudEvents' ``time``) into an aware datetime.
+
+    Accepts the whole of RFC 3339 §5.6: lower-case ``t`` and ``z``, any number of fractional
+    digits (truncated to microseconds, Python's resolution), any offset including ``-00:00``
+    (§4.3: UTC, local offset unknown), and a leap second ``:60`` (read as ``:59.999999``,
+    the last instant Python can represent before it).
+
+    Raises:
+        ValueError: ``text`` is not an RFC 3339 date-time; a value without a UTC offset is
+            refused by name (it does not say which instant it means).
+    """
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        if _NO_OFFSET.fullmatch(text):
+            raise ValueError(
+                f"{text!r} has no UTC offset; RFC 3339 requires 'Z' or '±hh:mm' (a local time "
+                "names no instant)"
+            )
+        raise ValueError(f"{text!r} is not an RFC 3339 date-time (e.g. 2026-01-02T03:04:05Z)")
+    offset_ok = match[8] or (match[10] <= "23" and match[11] <= "59")
+    if len(match[7] or "") <= 6 and match[6] != "60" and offset_ok:
+        # Checked as RFC 3339 by the pattern, this common form is converted by the C parser
+        # in a twentieth of the time of _from_fields (it runs once per consumed record);
+        # tests/unit/cloudevents/test_time.py checks that both agree.
+        try:
+            upper = text[10] == "T" and text[-1] != "z"
+            return datetime.fromisoformat(text if upper else text.upper())
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a valid date-time: {exc}") from None
+    return _from_fields(text, match)
+
+
+def _from_fields(text: str, match: re.Match[str]) -> datetime:
+    """The datetime of an :data:`_RFC3339` match, field by field (every form RFC 3339 has).
+
+    Raises:
+        ValueError: a field is out of range.
+    """
+    year, month, day, hour, minute, second = (int(match[n]) for n in range(1, 7))
+    fraction = match[7] or ""
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    if match[8]:
+        tz = UTC
+    else:
+        hours, minutes = int(match[10]), int(match[11])
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"{text!r} has an offset out of range (hh 00-23, mm 00-59)")
+        delta = timedelta(hours=hours, minutes=minutes)
+        tz = timezone(-delta if match[9] == "-" else delta) if delta else UTC
+    leap = second == 60  # RFC 3339 §5.7: time-second may be 60 at a leap second
+    try:
+        value = datetime(year, month, day, hour, minute, 59 if leap else second, micros, tzinfo=tz)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date-time: {exc}") from None
+    return value.replace(microsecond=999_999) if leap else value
+
+
+def has_cloudevents_headers(headers: Headers | None) -> bool:
+    """Whether a record carries any ``ce_*`` header (and so must be a valid CloudEvent)."""
+    return any(name.startswith("ce_") for name, _ in headers or ())
+
+
+#: The namespace of :func:`record_event_id`: a fixed UUID (RFC 9562 §5.5). Changing it would
+#: change every derived id, and with them the idempotency keys already recorded.
+RECORD_ID_NAMESPACE = uuid.UUID("0b5c8f4e-7a53-4c1e-9d2a-6f1e3b8a9c47")
+
+
+def record_event_id(topic: str, partition: int, offset: int, timestamp: int) -> str:
+    """The id of a record without CloudEvents headers: stable across its redeliveries.
+
+    ``uuid5(RECORD_ID_NAMESPACE, "<topic>/<partition>/<offset>/<timestamp ms>")``. The
+    position names the record; the timestamp (stored with it, so equally stable) keeps a
+    recreated topic's records, which reuse offsets from 0, from being taken for the old ones.
+    """
+    return str(uuid.uuid5(RECORD_ID_NAMESPACE, f"{topic}/{partition}/{offset}/{timestamp}"))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def default_source(topic: str) -> str:
+    """The CloudEvents ``source`` of records of ``topic`` without one: ``/topics/<topic>``."""
+    return f"/topics/{topic}"
+
+
 class HeaderTemplate:
     """The binary-mode headers of new events of one source and type, pre-encoded.
 
@@ -159,6 +269,8 @@ class EventMetadata:
         idempotency_key: once-only handling is per this key; defaults to ``id``.
         traceparent, tracestate: W3C Trace Context, passed through when present.
         extensions: other ``ce_*`` attributes, without the prefix.
+        derived: the record had no CloudEvents headers; the attributes were derived from
+            the record (:meth:`from_record`).
     """
 
     id: str
@@ -172,6 +284,7 @@ class EventMetadata:
     tracestate: str | None = None
     specversion: str = SPEC_VERSION
     extensions: Mapping[str, str] = field(default_factory=dict)
+    derived: bool = False
 
     def __post_init__(self) -> None:
         if not self.idempotency_key:
@@ -267,10 +380,10 @@ class EventMetadata:
                 )
         time_text = values.get(H_TIME)
         try:
-            when = datetime.fromisoformat(time_text) if time_text else datetime.now(UTC)
+            when = parse_time(time_text) if time_text else datetime.now(UTC)
         except ValueError as exc:
             raise InvalidEventHeaders(
-                f"header {H_TIME!r} is not RFC 3339: {time_text!r}",
+                f"header {H_TIME!r} is not RFC 3339: {exc}",
                 topic=topic,
                 partition=partition,
                 offset=offset,
@@ -288,6 +401,52 @@ class EventMetadata:
             specversion=values[H_SPECVERSION],
             extensions=extensions,
         )
+
+    @classmethod
+    def from_record(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        type: str,
+        source: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Headers | None = None,
+    ) -> EventMetadata:
+        """The metadata of a record without CloudEvents headers, derived from the record.
+
+        Args:
+            topic, partition, offset: the record's position; with ``timestamp`` they make the
+                id (:func:`record_event_id`), the same at every redelivery.
+            timestamp: the record's timestamp (ms since the epoch); also ``time``. A record
+                without one (-1, pre-0.10 message formats) gets the epoch.
+            type: the writer schema's full name.
+            source: default :func:`default_source` of ``topic``.
+            idempotency_key: default the derived id.
+            headers: the record's headers, for W3C ``traceparent``/``tracestate``.
+        """
+        id = record_event_id(topic, partition, offset, timestamp)
+        trace = dict(_trace_headers(headers)) if headers else {}
+        return cls(
+            id=id,
+            source=source or default_source(topic),
+            type=type,
+            time=_EPOCH + timedelta(milliseconds=max(timestamp, 0)),
+            content_type=AVRO_CONTENT_TYPE,
+            idempotency_key=idempotency_key or id,
+            traceparent=trace.get(H_TRACEPARENT),
+            tracestate=trace.get(H_TRACESTATE),
+            derived=True,
+        )
+
+
+def _trace_headers(headers: Headers) -> Iterable[tuple[str, str]]:
+    for name, raw in headers:
+        if name in (H_TRACEPARENT, H_TRACESTATE) and raw:
+            text = raw.decode(errors="replace")
+            yield name, text
 
 
 def header_value(headers: Headers, name: str) -> str | None:

@@ -226,6 +226,11 @@ class ConsumerSettings(_Section):
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)
     dlq_suffix: str = ".dlq"
     retry: RetrySettings = RetrySettings()
+    topic_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="CloudEvents source of records without ce_* headers, by topic "
+        "(default /topics/<topic>).",
+    )
 
 
 class IdempotencySettings(_Section):

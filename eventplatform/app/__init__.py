@@ -2,7 +2,7 @@
 
 ::
 
-    from eventplatform.app import Context, EventApp, RetryLater, SkipEvent
+    from eventplatform.app import Context, EventApp, IdempotencyKey, RetryLater, SkipEvent
 
     app = EventApp("billing")
 
@@ -13,6 +13,7 @@
 Modules: :mod:`~eventplatform.app.app` (the app), :mod:`~eventplatform.app.context`,
 :mod:`~eventplatform.app.routing` (dispatch by type), :mod:`~eventplatform.app.loop` (poll,
 claim, commit), :mod:`~eventplatform.app.dispatch` (order, concurrency, retries),
+:mod:`~eventplatform.app.keys` (idempotency keys of records without CloudEvents headers),
 :mod:`~eventplatform.app.retry`, :mod:`~eventplatform.app.dlq`,
 :mod:`~eventplatform.app.transaction` (Kafka transactions), :mod:`~eventplatform.app.signals`.
 """
@@ -20,6 +21,7 @@ claim, commit), :mod:`~eventplatform.app.dispatch` (order, concurrency, retries)
 from eventplatform.app.app import EventApp
 from eventplatform.app.context import Context, derived_event_id
 from eventplatform.app.dlq import DeadLetter, Stage
+from eventplatform.app.keys import IdempotencyKey
 from eventplatform.app.retry import RetryPolicy, is_retriable
 from eventplatform.app.routing import Route
 from eventplatform.app.signals import HandlerSignal, RetryLater, SkipEvent
@@ -31,6 +33,7 @@ __all__ = [
     "DeadLetter",
     "EventApp",
     "HandlerSignal",
+    "IdempotencyKey",
     "RetryLater",
     "RetryPolicy",
     "Route",

@@ -49,6 +49,7 @@ from aiokafka import errors as kafka_errors
 from eventplatform.app.context import Context
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
+from eventplatform.app.keys import IdempotencyKey
 from eventplatform.app.loop import ConsumptionLoop, RebalanceListener
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Route, Router
@@ -163,6 +164,7 @@ class EventApp:
         retry: RetrySettings | None = None,
         transactional: bool = False,
         dlq_topic: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Callable[
         [Callable[[E, Context], Awaitable[None]]], Callable[[E, Context], Awaitable[None]]
     ]:
@@ -178,6 +180,15 @@ class EventApp:
                 (all handlers of a topic must agree).
             dlq_topic: the dead-letter topic; default ``<topic>`` +
                 ``settings.consumer.dlq_suffix`` (``.dlq``); one per topic.
+            idempotency_key: where the key of a record *without* CloudEvents headers comes
+                from (a record with them keeps ``ce_idempotencykey``, else ``ce_id``):
+                ``IdempotencyKey.header("x-id")``, ``.field("order_id")``,
+                ``.kafka_key()``, or the default ``.event_id()``, the record's derived id
+                (stable across redeliveries: once per record). A record lacking the chosen
+                part falls back to that derived id. Such records get derived metadata: type
+                = writer schema's full name, time = record timestamp, source =
+                ``settings.consumer.topic_sources[topic]``, else ``/topics/<topic>`` (see
+                :mod:`eventplatform.app.keys`).
 
         Raises:
             ConfigurationError: see :meth:`add_handler`.
@@ -195,6 +206,7 @@ class EventApp:
                 retry=retry,
                 transactional=transactional,
                 dlq_topic=dlq_topic,
+                idempotency_key=idempotency_key,
             )
             return handler
 
@@ -210,13 +222,15 @@ class EventApp:
         retry: RetrySettings | None = None,
         transactional: bool = False,
         dlq_topic: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Route[E]:
         """Register ``handler`` for ``event_type`` (the non-decorator form of :meth:`handle`).
 
         Raises:
             ConfigurationError: not an event class or not an async handler, no topic, a
-                second handler for the same type and topic, or handlers of one topic that
-                disagree on ``transactional`` or ``dlq_topic``.
+                second handler for the same type and topic, handlers of one topic that
+                disagree on ``transactional`` or ``dlq_topic``, or an ``idempotency_key``
+                field the class does not have (or cannot key by).
             ResourceStateError: the app has started (subscriptions are fixed then).
         """
         if self._state is not _State.NEW:
@@ -231,6 +245,8 @@ class EventApp:
             transactional=transactional,
             dlq_topic=dlq_topic,
             dlq_suffix=consumer.dlq_suffix,
+            idempotency_key=idempotency_key,
+            sources=consumer.topic_sources,
         )
         self._router.add(route)
         return route

@@ -11,6 +11,13 @@ generation and made full collections cost about as much as decoding (see the con
 benchmark in ``benchmarks/README.md``). A value that does not decode is dead-lettered by the
 dispatcher, like a handler failure but with the converter's stage.
 
+A record without any ``ce_*`` header (any stock Confluent producer's) is not wrong: its
+metadata is derived from the record once its writer schema is known
+(:meth:`~eventplatform.cloudevents.EventMetadata.from_record`), keyed as its handler chose
+(:mod:`eventplatform.app.keys`). A handler keyed by a field has its event decoded then, since
+the key must be known before the poll's keys are claimed. Such a record with a null value (a
+tombstone, as Debezium writes after each delete) is skipped as unhandled, type ``tombstone``.
+
 Ordering: events of one key run in order, and events of different keys may run concurrently
 (:func:`plan_chains`). The key is the Kafka key within a partition, else the idempotency key;
 deliveries that share an idempotency key are put in the same chain too, so that a duplicate
@@ -20,16 +27,22 @@ within one poll runs after its first copy and sees it as done, never next to it.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from eventplatform.app.dlq import Stage
 from eventplatform.app.routing import Route, Router
-from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders
+from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, has_cloudevents_headers
 from eventplatform.errors import DeserializationError, UnknownSchemaId
 from eventplatform.serde import AvroDeserializer, read_header
 
 __all__ = ["Chain", "Decoder", "Delivery", "Outcome", "plan_chains"]
+
+log = logging.getLogger("eventplatform.app")
+
+#: The derived type of a null value without CloudEvents headers (a tombstone).
+TOMBSTONE = "tombstone"
 
 #: aiokafka's ConsumerRecord (untyped).
 Record = Any
@@ -55,7 +68,8 @@ class Delivery:
     Attributes:
         record: the aiokafka ``ConsumerRecord``.
         tp: its ``TopicPartition``.
-        metadata: CloudEvents metadata (None when the headers are invalid).
+        metadata: CloudEvents metadata, read from the headers or derived from the record
+            (None when the headers are invalid or the value is not Confluent-framed).
         event: the typed event, decoded on first access (None unless routed).
         route: the handler that takes it (None when unhandled or undecodable).
         error: why it cannot be handled (None when it can).
@@ -137,8 +151,10 @@ class Decoder:
     def __init__(self, router: Router, deserializer: AvroDeserializer) -> None:
         self.router = router
         self.deserializer = deserializer
-        # (topic, schema id) -> route; the writer schema of an id never changes.
-        self._routes: dict[tuple[str, int], Route[Any] | None] = {}
+        # (topic, schema id) -> (route, writer type name); the writer schema of an id never
+        # changes.
+        self._routes: dict[tuple[str, int], tuple[Route[Any] | None, str]] = {}
+        self._fallbacks: set[Route[Any]] = set()  # routes whose key fallback was logged
 
     async def decode(self, polled: Mapping[TP, Sequence[Record]]) -> list[list[Delivery]]:
         """The deliveries of a poll, per partition in offset order.
@@ -160,8 +176,14 @@ class Decoder:
                         record.headers, topic=topic, partition=partition, offset=offset
                     )
                 except InvalidEventHeaders as exc:
-                    delivery.fail(exc, Stage.HEADER_CONVERTER)
-                else:
+                    # Present but malformed CloudEvents headers are an error; none at all is
+                    # a record of another producer, given metadata in _type. (Checked only
+                    # on failure: our own records pay nothing for it.)
+                    if has_cloudevents_headers(record.headers):
+                        delivery.fail(exc, Stage.HEADER_CONVERTER)
+                    elif record.value is None:
+                        self._tombstone(delivery)
+                if delivery.error is None and delivery.outcome is Outcome.PENDING:
                     try:
                         delivery.schema_id = read_header(
                             record.value, topic=topic, partition=partition, offset=offset
@@ -175,16 +197,32 @@ class Decoder:
         await self.deserializer.ensure(ids)
         for batch in batches:
             for delivery in batch:
-                if delivery.error is None:
+                if delivery.error is None and delivery.outcome is Outcome.PENDING:
                     await self._type(delivery)
         return batches
+
+    def _tombstone(self, delivery: Delivery) -> None:
+        # Another producer's null value: Debezium writes one after each delete, so that
+        # compaction can drop the key. It is no event of any type: skipped as unhandled
+        # (counted and logged once per topic), not dead-lettered.
+        record = delivery.record
+        delivery.metadata = EventMetadata.from_record(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            type=TOMBSTONE,
+            source=self.router.source(record.topic),
+            headers=record.headers,
+        )
+        delivery.outcome = Outcome.UNHANDLED
 
     async def _type(self, delivery: Delivery) -> None:
         record = delivery.record
         topic, schema_id = record.topic, delivery.schema_id
         cache_key = (topic, schema_id)
         try:
-            route = self._routes[cache_key]
+            route, type_name = self._routes[cache_key]
         except KeyError:
             if not self.deserializer.known(schema_id):
                 # The registry has no such id (ensure() skips unknown ids silently).
@@ -199,17 +237,54 @@ class Decoder:
                 )
                 return
             writer = await self.deserializer.writer_schema(schema_id)
-            parsed = writer.parsed
-            name = parsed.get("name") if isinstance(parsed, dict) else None
+            name = writer.full_name
             ce_type = delivery.metadata.type if delivery.metadata is not None else None
             route = self.router.resolve(topic, name, ce_type)
+            type_name = writer.type_name
             if name is not None:  # a ce_type-routed decision depends on the record: no cache
-                self._routes[cache_key] = route
-        if route is None:
+                self._routes[cache_key] = (route, type_name)
+        if route is not None:
+            delivery.route = route
+            delivery._decoder = self
+        if delivery.metadata is None:
+            self._derive(delivery, route, type_name)
+        if delivery.error is None and route is None:
             delivery.outcome = Outcome.UNHANDLED
-            return
-        delivery.route = route
-        delivery._decoder = self
+
+    def _derive(self, delivery: Delivery, route: Route[Any] | None, type_name: str) -> None:
+        """Metadata for a record without CloudEvents headers, keyed as its handler chose."""
+        record = delivery.record
+        topic = record.topic
+        key: str | None = None
+        if route is not None and route.idempotency_key.source != "event_id":
+            choice = route.idempotency_key
+            try:
+                # A field key needs the event now; it is kept for the handler.
+                event = delivery.event if choice.source == "field" else None
+            except DeserializationError as exc:
+                delivery.route = delivery._decoder = None
+                delivery.fail(exc, Stage.VALUE_CONVERTER)
+                return
+            key = choice.read(headers=record.headers, key=record.key, event=event)
+            if key is None and route not in self._fallbacks:
+                self._fallbacks.add(route)
+                log.warning(
+                    "%s: %s has no %s; keyed by its derived id (once per record) instead; "
+                    "logged once per handler",
+                    route.name,
+                    f"{topic}[{record.partition}]@{record.offset}",
+                    choice,
+                )
+        delivery.metadata = EventMetadata.from_record(
+            topic=topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            type=type_name,
+            source=route.source if route is not None else self.router.source(topic),
+            idempotency_key=key,
+            headers=record.headers,
+        )
 
     def event_of(self, delivery: Delivery) -> Any:
         """The typed event of a routed delivery (what :attr:`Delivery.event` returns).

@@ -14,11 +14,13 @@ id the registry does not know cannot be typed at all; those are dead-lettered.)
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from eventplatform.app.keys import IdempotencyKey
 from eventplatform.app.retry import RetryPolicy
+from eventplatform.cloudevents import default_source
 from eventplatform.errors import ConfigurationError
 from eventplatform.schema import AvroEvent
 
@@ -42,6 +44,8 @@ class Route(Generic[E]):
         retry: backoff and attempts before the dead-letter topic.
         transactional: its publishes and its offsets commit in one Kafka transaction.
         dlq_topic: where its failures go.
+        idempotency_key: where the key of a record without CloudEvents headers comes from.
+        source: the CloudEvents ``source`` of its topic's records without one.
     """
 
     event_type: type[E]
@@ -52,6 +56,8 @@ class Route(Generic[E]):
     transactional: bool
     dlq_topic: str
     names: frozenset[str] = field(default=frozenset())
+    idempotency_key: IdempotencyKey = field(default=IdempotencyKey.event_id())
+    source: str = ""
 
     @property
     def name(self) -> str:
@@ -77,13 +83,14 @@ def is_async_callable(fn: object) -> bool:
 
 
 class _TopicRoutes:
-    __slots__ = ("by_name", "dlq_topic", "routes", "transactional")
+    __slots__ = ("by_name", "dlq_topic", "routes", "source", "transactional")
 
     def __init__(self, first: Route[Any]) -> None:
         self.routes: list[Route[Any]] = []
         self.by_name: dict[str, Route[Any]] = {}
         self.transactional = first.transactional
         self.dlq_topic = first.dlq_topic
+        self.source = first.source or default_source(first.topic)
 
 
 class Router:
@@ -103,13 +110,20 @@ class Router:
         transactional: bool,
         dlq_topic: str | None,
         dlq_suffix: str,
+        idempotency_key: IdempotencyKey | None = None,
+        sources: Mapping[str, str] | None = None,
     ) -> Route[E]:
         """A validated route.
 
+        ``sources`` maps topics to the CloudEvents ``source`` of their records without
+        CloudEvents headers (``settings.consumer.topic_sources``); other topics get
+        :func:`~eventplatform.cloudevents.default_source`.
+
         Raises:
             ConfigurationError: the class is not an event class, the handler is not async,
-                no topic is known, the timeout is not positive, or the dead-letter topic is
-                the topic itself.
+                no topic is known, the timeout is not positive, the dead-letter topic is
+                the topic itself, or ``idempotency_key`` names a field the class cannot key
+                by.
         """
         if not (isinstance(event_type, type) and issubclass(event_type, AvroEvent)):
             raise ConfigurationError(f"handle() takes an AvroEvent subclass, got {event_type!r}")
@@ -129,6 +143,13 @@ class Router:
         dead = dlq_topic or f"{chosen}{dlq_suffix}"
         if dead == chosen:
             raise ConfigurationError(f"the dead-letter topic of {chosen!r} cannot be itself")
+        key_choice = idempotency_key or IdempotencyKey.event_id()
+        if not isinstance(key_choice, IdempotencyKey):
+            raise ConfigurationError(
+                "idempotency_key= takes an IdempotencyKey (IdempotencyKey.header('x-id'), "
+                f".field('order_id'), .kafka_key(), .event_id()), got {key_choice!r}"
+            )
+        key_choice.check(event_type)
         return Route(
             event_type=event_type,
             handler=handler,
@@ -138,6 +159,8 @@ class Router:
             transactional=transactional,
             dlq_topic=dead,
             names=_event_names(event_type),
+            idempotency_key=key_choice,
+            source=(sources or {}).get(chosen) or default_source(chosen),
         )
 
     def add(self, route: Route[Any]) -> None:
@@ -200,6 +223,10 @@ class Router:
     def dlq_topic(self, topic: str) -> str:
         """The dead-letter topic of ``topic``."""
         return self._topics[topic].dlq_topic
+
+    def source(self, topic: str) -> str:
+        """The CloudEvents ``source`` of ``topic``'s records without CloudEvents headers."""
+        return self._topics[topic].source
 
     def resolve(
         self, topic: str, writer_name: str | None, ce_type: str | None

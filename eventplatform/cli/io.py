@@ -19,6 +19,10 @@ goes on. Values are rendered as JSON the way the produce side reads them: timest
 in ISO 8601, decimals and UUIDs as strings; bytes and fixed follow Avro's JSON encoding (a
 string of code points 0-255, Avro specification "JSON Encoding").
 
+A record without ``ce_*`` headers (any Confluent producer's) shows the metadata an
+``EventApp`` derives for it, marked ``"derived": true``
+(:meth:`~eventplatform.cloudevents.EventMetadata.from_record`).
+
 Both mount directly on the root command (``app`` has no name of its own).
 """
 
@@ -47,7 +51,13 @@ from rich.markup import escape
 from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._progress import progress
-from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, format_time
+from eventplatform.cloudevents import (
+    EventMetadata,
+    InvalidEventHeaders,
+    default_source,
+    format_time,
+    has_cloudevents_headers,
+)
 from eventplatform.errors import DeserializationError, KafkaError, RecordTooLarge
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent, load_catalogue, load_event_class
@@ -339,11 +349,26 @@ def json_line(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False)
 
 
-def _meta(headers: Sequence[tuple[str, bytes]], where: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        meta = EventMetadata.from_headers(headers, **where)
-    except InvalidEventHeaders:
-        return None  # not a CloudEvent (a record from another producer): headers stay raw
+def _meta(
+    record: ConsumerRecord[bytes, bytes],
+    headers: Sequence[tuple[str, bytes]],
+    where: dict[str, Any],
+    type_name: str | None,
+    source: str | None,
+) -> dict[str, Any] | None:
+    meta: EventMetadata
+    if not has_cloudevents_headers(headers):
+        if type_name is None:
+            return None  # a tombstone, or the writer type is not known
+        # Another producer's record: the metadata an EventApp derives for it.
+        meta = EventMetadata.from_record(
+            **where, timestamp=record.timestamp, type=type_name, source=source, headers=headers
+        )
+    else:
+        try:
+            meta = EventMetadata.from_headers(headers, **where)
+        except InvalidEventHeaders:
+            return None  # malformed CloudEvents headers: they stay raw
     found: dict[str, Any] = {
         "specversion": meta.specversion,
         "id": meta.id,
@@ -359,16 +384,27 @@ def _meta(headers: Sequence[tuple[str, bytes]], where: dict[str, Any]) -> dict[s
     found = {k: v for k, v in found.items() if v is not None}
     if meta.extensions:
         found["extensions"] = dict(meta.extensions)
+    if meta.derived:
+        found["derived"] = True
     return found
 
 
 def record_json(
-    record: ConsumerRecord[bytes, bytes], schema_id: int | None, value: Any
+    record: ConsumerRecord[bytes, bytes],
+    schema_id: int | None,
+    value: Any,
+    *,
+    type_name: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON object ``consume`` prints for a decoded record."""
+    """The JSON object ``consume`` prints for a decoded record.
+
+    ``type_name`` (the writer schema's full name) and ``source`` (default ``/topics/<topic>``)
+    make the derived metadata of a record without CloudEvents headers.
+    """
     headers = list(record.headers or ())
     where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-    meta = _meta(headers, where)
+    meta = _meta(record, headers, where, type_name, source)
     out: dict[str, Any] = {
         **where,
         "timestamp": record.timestamp,
@@ -377,7 +413,11 @@ def record_json(
         "schema_id": schema_id,
         "value": value,
     }
-    known = {"content-type", "traceparent", "tracestate"} if meta is not None else set()
+    known: set[str] = set()
+    if meta is not None:
+        known = {"traceparent", "tracestate"}  # in meta, derived or not
+        if not meta.get("derived"):
+            known.add("content-type")
     extra = {
         name: raw.decode("utf-8", "backslashreplace") if raw is not None else None
         for name, raw in headers
@@ -408,8 +448,12 @@ class _Tally:
 
 
 async def _decode_and_print(
-    deserializer: AvroDeserializer, record: ConsumerRecord[bytes, bytes], tally: _Tally
+    deserializer: AvroDeserializer,
+    record: ConsumerRecord[bytes, bytes],
+    tally: _Tally,
+    source: str,
 ) -> None:
+    type_name: str | None = None
     try:
         if record.value is None:  # a tombstone
             schema_id, value = None, None
@@ -417,12 +461,14 @@ async def _decode_and_print(
             schema_id, value = await deserializer.deserialize_generic(
                 record.value, topic=record.topic, partition=record.partition, offset=record.offset
             )
+            type_name = (await deserializer.writer_schema(schema_id)).type_name
     except DeserializationError as exc:
         tally.failed += 1
         err_console.print(f"[bold red]error:[/] {type(exc).__name__}: ", end="", soft_wrap=True)
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         return
-    print(json_line(record_json(record, schema_id, value)), flush=True)
+    line = record_json(record, schema_id, value, type_name=type_name, source=source)
+    print(json_line(line), flush=True)
     tally.printed += 1
 
 
@@ -437,6 +483,7 @@ async def _consume(
     tally: _Tally,
 ) -> None:
     servers = _clients.bootstrap_servers(settings)
+    source = settings.consumer.topic_sources.get(topic) or default_source(topic)
     loop = asyncio.get_running_loop()
     async with _clients.registry_factory(settings) as registry:
         deserializer = AvroDeserializer(registry)
@@ -470,7 +517,7 @@ async def _consume(
                     for record in records:
                         if max_records is not None and tally.seen >= max_records:
                             break
-                        await _decode_and_print(deserializer, record, tally)
+                        await _decode_and_print(deserializer, record, tally, source)
                         done[tp] = record.offset + 1
                 if group is not None and done:
                     # Only what was printed: a record left over past --max is the next run's.

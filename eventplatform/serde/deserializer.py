@@ -51,15 +51,36 @@ _TRUNCATION = (EOFError, IndexError, struct.error, StopIteration)
 
 
 class WriterSchema:
-    """A registered schema, parsed once."""
+    """A registered schema, parsed once.
 
-    __slots__ = ("canonical", "id", "parsed", "text")
+    Attributes:
+        id: the schema id.
+        text: the schema as registered.
+        parsed: fastavro's parsed form.
+        canonical: its Parsing Canonical Form.
+        full_name: the full name of a named schema (record, enum, fixed), else None.
+        type_name: the event type of its records: ``full_name``, else the Avro type
+            (``string``, ``array``, … and ``union`` for a union).
+    """
+
+    __slots__ = ("canonical", "full_name", "id", "parsed", "text", "type_name")
 
     def __init__(self, schema_id: int, text: str, parsed: Any) -> None:
         self.id = schema_id
         self.text = text
         self.parsed = parsed
         self.canonical = fastavro.schema.to_parsing_canonical_form(parsed)
+        named = isinstance(parsed, dict) and "name" in parsed
+        self.full_name: str | None = str(parsed["name"]) if named else None
+        self.type_name: str = self.full_name or _avro_type(parsed)
+
+
+def _avro_type(parsed: Any) -> str:
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict):
+        return str(parsed.get("type"))
+    return "union"
 
 
 class _Reader:

@@ -43,10 +43,12 @@ async def test_undecodable_records_are_dead_lettered_while_the_rest_is_handled(
     await producer.send_raw(topic, b"\xffgarbage", key=b"k", headers=good_headers)
     # Framed, but with a schema id the registry never issued.
     await producer.send_raw(topic, frame_header(987654) + b"\x02a", key=b"k", headers=good_headers)
-    # Valid Avro, missing CloudEvents headers.
+    # Valid Avro, malformed CloudEvents headers: a ce_time without offset. (Records with no
+    # ce_* header at all are handled: see test_confluent_records.py.)
     serializer = AvroSerializer(registry, strategy=SubjectNameStrategy.TOPIC_RECORD)
-    framed = await serializer.serialize(OrderPlaced(order_id="no-headers"), topic)
-    await producer.send_raw(topic, framed, key=b"k", headers=[("content-type", b"x")])
+    framed = await serializer.serialize(OrderPlaced(order_id="bad-headers"), topic)
+    naive = [(n, b"2026-01-02T03:04:05" if n == "ce_time" else v) for n, v in good_headers]
+    await producer.send_raw(topic, framed, key=b"k", headers=naive)
     # Valid Avro that fails the class's validation (amount must be >= 0).
     await producer.publish(Payment.model_construct(payment_id="neg", amount=-5), topic=topic)
     await producer.publish_batch(
@@ -69,6 +71,9 @@ async def test_undecodable_records_are_dead_lettered_while_the_rest_is_handled(
     }
     assert by_class["eventplatform.errors.NotWireFormat"]["__connect.errors.offset"] == "1"
     assert by_class["eventplatform.errors.UnknownSchemaId"]["__connect.errors.offset"] == "2"
+    bad_time = by_class["eventplatform.cloudevents.InvalidEventHeaders"]
+    assert "'ce_time' is not RFC 3339" in bad_time["__connect.errors.exception.message"]
+    assert "has no UTC offset" in bad_time["__connect.errors.exception.message"]
     for name, headers in by_class.items():
         expected_stage = "HEADER_CONVERTER" if "InvalidEventHeaders" in name else "VALUE_CONVERTER"
         assert headers["__connect.errors.stage"] == expected_stage

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from eventplatform.cloudevents import record_event_id
+from eventplatform.registry.kafkalog import KafkaLogRegistry
+from tests.integration.app.confluent import produce, registry_server
 from tests.integration.cli.conftest import Invoke, Platform
 
 ORDER_PLACED = "com.example.orders.OrderPlaced"
@@ -153,3 +156,49 @@ def test_a_consumer_group_resumes_after_its_committed_offset(
 
     assert [r["offset"] for r in consumed(first.stdout)] == [0, 1]
     assert [r["offset"] for r in consumed(rest.stdout)] == [2]
+
+
+def test_consume_shows_the_derived_metadata_of_a_confluent_producers_records(
+    cli: Invoke, platform: Platform, unique_topic: Callable[[str], str]
+) -> None:
+    topic = unique_topic("foreign")
+    create_topic(cli, topic)
+
+    async def write_with_confluent_kafka() -> None:
+        # A stock Confluent client: registers through the REST API over the registry log
+        # the CLI reads, and writes no CloudEvents headers.
+        backend = KafkaLogRegistry(
+            bootstrap_servers=platform.bootstrap_servers, topic=platform.registry_topic
+        )
+        async with backend, registry_server(backend) as url:
+            await produce(
+                platform.bootstrap_servers,
+                url,
+                topic,
+                [(b"o-1", {"order_id": "o-1", "amount": 5}, [("x-tenant", b"acme")])],
+            )
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    asyncio.run(write_with_confluent_kafka())
+
+    result = cli("consume", topic, "--from-beginning", "--max", "1")
+
+    assert result.exit_code == 0, result.output
+    (record,) = consumed(result.stdout)
+    meta = record["meta"]
+    derived_id = record_event_id(topic, 0, 0, record["timestamp"])
+    assert meta == {
+        "specversion": "1.0",
+        "id": derived_id,
+        "source": f"/topics/{topic}",
+        "type": "com.example.orders.OrderPlaced",
+        "time": meta["time"],
+        "content_type": "application/avro",
+        "idempotency_key": derived_id,
+        "derived": True,
+    }
+    when = datetime.fromisoformat(meta["time"])
+    assert when == datetime.fromtimestamp(record["timestamp"] / 1000, UTC)
+    assert before <= when <= datetime.now(UTC)
+    assert record["value"] == {"order_id": "o-1", "amount": 5}
+    assert record["headers"] == {"x-tenant": "acme"}

@@ -2,7 +2,9 @@
 
 Good deposits are mixed, in random order over two partitions, with four kinds of poison: bytes
 that are not Confluent-framed Avro, framed Avro under a schema id the registry never issued,
-valid Avro without CloudEvents headers, and deposits whose handler raises on every attempt.
+valid Avro with malformed CloudEvents headers (a ``ce_time`` without UTC offset), and deposits
+whose handler raises on every attempt. (Valid Avro with no ``ce_*`` header at all is not
+poison: any Confluent producer writes it, and it is handled.)
 The inbox app (its own process, SQLite store) must apply each good deposit once and route
 each poison record to ``<topic>.dlq`` carrying the original key, value and headers plus
 Kafka Connect's ``__connect.errors.*`` headers (KIP-298) naming where it came from and what
@@ -42,7 +44,7 @@ ATTEMPTS = 3
 EXPECTED = {
     "garbage": ("VALUE_CONVERTER", "eventplatform.errors.NotWireFormat"),
     "unknown-schema": ("VALUE_CONVERTER", "eventplatform.errors.UnknownSchemaId"),
-    "no-headers": ("HEADER_CONVERTER", "eventplatform.cloudevents.InvalidEventHeaders"),
+    "bad-headers": ("HEADER_CONVERTER", "eventplatform.cloudevents.InvalidEventHeaders"),
     "handler-fails": ("TASK_PUT", "tests.integration.proofs.services.PoisonDeposit"),
 }
 
@@ -93,7 +95,8 @@ async def test_poison_is_dead_lettered_with_its_origin_and_everything_else_is_ha
                 value = frame_header(2_000_000_000 + seq) + b"\x02\x04ab"
             else:
                 value = await serializer.serialize(Deposit(seq=seq, account=account), names.topic)
-                headers = [("content-type", b"application/avro")]
+                naive = b"2026-01-02T03:04:05"  # RFC 3339 requires an offset
+                headers = [(n, naive if n == "ce_time" else v) for n, v in headers]
             result = await producer.send_raw(
                 names.topic, value, key=account.encode(), headers=headers
             )

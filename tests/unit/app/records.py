@@ -29,9 +29,12 @@ def record(
     headers: Sequence[tuple[str, bytes]] = (),
     topic: str = "orders",
     partition: int = 0,
+    timestamp: int = 0,
 ) -> Any:
     """An aiokafka ``ConsumerRecord``."""
-    return ConsumerRecord(topic, partition, offset, 0, 0, key, value, None, 0, 0, tuple(headers))
+    return ConsumerRecord(
+        topic, partition, offset, timestamp, 0, key, value, None, 0, 0, tuple(headers)
+    )
 
 
 async def event_record(

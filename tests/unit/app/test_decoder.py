@@ -53,10 +53,10 @@ async def test_a_poll_decodes_into_typed_events_and_reasons(registry: MemoryRegi
     shipped = await event_record(serializer, Shipped(order_id="o1"), 1)
     garbage = record(2, b"not avro", headers=headers)
     unknown = record(3, frame_header(4242) + b"\x00", headers=headers)
-    no_headers = record(4, good.value)
+    partial = record(4, good.value, headers=[("ce_id", b"1")])
 
     decoder = Decoder(router(), AvroDeserializer(registry))
-    [batch] = await decoder.decode({tp(): [good, shipped, garbage, unknown, no_headers]})
+    [batch] = await decoder.decode({tp(): [good, shipped, garbage, unknown, partial]})
 
     assert batch[0].event == Placed(order_id="o1", amount=3)
     assert batch[0].route is not None
@@ -68,7 +68,9 @@ async def test_a_poll_decodes_into_typed_events_and_reasons(registry: MemoryRegi
     assert batch[2].stage is Stage.VALUE_CONVERTER
     assert isinstance(batch[3].error, UnknownSchemaId)
     assert "offset 3" in str(batch[3].error)
+    # Some ce_* headers but not all: malformed CloudEvents, not a foreign record.
     assert isinstance(batch[4].error, InvalidEventHeaders)
+    assert "missing CloudEvents header 'ce_source'" in str(batch[4].error)
     assert batch[4].stage is Stage.HEADER_CONVERTER
 
 

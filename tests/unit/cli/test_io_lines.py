@@ -12,7 +12,7 @@ from uuid import UUID
 from aiokafka.structs import ConsumerRecord
 
 from eventplatform.cli.io import json_line, read_events, record_json
-from eventplatform.cloudevents import EventMetadata
+from eventplatform.cloudevents import EventMetadata, record_event_id
 from eventplatform.schema import AvroEvent, load_catalogue, load_event_class
 from tests.unit.cli.conftest import SAMPLE_CATALOGUE, Invoke
 
@@ -149,11 +149,34 @@ def test_a_record_prints_position_key_metadata_and_value() -> None:
     }
 
 
-def test_a_record_without_cloudevents_headers_keeps_its_headers_raw() -> None:
-    printed = record_json(record(b"...", [("traceparent", b"00-abc")]), 4, {"a": 1})
+def test_a_record_without_cloudevents_headers_shows_derived_metadata() -> None:
+    headers = [("traceparent", b"00-abc"), ("content-type", b"avro/binary")]
+    printed = record_json(
+        record(b"...", headers), 4, {"a": 1}, type_name="com.example.orders.OrderPlaced"
+    )
 
-    assert printed["meta"] is None
-    assert printed["headers"] == {"traceparent": "00-abc"}
+    derived_id = record_event_id("orders", 1, 7, 1_700_000_000_000)
+    assert printed["meta"] == {
+        "specversion": "1.0",
+        "id": derived_id,
+        "source": "/topics/orders",
+        "type": "com.example.orders.OrderPlaced",
+        "time": "2023-11-14T22:13:20.000000Z",
+        "content_type": "application/avro",
+        "idempotency_key": derived_id,
+        "traceparent": "00-abc",
+        "derived": True,
+    }
+    assert printed["headers"] == {"content-type": "avro/binary"}  # not a CloudEvents one
+
+
+def test_a_configured_source_and_malformed_cloudevents_headers() -> None:
+    printed = record_json(record(b"...", []), 4, {}, type_name="t", source="/legacy")
+    assert printed["meta"]["source"] == "/legacy"
+    # Some ce_* headers but not all: shown raw, not guessed.
+    malformed = record_json(record(b"...", [("ce_id", b"1")]), 4, {}, type_name="t")
+    assert malformed["meta"] is None
+    assert malformed["headers"] == {"ce_id": "1"}
 
 
 def test_avro_values_print_as_the_json_produce_reads() -> None:
