@@ -46,6 +46,7 @@ from typing import Any, Self, TypeVar
 from aiokafka import AIOKafkaConsumer
 from aiokafka import errors as kafka_errors
 
+from eventplatform.app import _groupfencing as groupfencing
 from eventplatform.app.context import Context
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
@@ -421,6 +422,9 @@ class EventApp:
         )
         await producer.start()
         stack.push_async_callback(producer.close)
+        if transactional_id is not None:
+            # TxnOffsetCommit v3 with the consumer's group metadata: zombie fencing (KIP-447).
+            groupfencing.install(producer.client)
         return producer
 
     async def _consumer(self, stack: AsyncExitStack, loop: ConsumptionLoop) -> Any:

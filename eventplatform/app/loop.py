@@ -35,6 +35,7 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from aiokafka.abc import ConsumerRebalanceListener
 
+from eventplatform.app._groupfencing import group_metadata_of
 from eventplatform.app.delivery import Decoder, Delivery, Outcome
 from eventplatform.app.dispatch import Dispatcher, PollState, where
 from eventplatform.app.dlq import DeadLetterQueue
@@ -303,6 +304,8 @@ class ConsumptionLoop:
 
     async def _commit_transaction(self, poll: PollState, txn: PollTransaction) -> None:
         offsets = self._offsets([b for b in poll.batches if b and b[0].tp in poll.txn_tps])
+        # The generation of now: a member expelled meanwhile has its offsets refused (KIP-447).
+        txn.group_id = group_metadata_of(self._consumer, self._group)
         try:
             await txn.commit(offsets)
         except ProducerFenced:
