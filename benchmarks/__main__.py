@@ -6,9 +6,18 @@ import importlib
 import sys
 from contextlib import ExitStack
 
-BENCHMARKS = ["serde", "publish", "consume", "transactions", "latency", "ingress", "egress"]
+BENCHMARKS = [
+    "serde",
+    "publish",
+    "consume",
+    "transactions",
+    "latency",
+    "ingress",
+    "egress",
+    "recovery",
+]
 #: The benchmarks that need a Kafka broker; one is provisioned for all of them.
-ON_KAFKA = {"publish", "consume", "transactions", "latency", "ingress", "egress"}
+ON_KAFKA = {"publish", "consume", "transactions", "latency", "ingress", "egress", "recovery"}
 
 
 def main() -> None:

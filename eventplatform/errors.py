@@ -57,7 +57,8 @@ The tree::
         ├── PublishError              a record was not acknowledged
         │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
         │   └── PublishTimeout        (retriable) delivery timed out
-        └── ProducerFenced            another instance took over this transactional id
+        ├── ProducerFenced            another instance took over this transactional id
+        └── InstanceFenced            another process joined the group with this instance id
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ __all__ = [
     "IdempotencyStoreError",
     "IdempotencyStoreUnavailable",
     "IncompatibleSchema",
+    "InstanceFenced",
     "InvalidPayload",
     "InvalidSchema",
     "InvalidSignature",
@@ -471,6 +473,20 @@ class ProducerFenced(KafkaError):
 
     The fenced instance can no longer commit transactions and must stop.
     """
+
+
+class InstanceFenced(KafkaError):
+    """Another process joined the consumer group with this member's instance id (KIP-345).
+
+    Static membership gives each ``group.instance.id`` one member at a time: a second process
+    with the same id takes the membership over, and this one must stop rather than take it
+    back (which would hand the partitions to and fro between the two).
+    """
+
+    def __init__(self, message: str, *, group: str, instance_id: str) -> None:
+        super().__init__(message)
+        self.group = group
+        self.instance_id = instance_id
 
 
 @contextmanager

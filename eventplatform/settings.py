@@ -216,6 +216,11 @@ class ConsumerSettings(_Section):
     """How an EventApp consumes."""
 
     group_id: str | None = None
+    instance_id: str | None = Field(
+        default=None,
+        description="Stable name of this instance (a StatefulSet pod name); turns on static "
+        "group membership (KIP-345): a restarted instance takes its partitions back at once.",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=500, gt=0)
     max_concurrency: int = Field(

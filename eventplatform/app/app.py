@@ -46,11 +46,13 @@ from typing import Any, Self, TypeVar
 from aiokafka import AIOKafkaConsumer
 from aiokafka import errors as kafka_errors
 
+from eventplatform.app import _groupfencing as groupfencing
 from eventplatform.app.context import Context
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
 from eventplatform.app.keys import IdempotencyKey
 from eventplatform.app.loop import ConsumptionLoop, RebalanceListener
+from eventplatform.app.membership import StaticMembership, stop_consumer
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Route, Router
 from eventplatform.app.stats import AppStats
@@ -98,8 +100,14 @@ class EventApp:
         source: CloudEvents ``source`` of published events; default
             ``settings.producer.source``.
         instance_id: names this instance, stable across its restarts (a StatefulSet pod
-            name, a host name); default the host name. Part of the transactional id
-            ``<group>.<instance id>`` unless ``settings.producer.transactional_id`` is set.
+            name); default ``settings.consumer.instance_id``, else the host name. Part of the
+            transactional id ``<group>.<instance id>`` unless
+            ``settings.producer.transactional_id`` is set. A given instance id (not the host
+            name default) also makes the consumer a *static* member of its group (KIP-345): a
+            restarted instance gets its partitions back at once instead of after the session
+            timeout, and stopping does not hand them to the others (a rolling restart moves
+            nothing). Each running process needs its own: a second one with the same id takes
+            the membership over and the first stops with ``InstanceFenced``.
         inbox: run handlers inside the store's transaction (``ctx.transaction``); default:
             when the store supports it. Units of one poll then take turns on the store's
             connection; ``inbox=False`` lets keys run concurrently but without
@@ -133,7 +141,7 @@ class EventApp:
         self.group_id = group_id or self.settings.consumer.group_id or name
         self.bootstrap_servers = bootstrap_servers or self.settings.kafka.bootstrap_servers
         self.source = source or self.settings.producer.source
-        self.instance_id = instance_id or socket.gethostname()
+        self._instance_id = instance_id or self.settings.consumer.instance_id
         self.owner_id = new_owner_id()
         self._registry = registry
         self._store = store
@@ -267,6 +275,20 @@ class EventApp:
         return self._stats
 
     @property
+    def instance_id(self) -> str:
+        """This instance's name: the given instance id, else the host name."""
+        return self._instance_id or socket.gethostname()
+
+    @instance_id.setter
+    def instance_id(self, value: str) -> None:
+        self._instance_id = value
+
+    @property
+    def static_membership(self) -> bool:
+        """Whether the consumer joins as a static member (an instance id was given)."""
+        return self._instance_id is not None
+
+    @property
     def transactional_id(self) -> str:
         """The transactional id of this instance's transactional producer."""
         return self.settings.producer.transactional_id or f"{self.group_id}.{self.instance_id}"
@@ -387,9 +409,17 @@ class EventApp:
             delivery_timeout=settings.producer.delivery_timeout,
             stats=self._stats,
             stopping=self._stopping,
+            membership=StaticMembership(
+                group_id=self.group_id,
+                instance_id=self.instance_id,
+                # Twins displace each other every heartbeat; a lone restart replaces once.
+                window=3 * consumer_settings.session_timeout_ms / 1000,
+            )
+            if self.static_membership
+            else None,
         )
         self._loop = loop
-        loop.attach(await self._consumer(stack, RebalanceListener(loop)))
+        await self._consumer(stack, loop)
 
     async def _pause(self, delay: float) -> bool:
         assert self._loop is not None
@@ -408,9 +438,12 @@ class EventApp:
         )
         await producer.start()
         stack.push_async_callback(producer.close)
+        if transactional_id is not None:
+            # TxnOffsetCommit v3 with the consumer's group metadata: zombie fencing (KIP-447).
+            groupfencing.install(producer.client)
         return producer
 
-    async def _consumer(self, stack: AsyncExitStack, listener: RebalanceListener) -> Any:
+    async def _consumer(self, stack: AsyncExitStack, loop: ConsumptionLoop) -> Any:
         kafka, consumer = self.settings.kafka, self.settings.consumer
         longest = max(route.timeout for route in self._router.routes)
         options: dict[str, Any] = {
@@ -429,18 +462,23 @@ class EventApp:
             # flight; the group must wait that long for this member to rejoin.
             "rebalance_timeout_ms": max(consumer.session_timeout_ms, int((longest + 10) * 1000)),
         }
+        if self.static_membership:
+            # KIP-345: the coordinator keeps this member's partitions across a restart.
+            options["group_instance_id"] = self.instance_id
         options = kafka.connection_options() | options
         options.update(self._consumer_options)
         client = AIOKafkaConsumer(**options)
-        client.subscribe(self._router.topics, listener=listener)
+        # Attached before start(): the first join's callbacks already reach the loop.
+        loop.attach(client)
+        client.subscribe(self._router.topics, listener=RebalanceListener(loop))
         try:
             await client.start()
         except kafka_errors.KafkaError as exc:
             await client.stop()
             raise KafkaError(f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}") from exc
-        # Stopping the consumer sends LeaveGroup, so the partitions move at once (not after
-        # the session timeout).
-        stack.push_async_callback(client.stop)
+        # Stopping a dynamic member sends LeaveGroup, so the partitions move at once (not
+        # after the session timeout); a static member keeps them for its next incarnation.
+        stack.push_async_callback(stop_consumer, client, loop.membership)
         return client
 
     async def run(self) -> None:

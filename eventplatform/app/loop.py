@@ -35,9 +35,11 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from aiokafka.abc import ConsumerRebalanceListener
 
+from eventplatform.app._groupfencing import group_metadata_of
 from eventplatform.app.delivery import Decoder, Delivery, Outcome
 from eventplatform.app.dispatch import Dispatcher, PollState, where
 from eventplatform.app.dlq import DeadLetterQueue
+from eventplatform.app.membership import StaticMembership, member_id_of
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Router
 from eventplatform.app.stats import AppStats
@@ -86,6 +88,7 @@ class ConsumptionLoop:
         stats: the app's counters.
         stopping: set by the app to stop after the poll in flight.
         poll_timeout: seconds one empty poll waits (bounds how quickly a stop is noticed).
+        membership: watches the member id of a static member (KIP-345); None when dynamic.
     """
 
     def __init__(
@@ -110,8 +113,10 @@ class ConsumptionLoop:
         stats: AppStats,
         stopping: asyncio.Event,
         poll_timeout: float = 0.2,
+        membership: StaticMembership | None = None,
     ) -> None:
         self._consumer = consumer
+        self.membership = membership
         self._router = router
         self._decoder = decoder
         self._store = store
@@ -174,6 +179,7 @@ class ConsumptionLoop:
 
         Raises:
             ProducerFenced: another instance took over the transactional id.
+            InstanceFenced: another process joined the group with this instance id.
             KafkaError: the consumer failed for good (e.g. not authorized for a topic).
             EventPlatformError: the store failed in a way retrying cannot fix.
         """
@@ -191,6 +197,9 @@ class ConsumptionLoop:
                 log.warning("poll failed (%s); retrying in %.2fs", exc, delay)
                 await self.pause(delay)
                 continue
+            if self.membership is not None and self.membership.fenced is not None:
+                # Nothing of this poll is processed: the partitions belong to the twin now.
+                raise self.membership.fenced
             if not polled:
                 if self._pending_commits:
                     self._commit_soon()
@@ -295,6 +304,8 @@ class ConsumptionLoop:
 
     async def _commit_transaction(self, poll: PollState, txn: PollTransaction) -> None:
         offsets = self._offsets([b for b in poll.batches if b and b[0].tp in poll.txn_tps])
+        # The generation of now: a member expelled meanwhile has its offsets refused (KIP-447).
+        txn.group_id = group_metadata_of(self._consumer, self._group)
         try:
             await txn.commit(offsets)
         except ProducerFenced:
@@ -485,6 +496,24 @@ class ConsumptionLoop:
         for tp in revoked:
             self._pending_commits.pop(tp, None)
 
+    def on_assigned(self) -> None:
+        """After a join: let the static-membership watch see the member id it got."""
+        if self.membership is not None:
+            self.membership.joined(member_id_of(self._consumer))
+
+    async def before_rejoin(self) -> None:
+        """Before aiokafka rejoins: a static member displaced by a live twin stays out.
+
+        It never returns then: aiokafka rejoins after this callback whatever it returns, and
+        that JoinGroup would displace the twin once more. It holds the coordinator's task
+        here while the poll loop raises :class:`~eventplatform.errors.InstanceFenced`, until
+        the app closes the consumer (:func:`~eventplatform.app.membership.stop_consumer`
+        cancels the task first).
+        """
+        membership = self.membership
+        if membership is not None and membership.rejoining(member_id_of(self._consumer)):
+            await asyncio.Future()
+
 
 def _type_of(d: Delivery) -> str:
     return d.metadata.type if d.metadata is not None else "?"
@@ -499,8 +528,10 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         """Before the partitions move: finish the poll in flight and commit."""
         await self._loop.on_revoked(set(revoked))
+        await self._loop.before_rejoin()
 
     async def on_partitions_assigned(self, assigned: set[Any]) -> None:
         """After a rebalance: count it (positions come from the committed offsets)."""
         self._loop.stats.rebalances += 1
+        self._loop.on_assigned()
         log.info("assigned %d partition(s): %s", len(assigned), sorted(map(tuple, assigned)))

@@ -20,17 +20,15 @@ the instance id defaulting to the host name). When an instance restarts, ``InitP
 with the same id bumps the epoch and fences its predecessor: a zombie of the crashed process
 can no longer commit (KIP-98).
 
-KIP-447 (Kafka 2.5) fences more: the consumer group's generation travels with the
-``TxnOffsetCommit``, so after a *rebalance* a member that lost a partition cannot commit
-offsets for it even though its transactional id differs from the new owner's. aiokafka's
-``send_offsets_to_transaction`` takes only the group id (no group metadata), so that check is
-not available here. A member that is still alive but was expelled from the group (a long GC
-pause, a network partition) can therefore commit one more transaction for partitions that
-moved to another member, which may duplicate the output of the records in that window. The
-pre-KIP-447 remedy, one transactional producer per input partition, costs a producer per
-partition; instead, the idempotency store runs alongside: a key a zombie has completed is
-skipped by the new owner once the zombie's store batch commits, and a key it still holds is
-"busy" to the new owner until then.
+KIP-447 (Kafka 2.5) fences more: the consumer's group metadata (generation, member id,
+instance id) travels with the ``TxnOffsetCommit``, so after a *rebalance* a member that lost a
+partition cannot commit offsets for it even though its transactional id differs from the new
+owner's. aiokafka sends ``TxnOffsetCommit`` v0 (group id only); :mod:`._groupfencing` makes the
+app's transactional producer send v3 with the metadata the loop reads from its consumer right
+before each commit. A member that is still alive but was expelled from the group (a long GC
+pause, a network partition) then has its transaction refused (``ILLEGAL_GENERATION`` /
+``UNKNOWN_MEMBER_ID``) and aborted: its output never becomes visible to ``read_committed``
+readers, and the new owner's does.
 """
 
 from __future__ import annotations
@@ -110,7 +108,9 @@ class PollTransaction:
     def __init__(self, producer: EventProducer, *, group_id: str, timeout: float) -> None:
         self._producer = producer
         self._client: Any = producer.client
-        self._group_id = group_id
+        #: The group id; the loop replaces it by the consumer's group metadata (KIP-447)
+        #: right before the commit, so the coordinator can refuse a zombie's offsets.
+        self.group_id = group_id
         self._timeout = timeout
         self._futures: list[asyncio.Future[Any]] = []
         self._open = False
@@ -168,7 +168,7 @@ class PollTransaction:
                 if self._futures:
                     await asyncio.wait_for(asyncio.gather(*self._futures), self._timeout)
                 if offsets:
-                    await client.send_offsets_to_transaction(dict(offsets), self._group_id)
+                    await client.send_offsets_to_transaction(dict(offsets), self.group_id)
                 await client.commit_transaction()
                 self._open = False
             except TimeoutError as exc:

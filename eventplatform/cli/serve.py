@@ -92,7 +92,9 @@ def serve(
         str | None,
         typer.Option(
             "--instance-id",
-            help="Stable name of this instance (part of the transactional id); default: host.",
+            help="Stable name of this instance: static group membership (KIP-345) and the "
+            "transactional id. Each running process needs its own. Default: host name, "
+            "dynamic membership.",
         ),
     ] = None,
     log_level: Annotated[

@@ -84,5 +84,9 @@ async def test_serve_runs_an_app_and_sigterm_stops_it_gracefully(
     assert "stopped" in stderr
     committed = await kafka_admin.list_consumer_group_offsets(group)
     assert sum(meta.offset for tp, meta in committed.items() if tp.topic == topic) == 20
+    # A static member (--instance-id, KIP-345) does not leave the group when it stops: its
+    # partitions wait for its next incarnation instead of moving to the others and back.
     [response] = await kafka_admin.describe_consumer_groups([group])
-    assert response.groups[0][2] == "Empty"
+    state, members = response.groups[0][2], response.groups[0][5]
+    assert state == "Stable"
+    assert len(members) == 1

@@ -16,6 +16,7 @@ timeouts) and the proof's own variables:
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from eventplatform.app import Context, EventApp
@@ -53,12 +54,19 @@ def inbox() -> EventApp:
 
 
 def relay() -> EventApp:
-    """A consume-transform-produce app: one receipt per deposit, in Kafka transactions."""
+    """A consume-transform-produce app: one receipt per deposit, in Kafka transactions.
+
+    ``PROOF_HANDLER_DELAY`` (seconds, default 0) is I/O each deposit waits for, so that a poll
+    takes a while and a freeze lands inside its transaction.
+    """
     output = os.environ["PROOF_OUTPUT_TOPIC"]
+    delay = float(os.environ.get("PROOF_HANDLER_DELAY", "0"))
     app = EventApp("proof-relay")
 
     @app.handle(Deposit, topic=os.environ["PROOF_TOPIC"], transactional=True)
     async def forward(event: Deposit, ctx: Context) -> None:
+        if delay:
+            await asyncio.sleep(delay)  # the I/O of a real handler
         receipt = Receipt(input_id=ctx.metadata.id, seq=event.seq)
         await ctx.publish(receipt, topic=output, key=ctx.key)
 
