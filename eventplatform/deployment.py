@@ -226,7 +226,7 @@ class Deployment:
                 self.registry_host,
                 self.registry_port,
                 username=auth.username,
-                password=auth.password,
+                password=auth.password_value(),
             )
             stack.push_async_callback(runner.cleanup)
             self.registry_url = server_url(runner)

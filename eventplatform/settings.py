@@ -179,13 +179,17 @@ class RegistrySettings(_Section):
         description="A Confluent-compatible REST registry; unset = the embedded Kafka-log one.",
     )
     username: str | None = None
-    password: str | None = Field(default=None, repr=False)
+    password: SecretStr | None = None
     topic: str = Field(default="_eventplatform_schemas", description="Kafka-log registry topic.")
     timeout: float = Field(default=10.0, gt=0)
     auto_register: bool = Field(
         default=True, description="Register an event's schema on first publish if missing."
     )
     subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+
+    def password_value(self) -> str | None:
+        """The password in clear, for the one place that sends it (HTTP basic auth)."""
+        return self.password.get_secret_value() if self.password is not None else None
 
 
 class ProducerSettings(_Section):

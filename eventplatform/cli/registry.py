@@ -68,7 +68,7 @@ async def _serve(settings: Settings, *, topic: str, host: str, port: int) -> Non
     try:
         async with KafkaLogRegistry(topic=topic, settings=settings) as registry:
             runner = await serve(
-                registry, host, port, username=auth.username, password=auth.password
+                registry, host, port, username=auth.username, password=auth.password_value()
             )
             try:
                 url = server_url(runner)

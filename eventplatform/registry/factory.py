@@ -25,7 +25,7 @@ def open_registry(settings: Settings, *, bootstrap_servers: str | None = None) -
         return RestRegistry(
             config.url,
             username=config.username,
-            password=config.password,
+            password=config.password_value(),
             timeout=config.timeout,
         )
     return KafkaLogRegistry(

@@ -125,6 +125,21 @@ def test_the_sasl_password_never_shows_in_dumps_reprs_or_strings(tmp_path: Path)
     assert "sasl_username" in settings.model_dump_json()  # the dump is there, only masked
 
 
+def test_the_registry_password_never_shows_in_dumps_and_is_unwrapped_for_basic_auth(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "eventplatform.toml").write_text(
+        f'[registry]\nurl = "https://registry.example:8081"\nusername = "svc"\n'
+        f'password = "{PASSWORD}"\n'
+    )
+    settings = load_settings()
+
+    for text in (repr(settings), str(settings.registry), settings.model_dump_json()):
+        assert PASSWORD not in text
+    assert repr(settings.model_dump()).count(PASSWORD) == 0
+    assert settings.registry.password_value() == PASSWORD
+
+
 def test_connection_options_unwrap_the_password_for_the_client() -> None:
     options = KafkaSettings(
         security_protocol="SASL_PLAINTEXT",
