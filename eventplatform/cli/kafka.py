@@ -69,6 +69,8 @@ def start(
                 if b.provider is Provider.EXTERNAL:
                     err_console.print("an external cluster is configured; nothing to run")
                     return
+                if b.provider is Provider.DOCKER and any(v is not None for v in update.values()):
+                    err_console.print("[yellow]--port/--data-dir apply to Java + Maven only[/]")
                 err_console.print(f"Kafka ({b.provider}) running; Ctrl-C stops it")
                 if b.log_path:
                     err_console.print(f"[dim]broker log: {b.log_path}[/]")
