@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Protocol, Self
@@ -35,7 +36,7 @@ from aiohttp import web
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from eventplatform import heap
+from eventplatform import heap, upstate
 from eventplatform.connectors.config import ConnectorSpec, load_instances
 from eventplatform.connectors.runtime import ConnectorRuntime
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
@@ -343,33 +344,112 @@ class UpOptions:
     """What ``eventplatform up`` runs.
 
     Attributes:
-        connectors_dir, schemas_dir, registry_host, registry_port, partitions: see
-            :class:`Deployment`.
+        connectors_dir, schemas_dir, registry_host, partitions: see :class:`Deployment`.
+        registry_port: the registry's port; None: ``up.registry_port`` (8081).
+        kafka_port, controller_port: the development broker's ports; None: ``up.kafka_port``
+            (9092) and ``up.controller_port`` (9093).
+        root: the deployment folder, where ``var/`` is kept (:mod:`eventplatform.upstate`);
+            default: the folder holding ``connectors_dir``.
+        fresh: start clean (:func:`~eventplatform.upstate.forget_fresh`).
     """
 
     connectors_dir: Path = Path("connectors")
     schemas_dir: Path | None = None
     registry_host: str = "127.0.0.1"
-    registry_port: int = 8081
+    registry_port: int | None = None
     partitions: int = 3
+    kafka_port: int | None = None
+    controller_port: int | None = None
+    root: Path | None = None
+    fresh: bool = False
 
 
 def serve_deployment(settings: Settings, options: UpOptions, view: DeploymentView) -> None:
     """Provide a broker, run a :class:`Deployment` on it until SIGINT/SIGTERM, stop it all.
 
-    The broker is provided on the calling thread (a local broker stops with the thread that
-    started it). A second signal while stopping cancels what is still finishing.
+    The development broker keeps its storage in the deployment's ``var/kafka`` and listens on
+    fixed ports; every fixed port is checked before anything starts. Once ready, where it all
+    listens is written to ``var/up.json`` (removed at exit), so that commands run in the
+    deployment folder find it. The broker is provided on the calling thread (a local broker
+    stops with the thread that started it). A second signal while stopping cancels what is
+    still finishing.
 
     Raises:
+        ConfigurationError: ``up`` already runs in this deployment.
+        PortInUse: a fixed port is taken (the message names the setting to change).
         ProvisioningError: no broker could be provided.
         EventPlatformError: the deployment failed to start (see :meth:`Deployment.start`).
     """
+    root = (options.root or options.connectors_dir.resolve().parent).resolve()
+    already = upstate.read_state(root)
+    if already is not None:
+        raise ConfigurationError(
+            f"eventplatform up already runs in {root} (pid {already.pid}, Kafka at "
+            f"{already.bootstrap_servers}); stop it first. Commands run in that folder use it "
+            f"through {upstate.STATE_FILE}."
+        )
+    specs = (
+        load_instances(options.connectors_dir, schemas_dir=options.schemas_dir)
+        if options.connectors_dir.is_dir()
+        else []
+    )
+    if options.fresh:
+        for path in upstate.forget_fresh(root, specs):
+            view.progress(f"--fresh: removed {path}")
+    fixed = settings.up
+    registry_port = fixed.registry_port if options.registry_port is None else options.registry_port
+    options = replace(
+        options,
+        root=root,
+        registry_port=registry_port,
+        kafka_port=options.kafka_port or fixed.kafka_port,
+        controller_port=options.controller_port or fixed.controller_port,
+    )
+    upstate.check_ports(_fixed_ports(settings, options, specs))
+    devkafka = settings.devkafka.model_copy(
+        update={
+            "port": options.kafka_port,
+            "controller_port": options.controller_port,
+            "data_dir": upstate.kafka_dir(root),
+        }
+    )
+    settings = settings.model_copy(update={"devkafka": devkafka})
     with _interruptible(), provision(settings, progress=view.progress) as broker:
         servers = broker.bootstrap_servers
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": servers})
         running = settings.model_copy(update={"kafka": kafka})
-        asyncio.run(_serve(running, options, view, broker))
+        try:
+            asyncio.run(_serve(running, options, view, broker))
+        finally:
+            upstate.remove_state(root, os.getpid())
         view.progress(f"stopping the broker ({broker.provider})")
+
+
+def _fixed_ports(
+    settings: Settings, options: UpOptions, specs: Sequence[ConnectorSpec]
+) -> list[upstate.Listener]:
+    listeners = []
+    if not settings.kafka.bootstrap_servers:  # a development broker will be started
+        for port, what, option, name in (
+            (options.kafka_port, "the Kafka broker", "--kafka-port", "KAFKA_PORT"),
+            (
+                options.controller_port,
+                "the Kafka controller",
+                "--controller-port",
+                "CONTROLLER_PORT",
+            ),
+        ):
+            assert port is not None
+            setting = f"{option} or EVENTPLATFORM_UP__{name}"
+            listeners.append(upstate.Listener("127.0.0.1", port, what, setting))
+    if options.registry_port:
+        setting = "--registry-port or EVENTPLATFORM_UP__REGISTRY_PORT"
+        listeners.append(
+            upstate.Listener(
+                options.registry_host, options.registry_port, "the schema registry", setting
+            )
+        )
+    return listeners + upstate.listening_ports(specs)
 
 
 async def _serve(
@@ -394,7 +474,7 @@ async def _serve(
         connectors_dir=options.connectors_dir,
         schemas_dir=options.schemas_dir,
         registry_host=options.registry_host,
-        registry_port=options.registry_port,
+        registry_port=options.registry_port or 0,
         partitions=options.partitions,
         progress=view.progress,
     )
@@ -404,15 +484,16 @@ async def _serve(
             running = asyncio.create_task(deployment.run(), name="eventplatform up: connectors")
             showing = asyncio.create_task(view.show(deployment, broker), name="eventplatform up")
             waiting = asyncio.create_task(stopping.wait())
+            telling = asyncio.create_task(_write_state(deployment, broker, options))
             try:
                 await asyncio.wait((running, waiting), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 view.progress("stopping the connectors")
                 deployment.stop()
                 await asyncio.gather(running, return_exceptions=True)
-                for helper in (showing, waiting):
+                for helper in (showing, waiting, telling):
                     helper.cancel()
-                await asyncio.gather(showing, waiting, return_exceptions=True)
+                await asyncio.gather(showing, waiting, telling, return_exceptions=True)
             failure = running.exception() if running.done() and not running.cancelled() else None
             if failure is not None:
                 raise failure
@@ -422,6 +503,21 @@ async def _serve(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+async def _write_state(deployment: Deployment, broker: Broker, options: UpOptions) -> None:
+    """``var/up.json`` once the connectors have started (their URLs are known then)."""
+    assert options.root is not None
+    await deployment.wait_ready()
+    state = upstate.UpState(
+        pid=os.getpid(),
+        bootstrap_servers=broker.bootstrap_servers,
+        registry_url=deployment.registry_url,
+        ingress_urls=tuple(deployment.ingress_urls),
+        connector_urls=deployment.connector_urls(),
+    )
+    path = upstate.write_state(options.root, state)
+    log.debug("wrote %s", path)
 
 
 @contextmanager

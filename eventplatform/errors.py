@@ -12,7 +12,8 @@ The tree::
 
     EventPlatformError
     ├── ConfigurationError            a setting is unknown, missing or malformed
-    │   └── ConnectorConfigError      a connector instance file is invalid (file, key)
+    │   ├── ConnectorConfigError      a connector instance file is invalid (file, key)
+    │   └── PortInUse                 a port to listen on is taken (port, setting to change)
     ├── ResourceStateError            a client used before start() or after close()
     ├── ProvisioningError             no Kafka broker (or test PostgreSQL) could be provided
     │   ├── NoBrokerAvailable         none of the provisioning paths applies
@@ -45,6 +46,7 @@ The tree::
     │   ├── IdempotencyConflict       (retriable) keys locked by another member's batch
     │   └── StoreNotTransactional     a handler asked for a store transaction it does not have
     ├── HandlerTimeout                (retriable) a handler ran past its timeout, was cancelled
+    ├── DeadLetterError               a dead letter cannot be found, read or replayed (where)
     ├── ConnectorError                a connector failed or was used wrongly
     │   ├── ConnectorNotFound         no connector type of that name is installed
     │   ├── ConnectorUnavailable      (retriable) the system a connector bridges is unreachable
@@ -76,6 +78,7 @@ __all__ = [
     "ConnectorNotFound",
     "ConnectorUnavailable",
     "CorruptPayload",
+    "DeadLetterError",
     "DeliveryFailed",
     "DeserializationError",
     "EventPlatformError",
@@ -95,6 +98,7 @@ __all__ = [
     "NoBrokerAvailable",
     "NotWireFormat",
     "PostgresStartError",
+    "PortInUse",
     "ProducerFenced",
     "ProvisioningError",
     "PublishError",
@@ -144,6 +148,20 @@ class ConnectorConfigError(ConfigurationError):
         super().__init__(message)
         self.path = path
         self.key = key
+
+
+class PortInUse(ConfigurationError):
+    """A port something should listen on is taken by another process.
+
+    Attributes:
+        port: the port.
+        setting: how to choose another one (an option, a setting or a file key).
+    """
+
+    def __init__(self, message: str, *, port: int, setting: str) -> None:
+        super().__init__(message)
+        self.port = port
+        self.setting = setting
 
 
 class ResourceStateError(EventPlatformError):
@@ -377,6 +395,11 @@ class HandlerTimeout(EventPlatformError):
     def __init__(self, message: str, *, timeout: float | None = None) -> None:
         super().__init__(message)
         self.timeout = timeout
+
+
+class DeadLetterError(EventPlatformError):
+    """A dead letter cannot be found, read or replayed; the message names the dead-letter
+    topic, partition and offset."""
 
 
 class ConnectorError(EventPlatformError):

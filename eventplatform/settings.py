@@ -52,6 +52,7 @@ __all__ = [
     "RegistrySettings",
     "RetrySettings",
     "Settings",
+    "UpSettings",
     "load_settings",
 ]
 
@@ -169,6 +170,27 @@ class DevKafkaSettings(_Section):
     resolve_timeout: float = Field(default=900.0, gt=0)
     cache_dir: Path | None = None
     heap: str = Field(default="512m", pattern=r"^\d+[kmgKMG]$")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Broker port; unset: a free one."
+    )
+    controller_port: int | None = Field(
+        default=None, ge=1, le=65535, description="KRaft controller port; unset: a free one."
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Keep the broker's storage here across runs; unset: a temporary folder.",
+    )
+
+
+class UpSettings(_Section):
+    """The fixed addresses of ``eventplatform up`` (a development deployment).
+
+    The webhook ingress ports are in the connector files (``connectors/*.toml``).
+    """
+
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    registry_port: int = Field(default=8081, ge=0, le=65535, description="0: a free port.")
 
 
 class RegistrySettings(_Section):
@@ -274,6 +296,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    up: UpSettings = UpSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import connectors, io, kafka, registry, schemas, serve, topics, up
+from eventplatform.cli import connectors, dlq, io, kafka, registry, schemas, serve, topics, up
 
 __all__ = ["app", "main"]
 
@@ -31,6 +31,7 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(topics.app, name="topics")
 app.add_typer(io.app)
 app.add_typer(connectors.app, name="connectors")
+app.add_typer(dlq.app, name="dlq")
 
 
 def _version(value: bool) -> None:

@@ -1,5 +1,9 @@
 """What CLI commands connect to: the schema registry and the Kafka cluster, from settings.
 
+When no bootstrap servers are configured, a command run in a deployment folder where
+``eventplatform up`` is running uses that one's broker (and so its Kafka-log registry), as
+``var/up.json`` names it (:mod:`eventplatform.upstate`).
+
 :data:`registry_factory` is the seam between the commands and the registry backend. Commands
 read it at call time (``_clients.registry_factory(settings)``), so a test replaces it with a
 factory of :class:`~eventplatform.registry.memory.MemoryRegistry` and runs the real commands
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiokafka import errors as kafka_errors
@@ -18,6 +23,7 @@ from eventplatform.errors import ConfigurationError, KafkaError
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.factory import open_registry
 from eventplatform.settings import Settings
+from eventplatform.upstate import read_state
 
 __all__ = [
     "RegistryFactory",
@@ -26,7 +32,21 @@ __all__ = [
     "kafka_options",
     "open_configured_registry",
     "registry_factory",
+    "with_running_up",
 ]
+
+
+def with_running_up(settings: Settings, directory: Path | None = None) -> Settings:
+    """``settings``, with the servers of the ``up`` running in ``directory`` (default: the
+    working directory) when none are configured; configured servers always win."""
+    if settings.kafka.bootstrap_servers:
+        return settings
+    state = read_state(directory or Path.cwd())
+    if state is None:
+        return settings
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": state.bootstrap_servers})
+    return settings.model_copy(update={"kafka": kafka})
+
 
 RegistryFactory = Callable[[Settings], AbstractAsyncContextManager[SchemaRegistry]]
 """Builds the registry a command uses; entering it starts it, leaving it closes it."""
@@ -38,6 +58,7 @@ def open_configured_registry(settings: Settings) -> AbstractAsyncContextManager[
     Raises:
         ConfigurationError: neither a registry URL nor Kafka bootstrap servers are set.
     """
+    settings = with_running_up(settings)
     if not settings.registry.url and not settings.kafka.bootstrap_servers:
         # A broker provisioned for one command would take the schemas with it when it stops,
         # so the CLI only talks to registries that outlive it.
@@ -53,16 +74,17 @@ registry_factory: RegistryFactory = open_configured_registry
 
 
 def bootstrap_servers(settings: Settings) -> str:
-    """The configured cluster.
+    """The configured cluster, else the one of the ``up`` running here.
 
     Raises:
         ConfigurationError: no bootstrap servers are set.
     """
-    servers = settings.kafka.bootstrap_servers
+    servers = with_running_up(settings).kafka.bootstrap_servers
     if not servers:
         raise ConfigurationError(
-            "no Kafka cluster configured: set EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS (for "
-            "development, start one with `eventplatform kafka start`)"
+            "no Kafka cluster configured: set EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS, or run "
+            "this in a folder where `eventplatform up` is running (for development, start a "
+            "broker with `eventplatform up` or `eventplatform kafka start`)"
         )
     return servers
 

@@ -191,7 +191,9 @@ async def _produce(
     servers = _clients.bootstrap_servers(settings)
     async with (
         _clients.registry_factory(settings) as registry,
-        EventProducer(settings=settings, registry=registry, source=source) as producer,
+        EventProducer(
+            bootstrap_servers=servers, settings=settings, registry=registry, source=source
+        ) as producer,
     ):
         with progress() as bar:
             task = bar.add_task(f"producing to {topic}", total=len(lines))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
+from typing import Annotated
 
 import typer
 
@@ -18,10 +20,35 @@ app = typer.Typer(help="Run a development Apache Kafka broker.", no_args_is_help
 
 
 @app.command("start")
-def start() -> None:
+def start(
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Broker port [default: devkafka.port, else a free one]."
+        ),
+    ] = None,
+    controller_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="KRaft controller port [default: devkafka.controller_port, else a free one].",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Keep the broker's storage here across runs [default: devkafka.data_dir, "
+            "else a temporary folder].",
+        ),
+    ] = None,
+) -> None:
     """Start a broker (Docker or Java + Maven) and run it until Ctrl-C or SIGTERM.
 
-    Prints ``bootstrap=HOST:PORT`` on its own line once the broker answers.
+    Prints ``bootstrap=HOST:PORT`` on its own line once the broker answers. With --data-dir
+    the first start formats the folder and later ones reuse it: topics and offsets survive.
+    --port, --controller-port and --data-dir apply to the Java + Maven path.
     """
     stop = threading.Event()
 
@@ -32,11 +59,18 @@ def start() -> None:
     try:
         with fail_on_errors():
             settings = load_settings()
+            update = {"port": port, "controller_port": controller_port, "data_dir": data_dir}
+            devkafka = settings.devkafka.model_copy(
+                update={k: v for k, v in update.items() if v is not None}
+            )
+            settings = settings.model_copy(update={"devkafka": devkafka})
             with provision(settings, progress=lambda m: err_console.print(f"[dim]{m}[/]")) as b:
                 print(f"bootstrap={b.bootstrap_servers}", flush=True)
                 if b.provider is Provider.EXTERNAL:
                     err_console.print("an external cluster is configured; nothing to run")
                     return
+                if b.provider is Provider.DOCKER and any(v is not None for v in update.values()):
+                    err_console.print("[yellow]--port/--data-dir apply to Java + Maven only[/]")
                 err_console.print(f"Kafka ({b.provider}) running; Ctrl-C stops it")
                 if b.log_path:
                     err_console.print(f"[dim]broker log: {b.log_path}[/]")

@@ -61,8 +61,34 @@ def up(
         str, typer.Option(help="Interface the schema registry listens on.")
     ] = "127.0.0.1",
     registry_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Schema registry port; 0 picks a free one.")
-    ] = 8081,
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Schema registry port; 0 picks a free one [default: up.registry_port, 8081].",
+        ),
+    ] = None,
+    kafka_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Development broker port [default: up.kafka_port, 9092]."
+        ),
+    ] = None,
+    controller_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Development broker's KRaft controller port [default: up.controller_port, 9093].",
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start clean: forget the broker's data (var/kafka) and the connectors' stores.",
+        ),
+    ] = False,
     partitions: Annotated[
         int, typer.Option(min=1, help="Partitions of the topics created for the connectors.")
     ] = 3,
@@ -79,6 +105,10 @@ def up(
     and Maven), serves the Kafka-log schema registry over Confluent's REST API, registers the
     catalogue, creates the connectors' topics and runs every enabled connector of --dir until
     Ctrl-C or SIGTERM, then stops it all.
+
+    The development broker keeps its data in var/kafka next to --dir, so topics, offsets and
+    schemas survive a restart (--fresh starts clean). While it runs, var/up.json says where
+    everything listens, and commands run in this folder (`eventplatform topics list`) use it.
     """
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -93,6 +123,9 @@ def up(
         registry_host=registry_host,
         registry_port=registry_port,
         partitions=partitions,
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        fresh=fresh,
     )
     with fail_on_errors():
         try:

@@ -2,9 +2,12 @@
 
 The jars come from the ``pom.xml`` beside this module through ``mvn dependency:copy-dependencies``
 and are cached per Kafka version in the user's cache directory, so only the first start of a
-version pays for the download (about 60 MB). Each broker gets a fresh log dir in a temporary
-folder, two free loopback ports (client and controller), and a static controller quorum
-(``controller.quorum.voters``), which formats and starts the same way on Kafka 3.9 and 4.x.
+version pays for the download (about 60 MB). A broker is one KRaft node
+(:func:`node_properties` builds its configuration) with a static controller quorum
+(``controller.quorum.voters``), which formats and starts the same way on Kafka 3.9 and 4.x. Its
+files live in a :class:`ClusterDir`: a temporary folder by default, or a kept one
+(``data_dir``) whose storage and cluster id survive restarts. Ports are free loopback ports
+unless given.
 
 The broker process is always ended: :meth:`LocalKafka.stop` terminates it, a ``weakref``
 finaliser covers a forgotten handle and interpreter exit, and on Linux the child is started
@@ -39,9 +42,19 @@ from eventplatform.errors import (
     BrokerStartError,
     JavaNotFound,
     JavaTooOld,
+    PortInUse,
 )
 
-__all__ = ["LocalKafka", "java_major_version", "jar_cache_dir", "resolve_jars"]
+__all__ = [
+    "ClusterDir",
+    "LocalKafka",
+    "Node",
+    "ensure_port_free",
+    "jar_cache_dir",
+    "java_major_version",
+    "node_properties",
+    "resolve_jars",
+]
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +210,163 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding, which is what
-    # `kafka-storage.sh random-uuid` prints. One starting with "-" would be read as an option
-    # by the storage tool's argument parser, so draw again (Kafka's own generator does too).
+def ensure_port_free(port: int, *, host: str = "127.0.0.1", what: str, setting: str) -> None:
+    """Fail early, and clearly, when another process listens on ``host:port``.
+
+    The probe binds with ``SO_REUSEADDR`` as the servers themselves do (the JVM and aiohttp
+    on Linux), so a port left in ``TIME_WAIT`` by the previous run counts as free.
+
+    Raises:
+        PortInUse: the port is taken; the message names it, ``what`` wanted it and ``setting``.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on {host} ({what}) is already in use by another process: stop "
+                f"that process or choose another port with {setting}",
+                port=port,
+                setting=setting,
+            ) from exc
+
+
+def new_cluster_id() -> str:
+    """A fresh KRaft cluster id, as ``kafka-storage.sh random-uuid`` prints one."""
+    # 16 random bytes in URL-safe base64 without padding. One starting with "-" would be read
+    # as an option by the storage tool's argument parser, so draw again (Kafka's own generator
+    # does too).
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One KRaft node (broker and controller in one process): its id, ports and folder."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    home: Path
+
+    @property
+    def log_dir(self) -> Path:
+        """``log.dirs``: partitions and, once formatted, ``meta.properties``."""
+        return self.home / "data"
+
+    @property
+    def properties(self) -> Path:
+        """Its ``server.properties``."""
+        return self.home / "server.properties"
+
+    @property
+    def log_path(self) -> Path:
+        """The broker's own log (log4j)."""
+        return self.home / "broker.log"
+
+
+def node_properties(node: Node, *, version: str, voters: str) -> dict[str, str]:
+    """The ``server.properties`` of one combined broker+controller node.
+
+    Args:
+        node: the node.
+        version: the Kafka version (3.x lacks the share-group settings).
+        voters: ``controller.quorum.voters``, e.g. ``1@127.0.0.1:9093``: a static quorum formats
+            and starts the same way on Kafka 3.9 and 4.x.
+    """
+    port, cport = node.port, node.controller_port
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        # CONTROLLER stays out of the advertised listeners: Kafka 3.x refuses it there.
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(node.log_dir),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        # Transactions fail on a single node without it.
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "log.flush.interval.messages": str(2**62),
+    }
+    if not _is_kafka3(version):
+        # Below three brokers __share_group_state never becomes available without these.
+        settings["share.coordinator.state.topic.replication.factor"] = "1"
+        settings["share.coordinator.state.topic.min.isr"] = "1"
+    return settings
+
+
+class ClusterDir:
+    """The folder of one development cluster: the one place that knows its layout.
+
+    ::
+
+        DIR/cluster.id                 the KRaft cluster id: drawn once, read on every start
+        DIR/node-1/server.properties   written on every start (ports may change)
+        DIR/node-1/broker.log          the broker's log; console.log its stdout/stderr
+        DIR/node-1/data/               log.dirs; formatted (meta.properties) only when new
+
+    A persistent folder (``eventplatform up``'s ``var/kafka``) keeps topics, offsets, the
+    schema registry's log and transactional state across runs; a temporary one is removed
+    when the broker stops.
+
+    Args:
+        path: the folder; created when missing.
+        persistent: keep it when the broker stops.
+    """
+
+    def __init__(self, path: Path, *, persistent: bool) -> None:
+        self.path = path
+        self.persistent = persistent
+
+    def node(self, node_id: int, *, port: int, controller_port: int) -> Node:
+        """Node ``node_id`` of this cluster, its folder created."""
+        home = self.path / f"node-{node_id}"
+        home.mkdir(parents=True, exist_ok=True)
+        return Node(node_id, port, controller_port, home)
+
+    def cluster_id(self) -> str:
+        """The cluster id: the one kept in ``cluster.id``, else a new one, kept there.
+
+        A log dir formatted by another tool lends its id (``meta.properties``), so a folder
+        made by hand keeps working. Every node of a cluster must be formatted with this id.
+        """
+        kept = self.path / "cluster.id"
+        if kept.exists():
+            return kept.read_text().strip()
+        cluster_id = self._formatted_id() or new_cluster_id()
+        self.path.mkdir(parents=True, exist_ok=True)
+        staging = kept.with_suffix(".tmp")
+        staging.write_text(cluster_id + "\n")
+        staging.replace(kept)  # atomic: a crash never leaves half an id
+        return cluster_id
+
+    def is_formatted(self, node: Node) -> bool:
+        """Whether the node's log dir holds KRaft storage already (format only when new)."""
+        return (node.log_dir / "meta.properties").exists()
+
+    def _formatted_id(self) -> str | None:
+        for meta in sorted(self.path.glob("node-*/data/meta.properties")):
+            for line in meta.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.removeprefix("cluster.id=").strip()
+        return None
+
+    def discard(self) -> None:
+        """Remove the folder unless it is persistent."""
+        if not self.persistent:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. The
@@ -254,7 +416,7 @@ class _Proc:
     popen: subprocess.Popen[bytes] | None = None
 
 
-def _kill(proc: _Proc, workdir: Path | None, keep: bool) -> None:
+def _kill(proc: _Proc, cluster: ClusterDir | None) -> None:
     popen = proc.popen
     if popen is not None and popen.poll() is None:
         popen.terminate()
@@ -264,8 +426,8 @@ def _kill(proc: _Proc, workdir: Path | None, keep: bool) -> None:
             popen.kill()
             popen.wait(timeout=10)
     proc.popen = None
-    if workdir is not None and not keep:
-        shutil.rmtree(workdir, ignore_errors=True)
+    if cluster is not None:
+        cluster.discard()
 
 
 class LocalKafka:
@@ -275,6 +437,20 @@ class LocalKafka:
 
         with LocalKafka(version="4.4.0") as kafka:
             print(kafka.bootstrap_servers)
+
+    Args:
+        version: the Apache Kafka version.
+        cache_root: where jars are cached; default :func:`default_cache_root`.
+        start_timeout: seconds for formatting and start-up together.
+        resolve_timeout: seconds for Maven on a first start.
+        heap: the JVM's maximum heap (``512m``).
+        keep_data: keep the temporary folder after :meth:`stop` (for debugging).
+        port: the client port; None picks a free one.
+        controller_port: the controller port; None picks a free one.
+        data_dir: keep the cluster here across runs (see :class:`ClusterDir`): the first start
+            formats it, later ones reuse its storage and cluster id. None: a temporary folder,
+            removed by :meth:`stop`.
+        progress: told what is happening while starting.
     """
 
     def __init__(
@@ -286,6 +462,9 @@ class LocalKafka:
         resolve_timeout: float = 900.0,
         heap: str = "512m",
         keep_data: bool = False,
+        port: int | None = None,
+        controller_port: int | None = None,
+        data_dir: Path | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.version = version
@@ -294,11 +473,16 @@ class LocalKafka:
         self.resolve_timeout = resolve_timeout
         self.heap = heap
         self.keep_data = keep_data
+        self.requested_port = port
+        self.requested_controller_port = controller_port
+        self.data_dir = data_dir
         self._progress = progress
         self._proc = _Proc()
         self.workdir: Path | None = None
         self.port: int | None = None
         self.log_path: Path | None = None
+        self.cluster_id: str | None = None
+        self._node: Node | None = None
         self._finalizer: weakref.finalize[..., LocalKafka] | None = None
         self._command: list[str] = []
 
@@ -353,11 +537,12 @@ class LocalKafka:
         return java
 
     def start(self) -> None:
-        """Resolve the jars (cached), format a fresh log dir and start the broker.
+        """Resolve the jars (cached), format the storage if new and start the broker.
 
         Returns once an admin metadata request answers.
 
         Raises:
+            PortInUse: a requested port is taken.
             JavaNotFound, JavaTooOld: no suitable JVM.
             BrokerResolutionError: the jars could not be resolved.
             BrokerStartError: the broker exited or was not ready within ``start_timeout``;
@@ -365,6 +550,7 @@ class LocalKafka:
         """
         if self.running:
             return
+        self._check_requested_ports()
         java = self.check_java()
         libs = resolve_jars(
             self.version,
@@ -372,40 +558,79 @@ class LocalKafka:
             timeout=self.resolve_timeout,
             progress=self._progress,
         )
-        self.workdir = Path(tempfile.mkdtemp(prefix="eventplatform-kafka-"))
-        self._finalizer = weakref.finalize(self, _kill, self._proc, self.workdir, self.keep_data)
+        if self.data_dir is not None:
+            cluster = ClusterDir(self.data_dir.resolve(), persistent=True)
+        else:
+            temporary = Path(tempfile.mkdtemp(prefix="eventplatform-kafka-"))
+            cluster = ClusterDir(temporary, persistent=self.keep_data)
+        self.workdir = cluster.path
+        self._finalizer = weakref.finalize(self, _kill, self._proc, cluster)
         try:
-            self._start_in(java, libs, self.workdir)
+            self._start_in(java, libs, cluster)
         except BaseException:
             self.stop()
             raise
 
-    def _start_in(self, java: str, libs: Path, workdir: Path) -> None:
-        port, cport = free_port(), free_port()
+    def _check_requested_ports(self) -> None:
+        requested = (
+            (self.requested_port, "the Kafka broker", "EVENTPLATFORM_DEVKAFKA__PORT"),
+            (
+                self.requested_controller_port,
+                "the Kafka controller",
+                "EVENTPLATFORM_DEVKAFKA__CONTROLLER_PORT",
+            ),
+        )
+        for port, what, setting in requested:
+            if port:
+                ensure_port_free(port, what=what, setting=setting)
+
+    def _ports(self) -> tuple[int, int]:
+        port = self.requested_port or free_port()
+        cport = self.requested_controller_port or free_port()
         while cport == port:
             cport = free_port()
+        return port, cport
+
+    def _start_in(self, java: str, libs: Path, cluster: ClusterDir) -> None:
+        port, cport = self._ports()
+        node = cluster.node(1, port=port, controller_port=cport)
+        self._node = node
         self.port = port
-        self.log_path = workdir / "broker.log"
-        props = workdir / "server.properties"
-        props.write_text(self._server_properties(port, cport, workdir / "data"))
+        self.log_path = node.log_path
+        props = node_properties(node, version=self.version, voters=f"1@127.0.0.1:{cport}")
+        node.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        java_opts = self._java_options(node)
+        classpath = f"{libs}/*"
+        deadline = time.monotonic() + self.start_timeout
+        self.cluster_id = cluster.cluster_id()
+        if not cluster.is_formatted(node):
+            self._format(java, java_opts, classpath, node, self.cluster_id)
+        else:
+            self._say(f"reusing the KRaft storage in {node.log_dir}")
+        self._command = [java, *java_opts, "-cp", classpath, "kafka.Kafka", str(node.properties)]
+        self._launch(deadline)
+
+    def _java_options(self, node: Node) -> list[str]:
         java_opts = [f"-Xmx{self.heap}", f"-Xms{min_heap(self.heap)}", "-XX:+UseSerialGC"]
         if _is_kafka3(self.version):
-            logcfg = workdir / "log4j.properties"
-            logcfg.write_text(_LOG4J1.format(log=self.log_path))
+            logcfg = node.home / "log4j.properties"
+            logcfg.write_text(_LOG4J1.format(log=node.log_path))
             java_opts.append(f"-Dlog4j.configuration=file:{logcfg}")
         else:
-            logcfg = workdir / "log4j2.properties"
-            logcfg.write_text(_LOG4J2.format(log=self.log_path))
+            logcfg = node.home / "log4j2.properties"
+            logcfg.write_text(_LOG4J2.format(log=node.log_path))
             java_opts.append(f"-Dlog4j2.configurationFile={logcfg}")
-        java_opts.append(f"-Dkafka.logs.dir={workdir}")
-        classpath = f"{libs}/*"
+        java_opts.append(f"-Dkafka.logs.dir={node.home}")
+        return java_opts
 
-        self._say(f"formatting KRaft storage in {workdir}")
-        deadline = time.monotonic() + self.start_timeout
+    def _format(
+        self, java: str, java_opts: list[str], classpath: str, node: Node, cluster_id: str
+    ) -> None:
+        self._say(f"formatting KRaft storage in {node.log_dir}")
         try:
             fmt = subprocess.run(
                 [java, *java_opts, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"],
+                 "-t", cluster_id, "-c", str(node.properties), "--ignore-formatted"],
                 capture_output=True, text=True, timeout=self.start_timeout, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
@@ -415,18 +640,15 @@ class LocalKafka:
             ) from exc
         if fmt.returncode != 0:
             raise BrokerStartError(
-                f"formatting the KRaft log dir failed (exit {fmt.returncode}):\n"
+                f"formatting the KRaft log dir {node.log_dir} failed (exit {fmt.returncode}):\n"
                 + _tail(fmt.stdout + fmt.stderr)
             )
 
-        self._command = [java, *java_opts, "-cp", classpath, "kafka.Kafka", str(props)]
-        self._launch(deadline)
-
     def _launch(self, deadline: float) -> None:
-        assert self.workdir is not None
-        assert self.port is not None
-        self._say(f"starting Apache Kafka {self.version} on 127.0.0.1:{self.port}")
-        console = open(self.workdir / "console.log", "ab")  # noqa: SIM115 - owned by the child
+        assert self._node is not None
+        node = self._node
+        self._say(f"starting Apache Kafka {self.version} on 127.0.0.1:{node.port}")
+        console = open(node.home / "console.log", "ab")  # noqa: SIM115 - owned by the child
         try:
             self._proc.popen = _SPAWNER.submit(
                 subprocess.Popen,
@@ -434,14 +656,14 @@ class LocalKafka:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
+                cwd=node.home,
                 preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,
                 start_new_session=True,
             ).result()
         finally:
             console.close()
-        self._wait_ready(self.port, deadline)
-        self._say(f"Apache Kafka {self.version} ready at 127.0.0.1:{self.port}")
+        self._wait_ready(node.port, deadline)
+        self._say(f"Apache Kafka {self.version} ready at 127.0.0.1:{node.port}")
 
     def halt(self, *, kill: bool = False) -> None:
         """Stop the broker process but keep its data and ports, for :meth:`resume`.
@@ -466,35 +688,9 @@ class LocalKafka:
         """
         if self.running:
             return
-        if self.workdir is None or self.port is None or not self._command:
+        if self._node is None or self.port is None or not self._command:
             raise BrokerStartError("resume() needs a broker that was started and halted")
         self._launch(time.monotonic() + self.start_timeout)
-
-    def _server_properties(self, port: int, cport: int, data: Path) -> str:
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(data),
-            "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "10",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
-            "log.flush.interval.messages": str(2**62),
-        }
-        if not _is_kafka3(self.version):
-            settings["share.coordinator.state.topic.replication.factor"] = "1"
-            settings["share.coordinator.state.topic.min.isr"] = "1"
-        return "".join(f"{k}={v}\n" for k, v in settings.items())
 
     def _wait_ready(self, port: int, deadline: float) -> None:
         last_error = "no answer yet"
@@ -519,7 +715,8 @@ class LocalKafka:
 
     def _failure(self, headline: str) -> str:
         text = ""
-        for path in (self.log_path, self.workdir / "console.log" if self.workdir else None):
+        node = self._node
+        for path in (self.log_path, node.home / "console.log" if node else None):
             if path is not None and path.exists():
                 text += path.read_text(errors="replace")
         hint = ""
@@ -528,7 +725,10 @@ class LocalKafka:
         return f"{headline}.{hint} Broker log ({self.log_path}):\n{_tail(text)}"
 
     def stop(self) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL after 20 s) and delete its data. Idempotent."""
+        """Stop the broker (SIGTERM, then SIGKILL after 20 s); delete a temporary data folder.
+
+        Idempotent.
+        """
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None

@@ -7,7 +7,9 @@ The order is fixed:
 3. Java 17+ and Maven → :class:`~eventplatform.devkafka.local.LocalKafka` from Maven jars;
 4. otherwise :class:`~eventplatform.errors.NoBrokerAvailable`, saying what to install.
 
-``devkafka.provider`` can force ``docker`` or ``local``. The decision is a pure function of a
+``devkafka.provider`` can force ``docker`` or ``local``. ``devkafka.port``, ``controller_port``
+and ``data_dir`` (fixed ports, storage kept across runs) apply to the local path only:
+testcontainers chooses its own. The decision is a pure function of a
 :class:`Probe` so that it is unit-tested without Docker or Java being present.
 """
 
@@ -196,6 +198,9 @@ def provision(
             start_timeout=dev.start_timeout,
             resolve_timeout=dev.resolve_timeout,
             heap=dev.heap,
+            port=dev.port,
+            controller_port=dev.controller_port,
+            data_dir=dev.data_dir,
             progress=progress,
         ) as kafka:
             yield Broker(kafka.bootstrap_servers, Provider.LOCAL, dev.version, kafka.log_path)

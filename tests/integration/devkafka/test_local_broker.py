@@ -9,7 +9,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +210,75 @@ def test_kafka_4_1_stays_selectable() -> None:
         host, port = kafka.bootstrap_servers.split(":")
         probe_metadata(host, int(port), timeout=10)
         assert "Kafka version: 4.1.1" in kafka.log_path.read_text()
+
+
+def test_cli_kafka_start_with_port_and_data_dir_keeps_records(tmp_path: Path) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    port, data = local.free_port(), tmp_path / "kafka"
+    env = {k: v for k, v in os.environ.items() if "BOOTSTRAP_SERVERS" not in k}
+    env["EVENTPLATFORM_DEVKAFKA__PROVIDER"] = "local"
+    command = [sys.executable, "-m", "eventplatform", "kafka", "start"]
+    command += ["--port", str(port), "--data-dir", str(data)]
+
+    async def produce(servers: str) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait("kept", b"before-restart")
+        finally:
+            await producer.stop()
+
+    async def consume(servers: str) -> list[bytes]:
+        consumer = AIOKafkaConsumer("kept", bootstrap_servers=servers, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=10_000)
+        finally:
+            await consumer.stop()
+        return [m.value for records in batch.values() for m in records if m.value]
+
+    def run(work: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        ) as cli:
+            try:
+                assert cli.stdout is not None
+                line = cli.stdout.readline().strip()
+                assert line == f"bootstrap=127.0.0.1:{port}", line
+                asyncio.run(work(line.removeprefix("bootstrap=")))
+                cli.send_signal(signal.SIGTERM)
+                assert cli.wait(timeout=60) == 0
+            finally:
+                if cli.poll() is None:
+                    cli.kill()
+                    cli.wait()
+
+    run(produce)
+    cluster_id = (data / "cluster.id").read_text()
+    seen: list[bytes] = []
+
+    async def read_back(servers: str) -> None:
+        seen.extend(await consume(servers))
+
+    run(read_back)
+    assert seen == [b"before-restart"]
+    assert (data / "cluster.id").read_text() == cluster_id
+
+
+def test_taken_port_is_named_before_java_starts() -> None:
+    from eventplatform.errors import PortInUse
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        kafka = LocalKafka(version=VERSION, port=busy)
+        with pytest.raises(PortInUse) as info:
+            kafka.start()
+    assert info.value.port == busy
+    assert f"port {busy} " in str(info.value)
+    assert "EVENTPLATFORM_DEVKAFKA__PORT" in str(info.value)
+    assert kafka.workdir is None

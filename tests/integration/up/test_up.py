@@ -117,6 +117,8 @@ async def test_up_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         "PYTHONPATH": str(REPO),
     }
     command = [*up_command(), "--no-tty", "--registry-port", str(registry_port)]
+    # Fixed default ports (9092, 9093) are for users; tests run in parallel.
+    command += ["--kafka-port", str(free_port()), "--controller-port", str(free_port())]
     out, err = tmp_path / "up.out", tmp_path / "up.err"
     process = start(command, tmp_path, env)
     try:

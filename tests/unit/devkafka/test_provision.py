@@ -98,9 +98,9 @@ def test_initial_heap_is_a_quarter_with_a_floor() -> None:
 
 
 def test_cluster_ids_never_look_like_options() -> None:
-    from eventplatform.devkafka.local import _cluster_id
+    from eventplatform.devkafka.local import new_cluster_id
 
-    ids = {_cluster_id() for _ in range(2000)}
+    ids = {new_cluster_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert not any(i.startswith("-") for i in ids)
     assert all(len(i) == 22 for i in ids)
