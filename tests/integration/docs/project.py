@@ -109,24 +109,31 @@ class Project:
         (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
     async def shell(self, block: Block) -> str:
-        """Run a shell block; long-running commands start in the background."""
+        """Run a shell block, line by line in order; long-running commands start in the
+        background once the lines before them succeeded."""
         text = block.text
         for old, new in self.substitutions.items():
             text = text.replace(old, new)
-        foreground: list[str] = []
-        for line in text.splitlines():
-            command = line.split("  #", 1)[0].strip()
-            if LONG_RUNNING.match(command):
-                self.background.append(
-                    Background(command, self.root, self.env, len(self.background))
-                )
-            else:
-                foreground.append(line)
-        if not any(line.strip() for line in foreground):
-            return ""
+        output: list[str] = []
+        pending: list[str] = []
+        for line in [*text.splitlines(), None]:
+            command = None if line is None else line.split("  #", 1)[0].strip()
+            if command is not None and not LONG_RUNNING.match(command):
+                pending.append(line or "")
+                continue
+            if any(part.strip() for part in pending):
+                output.append(await self._foreground(block, "\n".join(pending)))
+            pending = []
+            if command is not None:
+                index = len(self.background)
+                self.background.append(Background(command, self.root, self.env, index))
+        self.shell_output.append("".join(output))
+        return self.shell_output[-1]
+
+    async def _foreground(self, block: Block, script: str) -> str:
         done = await asyncio.to_thread(
             subprocess.run,
-            ["bash", "-e", "-c", "\n".join(foreground)],
+            ["bash", "-e", "-c", script],
             cwd=self.root,
             env=self.env,
             capture_output=True,
@@ -134,7 +141,6 @@ class Project:
             timeout=120,
         )
         assert done.returncode == 0, f"{block} failed ({done.returncode}): {done.stderr}"
-        self.shell_output.append(done.stdout)
         return done.stdout
 
     async def snippet(self, block: Block) -> None:
