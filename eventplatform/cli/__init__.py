@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import connectors, io, kafka, registry, schemas, serve, topics, up
+from eventplatform.cli import connectors, init, io, kafka, registry, schemas, serve, topics, up
 
 __all__ = ["app", "main"]
 
@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+app.add_typer(init.app)
 app.add_typer(up.app)
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(registry.app, name="registry")
