@@ -525,7 +525,8 @@ class EventApp:
                 await self._finished.wait()
             self._state = _State.CLOSED
             await self._stack.aclose()
-            log.info("%s closed: %s", self.name, self._stats.as_dict())
+            # DEBUG: the commands that run apps print the final counters once themselves.
+            log.debug("%s closed: %s", self.name, self._stats.as_dict())
 
     async def serve(self) -> None:
         """:meth:`run` with SIGTERM and SIGINT handled: the first stops gracefully, a second

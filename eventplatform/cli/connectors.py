@@ -28,6 +28,7 @@ from rich.table import Table
 
 from eventplatform import heap
 from eventplatform.cli._common import console, err_console, fail_on_errors
+from eventplatform.cli._logging import configure_logging, report_rate
 from eventplatform.connectors.config import ConnectorSpec, EventTypeResolver, load_instance
 from eventplatform.connectors.config import load_instances as _load_instances
 from eventplatform.connectors.offsets import OffsetStore
@@ -110,25 +111,29 @@ def run_command(
     directory: DirOption = Path("connectors"),
     schemas: SchemasOption = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    stats_interval: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds between INFO lines of the record rate; 0: none."),
+    ] = 10.0,
 ) -> None:
     """Run connector instances until Ctrl-C or SIGTERM (in-flight records finish first)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         err_console.print(f"[bold red]error:[/] unknown log level {log_level!r}")
         raise typer.Exit(2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     with fail_on_errors():
         specs = _load_instances(directory, names=names or None, schemas_dir=schemas)
         if not specs:
             raise ConfigurationError(f"{directory}: no enabled connector instances to run")
         settings = _settings()
         try:
-            asyncio.run(_run(specs, settings))
+            asyncio.run(_run(specs, settings, stats_interval))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
             raise typer.Exit(130) from None
 
 
-async def _run(specs: list[ConnectorSpec], settings: Settings) -> None:
+async def _run(specs: list[ConnectorSpec], settings: Settings, stats_interval: float) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     runtime = ConnectorRuntime(specs, settings=settings, status_interval=STATUS_INTERVAL)
@@ -149,7 +154,17 @@ async def _run(specs: list[ConnectorSpec], settings: Settings) -> None:
         async with runtime:
             print(f"ready connectors={','.join(runtime.names)}", flush=True)
             heap.settle()
-            await runtime.run()
+            rate = None
+            if stats_interval > 0:
+                records = lambda: sum(status.records for status in runtime.status())  # noqa: E731
+                rate = asyncio.create_task(
+                    report_rate("connectors", records, interval=stats_interval, what="records")
+                )
+            try:
+                await runtime.run()
+            finally:
+                if rate is not None:
+                    rate.cancel()
         for status in runtime.status():
             err_console.print(
                 f"{status.name}: {status.state.value}, {status.records} records, "

@@ -96,7 +96,8 @@ def scaffold(directory: Path, *, name: str | None = None) -> list[Path]:
     values = {"name": project, "package": package, "curl": CURL}
     plan: list[tuple[Path, str]] = []
     for relative, template in _files(resources.files("eventplatform.cli").joinpath(*_TEMPLATES)):
-        path = Path(relative.replace(_PACKAGE_DIR, package))
+        # Python templates end in .tmpl, so that linters and type checkers leave them alone.
+        path = Path(relative.replace(_PACKAGE_DIR, package).removesuffix(".tmpl"))
         text = template.read_text(encoding="utf-8")
         for key, value in values.items():
             text = text.replace(f"{{{{{key}}}}}", value)

@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eventplatform.cli._common import err_console, fail_on_errors
+from eventplatform.cli._logging import quiet_transient_states
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
 from eventplatform.deployment import Deployment, UpOptions, serve_deployment
 from eventplatform.devkafka import Broker
@@ -118,6 +119,7 @@ class PlainView:
         logging.getLogger("eventplatform").setLevel(level)
         # The broker's start-up steps already come through progress().
         logging.getLogger("eventplatform.devkafka").setLevel(max(level, logging.WARNING))
+        quiet_transient_states(level)
 
     def progress(self, message: str) -> None:
         """A step of starting or stopping, on stderr."""
@@ -170,6 +172,7 @@ class LiveView:
         # aiokafka warns while a fresh broker elects its group coordinator; the table shows
         # what matters (a connector that cannot reach Kafka fails, with its error).
         logging.getLogger("aiokafka").setLevel(logging.ERROR)
+        quiet_transient_states(level)
 
     def progress(self, message: str) -> None:
         """A step of starting or stopping."""

@@ -314,8 +314,8 @@ class SqliteUnit(BaseUnit):
     """A unit of a transactional SQLite batch: a savepoint opened on the first write.
 
     Besides :meth:`execute`, :meth:`executemany` and :meth:`fetch` (``?``, ``$1`` or ``:name``
-    placeholders; UUID, Decimal, date and datetime values bound as text), :meth:`run` hands a function the ``sqlite3.Connection`` in the store's
-    thread.
+    placeholders; UUID, Decimal, date and datetime values bound as text), :meth:`run` hands a
+    function the ``sqlite3.Connection`` in the store's thread.
     """
 
     def __init__(self, batch: _SqliteBatch, key: str) -> None:

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[3]
 def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "eventplatform", *args],
+        check=False,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -71,7 +72,8 @@ async def test_init_up_curl_handled_stop_and_up_again(
     (curl,) = [
         line.strip() for line in made.stdout.splitlines() if line.strip().startswith("curl ")
     ]
-    assert f"cd {name}" in made.stdout and "eventplatform up" in made.stdout
+    assert f"cd {name}" in made.stdout
+    assert "eventplatform up" in made.stdout
     curl = curl.replace("127.0.0.1:8080", f"127.0.0.1:{ingress}")
     database = project / "eventplatform-idempotency.db"
 
@@ -111,7 +113,8 @@ async def test_init_up_curl_handled_stop_and_up_again(
             timings[f"up {index}: Ctrl-C → exit"] = time.monotonic() - stopping
         assert code == 0, up.errors()
         assert up.output().splitlines()[-1] == "stopped"
-        assert " ERROR " not in up.errors() and " WARNING " not in up.errors(), up.errors()
+        assert " ERROR " not in up.errors(), up.errors()
+        assert " WARNING " not in up.errors(), up.errors()
 
     await run_up("Hello!", [("Ada", "Hello!")], 0)
     # Again: the first greeting is not handled twice, the second one is.
