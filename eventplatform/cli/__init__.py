@@ -13,9 +13,11 @@ import typer
 
 from eventplatform.__about__ import __version__
 from eventplatform.cli import connectors, init, io, kafka, registry, schemas, serve, topics, up
+from eventplatform.cli._help import hide_flag_metavars
 
 __all__ = ["app", "main"]
 
+hide_flag_metavars()
 app = typer.Typer(
     name="eventplatform",
     help="Typed, exactly-once-style event streaming on Apache Kafka.",

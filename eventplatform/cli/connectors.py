@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from eventplatform import heap
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._logging import configure_logging, report_rate
+from eventplatform.cli._tables import fit
 from eventplatform.connectors.config import ConnectorSpec, EventTypeResolver, load_instance
 from eventplatform.connectors.config import load_instances as _load_instances
 from eventplatform.connectors.offsets import OffsetStore
@@ -69,36 +71,44 @@ def list_command(directory: DirOption = Path("connectors"), schemas: SchemasOpti
     """Show the connector types available and the instances in --dir."""
     with fail_on_errors():
         types = Table(title="connector types", title_justify="left")
-        for column in ("type", "class", "from"):
-            types.add_column(column)
+        types.add_column("type")
+        types.add_column("class (from)", overflow="fold")
         for found in available().values():
-            types.add_row(found.name, found.target, found.origin)
-        console.print(types)
+            types.add_row(
+                escape(found.name), f"{escape(found.target)}\n[dim]{escape(found.origin)}[/]"
+            )
+        console.print(fit(types, console, identifiers=("type", "class (from)")))
         if not directory.is_dir():
             console.print(f"no instances: {directory} is not a folder")
             return
         resolver = EventTypeResolver(schemas or directory.resolve().parent / "schemas")
         instances = Table(title=f"instances in {directory}", title_justify="left")
-        for column in ("name", "type", "topic", "event type", "enabled", "settings"):
+        for column in ("name", "type", "topic / event type", "enabled"):
             instances.add_column(column, overflow="fold")
+        # The settings print under the table: a column of JSON would squeeze the names.
+        details: list[str] = []
         broken = 0
         for path in sorted(directory.glob("*.toml")):
             try:
                 spec = load_instance(path, resolver=resolver)
             except EventPlatformError as exc:
                 broken += 1
-                instances.add_row(path.stem, "[red]invalid[/]", "", "", "", str(exc))
+                instances.add_row(escape(path.stem), "[red]invalid[/]", "", "")
+                details.append(f"[bold]{escape(path.stem)}[/] [red]{escape(str(exc))}[/]")
                 continue
             instances.add_row(
-                spec.name,
-                spec.type_name,
-                spec.topic or "",
-                spec.event_type_name or "",
+                escape(spec.name),
+                escape(spec.type_name),
+                "\n".join(escape(x) for x in (spec.topic, spec.event_type_name) if x),
                 "yes" if spec.enabled else "no",
-                # SecretStr fields dump as '**********'.
-                json.dumps(spec.config.model_dump(mode="json"), ensure_ascii=False),
             )
-        console.print(instances)
+            # SecretStr fields dump as '**********'.
+            settings = json.dumps(spec.config.model_dump(mode="json"), ensure_ascii=False)
+            details.append(f"[bold]{escape(spec.name)}[/] {escape(settings)}")
+        identifiers = ("name", "type", "topic / event type", "enabled")
+        console.print(fit(instances, console, identifiers=identifiers))
+        for line in details:
+            console.print(line, highlight=False)
         if broken:
             raise typer.Exit(1)
 
@@ -219,7 +229,7 @@ def status_command(
             status.last_error or "",
             status.worker,
         )
-    console.print(table)
+    console.print(fit(table, console, identifiers=("name", "type", "state", "worker")))
 
 
 async def _read_statuses(settings: Settings) -> list[ConnectorStatus]:
