@@ -381,7 +381,8 @@ async def _consume(
                 where = f"group {group}'s committed offsets, else " if group else ""
                 err_console.print(
                     f"[dim]reading {escape(topic)} from {where}new records only: waiting for "
-                    "them (--from-beginning reads those already there; Ctrl-C stops)[/]"
+                    "them (--from-beginning reads those already there; Ctrl-C stops)[/]",
+                    soft_wrap=True,  # the topic stays whole, for copying
                 )
             last_record = loop.time()
             while max_records is None or tally.seen < max_records:

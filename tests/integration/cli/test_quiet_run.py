@@ -152,3 +152,25 @@ async def test_connectors_run_starts_quietly_and_reports_its_rate(
     assert code == 0, errors
     assert not [line for line in errors.splitlines() if NOISE.search(line)], errors
     assert re.search(r"INFO eventplatform\.rate: connectors: \d+ records in \d+ s \(", errors)
+
+
+async def test_consume_without_from_beginning_says_it_waits_for_new_records(
+    tmp_path: Path,
+    kafka_bootstrap_servers: str,
+    unique_topic: Callable[[str], str],
+    create_topic: Callable[..., Any],
+) -> None:
+    topic = await create_topic(unique_topic("orders"))
+    env = environment(kafka_bootstrap_servers)
+    consume = Background(f"eventplatform consume {topic} --idle-timeout 1", tmp_path, env, 0)
+    code = await asyncio.to_thread(consume.process.wait, 60)
+    assert code == 0, consume.errors()
+    said = " ".join(consume.errors().split())
+    assert f"reading {topic} from new records only: waiting for them" in said
+    assert "--from-beginning reads those already there" in said
+
+    again = Background(
+        f"eventplatform consume {topic} --from-beginning --idle-timeout 1", tmp_path, env, 1
+    )
+    assert await asyncio.to_thread(again.process.wait, 60) == 0, again.errors()
+    assert "waiting for" not in again.errors()
