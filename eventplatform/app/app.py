@@ -70,6 +70,8 @@ __all__ = ["EventApp"]
 log = logging.getLogger("eventplatform.app")
 
 E = TypeVar("E", bound=AvroEvent)
+Hook = Callable[["EventApp"], Awaitable[None]]
+H = TypeVar("H", bound=Hook)
 
 
 class _State(Enum):
@@ -149,6 +151,8 @@ class EventApp:
         self._consumer_options = dict(consumer_options or {})
         self._producer_options = dict(producer_options or {})
         self._router = Router()
+        self._on_startup: list[Hook] = []
+        self._on_shutdown: list[Hook] = []
         self._stats = AppStats()
         self._state = _State.NEW
         self._stack = AsyncExitStack()
@@ -258,6 +262,45 @@ class EventApp:
         )
         self._router.add(route)
         return route
+
+    def on_startup(self, hook: H) -> H:
+        """Register ``async def hook(app)``, run at start once the store is open.
+
+        For set-up the handlers rely on, such as creating the tables they write through
+        ``ctx.transaction`` (``await app.store.execute("CREATE TABLE IF NOT EXISTS …")``).
+        Hooks run in registration order, before the app joins its group; one that raises
+        fails :meth:`start`.
+
+        Raises:
+            ResourceStateError: the app has started.
+        """
+        if self._state is not _State.NEW:
+            raise ResourceStateError(f"{self!r}: register hooks before the app starts")
+        self._on_startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: H) -> H:
+        """Register ``async def hook(app)``, run at close after the app left its group and
+        before the store closes; hooks run in registration order.
+
+        Raises:
+            ResourceStateError: the app has started.
+        """
+        if self._state is not _State.NEW:
+            raise ResourceStateError(f"{self!r}: register hooks before the app starts")
+        self._on_shutdown.append(hook)
+        return hook
+
+    @property
+    def store(self) -> IdempotencyStore:
+        """The idempotency store (started by :meth:`start`, before the startup hooks).
+
+        Raises:
+            ResourceStateError: the app has not started and was given no store.
+        """
+        if self._store is None:
+            raise ResourceStateError(f"{self!r} has no store until it starts")
+        return self._store
 
     @property
     def routes(self) -> list[Route[Any]]:
@@ -369,6 +412,12 @@ class EventApp:
             raise ConfigurationError(
                 f"inbox=True needs a store with transactions (SQLite, PostgreSQL), not {store!r}"
             )
+        self._store = store
+        for hook in self._on_startup:
+            await hook(self)
+        # The exit stack unwinds in reverse: this runs after the consumer and the producers
+        # closed, before the store does.
+        stack.push_async_callback(self._shut_down)
 
         plain = transactional = None
         if self._router.has_plain:
@@ -420,6 +469,10 @@ class EventApp:
         )
         self._loop = loop
         await self._consumer(stack, loop)
+
+    async def _shut_down(self) -> None:
+        for hook in self._on_shutdown:
+            await hook(self)
 
     async def _pause(self, delay: float) -> bool:
         assert self._loop is not None
@@ -526,7 +579,8 @@ class EventApp:
                 await self._finished.wait()
             self._state = _State.CLOSED
             await self._stack.aclose()
-            log.info("%s closed: %s", self.name, self._stats.as_dict())
+            # DEBUG: the commands that run apps print the final counters once themselves.
+            log.debug("%s closed: %s", self.name, self._stats.as_dict())
 
     async def serve(self) -> None:
         """:meth:`run` with SIGTERM and SIGINT handled: the first stops gracefully, a second

@@ -12,10 +12,23 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import connectors, dlq, io, kafka, registry, schemas, serve, topics, up
+from eventplatform.cli import (
+    connectors,
+    dlq,
+    init,
+    io,
+    kafka,
+    registry,
+    schemas,
+    serve,
+    topics,
+    up,
+)
+from eventplatform.cli._help import hide_flag_metavars
 
 __all__ = ["app", "main"]
 
+hide_flag_metavars()
 app = typer.Typer(
     name="eventplatform",
     help="Typed, exactly-once-style event streaming on Apache Kafka.",
@@ -23,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+app.add_typer(init.app)
 app.add_typer(up.app)
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(registry.app, name="registry")

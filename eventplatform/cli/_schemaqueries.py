@@ -21,7 +21,7 @@ from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._schemadiff import SchemaChange, diff_schemas
 from eventplatform.cli._schemaviews import print_changes, print_subjects, print_verdict
-from eventplatform.errors import SubjectNotFound
+from eventplatform.errors import SchemaParseError, SubjectNotFound
 from eventplatform.registry.base import (
     CompatibilityLevel,
     CompatibilityResult,
@@ -148,7 +148,17 @@ def _file_schema(path: Path, catalogue_dir: Path) -> tuple[str, str]:
         for entry in load_catalogue(catalogue_dir):
             if entry.path.resolve() == resolved_path:
                 return entry.full_name, entry.resolved_json()
-    tree = parse_avsc(path)
+    try:
+        tree = parse_avsc(path)
+    except SchemaParseError as exc:
+        # Outside the catalogue, the types the file references cannot be resolved.
+        raise SchemaParseError(
+            f"{exc} ({path} is not in the catalogue {catalogue_dir}/: pass --schemas DIR, "
+            "the catalogue it belongs to)",
+            source=exc.source,
+            json_path=exc.json_path,
+            reason=exc.reason,
+        ) from exc
     name = tree.schema.get("name") if isinstance(tree.schema, dict) else None
     if not isinstance(name, str):
         raise typer.BadParameter(f"{path} does not define a named type", param_hint="FILE")

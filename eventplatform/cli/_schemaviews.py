@@ -14,6 +14,7 @@ from rich.table import Column, Table
 from eventplatform.cli._common import console, err_console
 from eventplatform.cli._evolution import Evolution, Status
 from eventplatform.cli._schemadiff import SchemaChange, summarize
+from eventplatform.cli._tables import fit
 from eventplatform.registry.base import CompatibilityLevel, CompatibilityResult, RegisteredSchema
 from eventplatform.schema import AvroEvent, Catalogue, check_class_against_schema
 
@@ -128,7 +129,7 @@ def print_subjects(
     for latest, level in rows:
         table.add_row(escape(latest.subject), str(latest.version), str(latest.id), level.value)
     table.caption = f"{len(rows)} subjects; global compatibility {global_level.value}"
-    console.print(table)
+    console.print(fit(table, console, identifiers=("subject", "compatibility")))
 
 
 def print_changes(title: str, changes: Sequence[SchemaChange]) -> None:

@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from eventplatform import heap
 from eventplatform.cli._common import console, err_console, fail_on_errors
+from eventplatform.cli._logging import configure_logging, report_rate
+from eventplatform.cli._tables import fit
 from eventplatform.connectors.config import ConnectorSpec, EventTypeResolver, load_instance
 from eventplatform.connectors.config import load_instances as _load_instances
 from eventplatform.connectors.offsets import OffsetStore
@@ -68,36 +71,44 @@ def list_command(directory: DirOption = Path("connectors"), schemas: SchemasOpti
     """Show the connector types available and the instances in --dir."""
     with fail_on_errors():
         types = Table(title="connector types", title_justify="left")
-        for column in ("type", "class", "from"):
-            types.add_column(column)
+        types.add_column("type")
+        types.add_column("class (from)", overflow="fold")
         for found in available().values():
-            types.add_row(found.name, found.target, found.origin)
-        console.print(types)
+            types.add_row(
+                escape(found.name), f"{escape(found.target)}\n[dim]{escape(found.origin)}[/]"
+            )
+        console.print(fit(types, console, identifiers=("type", "class (from)")))
         if not directory.is_dir():
             console.print(f"no instances: {directory} is not a folder")
             return
         resolver = EventTypeResolver(schemas or directory.resolve().parent / "schemas")
         instances = Table(title=f"instances in {directory}", title_justify="left")
-        for column in ("name", "type", "topic", "event type", "enabled", "settings"):
+        for column in ("name", "type", "topic / event type", "enabled"):
             instances.add_column(column, overflow="fold")
+        # The settings print under the table: a column of JSON would squeeze the names.
+        details: list[str] = []
         broken = 0
         for path in sorted(directory.glob("*.toml")):
             try:
                 spec = load_instance(path, resolver=resolver)
             except EventPlatformError as exc:
                 broken += 1
-                instances.add_row(path.stem, "[red]invalid[/]", "", "", "", str(exc))
+                instances.add_row(escape(path.stem), "[red]invalid[/]", "", "")
+                details.append(f"[bold]{escape(path.stem)}[/] [red]{escape(str(exc))}[/]")
                 continue
             instances.add_row(
-                spec.name,
-                spec.type_name,
-                spec.topic or "",
-                spec.event_type_name or "",
+                escape(spec.name),
+                escape(spec.type_name),
+                "\n".join(escape(x) for x in (spec.topic, spec.event_type_name) if x),
                 "yes" if spec.enabled else "no",
-                # SecretStr fields dump as '**********'.
-                json.dumps(spec.config.model_dump(mode="json"), ensure_ascii=False),
             )
-        console.print(instances)
+            # SecretStr fields dump as '**********'.
+            settings = json.dumps(spec.config.model_dump(mode="json"), ensure_ascii=False)
+            details.append(f"[bold]{escape(spec.name)}[/] {escape(settings)}")
+        identifiers = ("name", "type", "topic / event type", "enabled")
+        console.print(fit(instances, console, identifiers=identifiers))
+        for line in details:
+            console.print(line, highlight=False)
         if broken:
             raise typer.Exit(1)
 
@@ -110,25 +121,29 @@ def run_command(
     directory: DirOption = Path("connectors"),
     schemas: SchemasOption = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    stats_interval: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds between INFO lines of the record rate; 0: none."),
+    ] = 10.0,
 ) -> None:
     """Run connector instances until Ctrl-C or SIGTERM (in-flight records finish first)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         err_console.print(f"[bold red]error:[/] unknown log level {log_level!r}")
         raise typer.Exit(2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     with fail_on_errors():
         specs = _load_instances(directory, names=names or None, schemas_dir=schemas)
         if not specs:
             raise ConfigurationError(f"{directory}: no enabled connector instances to run")
         settings = _settings()
         try:
-            asyncio.run(_run(specs, settings))
+            asyncio.run(_run(specs, settings, stats_interval))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
             raise typer.Exit(130) from None
 
 
-async def _run(specs: list[ConnectorSpec], settings: Settings) -> None:
+async def _run(specs: list[ConnectorSpec], settings: Settings, stats_interval: float) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     runtime = ConnectorRuntime(specs, settings=settings, status_interval=STATUS_INTERVAL)
@@ -149,7 +164,17 @@ async def _run(specs: list[ConnectorSpec], settings: Settings) -> None:
         async with runtime:
             print(f"ready connectors={','.join(runtime.names)}", flush=True)
             heap.settle()
-            await runtime.run()
+            rate = None
+            if stats_interval > 0:
+                records = lambda: sum(status.records for status in runtime.status())  # noqa: E731
+                rate = asyncio.create_task(
+                    report_rate("connectors", records, interval=stats_interval, what="records")
+                )
+            try:
+                await runtime.run()
+            finally:
+                if rate is not None:
+                    rate.cancel()
         for status in runtime.status():
             err_console.print(
                 f"{status.name}: {status.state.value}, {status.records} records, "
@@ -204,7 +229,7 @@ def status_command(
             status.last_error or "",
             status.worker,
         )
-    console.print(table)
+    console.print(fit(table, console, identifiers=("name", "type", "state", "worker")))
 
 
 async def _read_statuses(settings: Settings) -> list[ConnectorStatus]:

@@ -505,6 +505,13 @@ async def _consume(
             # Without a group, aiokafka assigns every partition of a subscribed topic to this
             # consumer, starting at the auto_offset_reset position.
             consumer.subscribe([topic])
+            if not from_beginning:
+                where = f"group {group}'s committed offsets, else " if group else ""
+                err_console.print(
+                    f"[dim]reading {escape(topic)} from {where}new records only: waiting for "
+                    "them (--from-beginning reads those already there; Ctrl-C stops)[/]",
+                    soft_wrap=True,  # the topic stays whole, for copying
+                )
             last_record = loop.time()
             while max_records is None or tally.seen < max_records:
                 with _clients.kafka_errors_translated(f"consuming {topic!r}", servers):

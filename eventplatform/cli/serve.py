@@ -25,6 +25,7 @@ import typer
 from eventplatform import heap
 from eventplatform.app import EventApp
 from eventplatform.cli._common import err_console, fail_on_errors
+from eventplatform.cli._logging import configure_logging, report_rate
 
 __all__ = ["app", "load_app", "serve"]
 
@@ -69,7 +70,7 @@ def load_app(spec: str, *, factory: bool = False, app_dir: str = ".") -> EventAp
     return target
 
 
-async def _serve(event_app: EventApp) -> None:
+async def _serve(event_app: EventApp, stats_interval: float) -> None:
     async with event_app:
         print(
             f"ready group={event_app.group_id} topics={','.join(event_app.topics)} "
@@ -77,7 +78,18 @@ async def _serve(event_app: EventApp) -> None:
             flush=True,
         )
         heap.settle()
-        await event_app.serve()
+        rate = None
+        if stats_interval > 0:
+            rate = asyncio.create_task(
+                report_rate(
+                    event_app.name, lambda: event_app.stats.handled, interval=stats_interval
+                )
+            )
+        try:
+            await event_app.serve()
+        finally:
+            if rate is not None:
+                rate.cancel()
 
 
 def serve(
@@ -100,13 +112,17 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
     ] = "INFO",
+    stats_interval: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds between INFO lines of the handling rate; 0: none."),
+    ] = 10.0,
 ) -> None:
     """Run an EventApp until SIGTERM or Ctrl-C (graceful: in-flight events finish)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         err_console.print(f"[bold red]error:[/] unknown log level {log_level!r}")
         raise typer.Exit(2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     with fail_on_errors():
         try:
             event_app = load_app(spec, factory=factory, app_dir=app_dir)
@@ -116,7 +132,7 @@ def serve(
         if instance_id:
             event_app.instance_id = instance_id
         try:
-            asyncio.run(_serve(event_app))
+            asyncio.run(_serve(event_app, stats_interval))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal, or an early one
             raise typer.Exit(130) from None
     err_console.print(f"[dim]{event_app.name} stopped: {event_app.stats.as_dict()}[/]")

@@ -24,6 +24,7 @@ from rich.table import Column, Table
 
 from eventplatform.cli._clients import bootstrap_servers, kafka_errors_translated, kafka_options
 from eventplatform.cli._common import console, err_console, fail_on_errors
+from eventplatform.cli._tables import fit
 from eventplatform.errors import KafkaError
 from eventplatform.settings import Settings, load_settings
 
@@ -126,7 +127,7 @@ def list_topics(
         replication = max((len(p["replicas"]) for p in partitions), default=0)
         table.add_row(escape(topic["topic"]), str(len(partitions)), str(replication))
     table.caption = f"{len(topics)} topic{'' if len(topics) == 1 else 's'}"
-    console.print(table)
+    console.print(fit(table, console, identifiers=("topic",)))
 
 
 # -- create ----------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from rich.table import Table
 from rich.text import Text
 
 from eventplatform.cli._common import err_console, fail_on_errors
+from eventplatform.cli._logging import quiet_transient_states
+from eventplatform.cli._tables import fit
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
 from eventplatform.deployment import Deployment, UpOptions, serve_deployment
 from eventplatform.devkafka import Broker
@@ -151,6 +153,7 @@ class PlainView:
         logging.getLogger("eventplatform").setLevel(level)
         # The broker's start-up steps already come through progress().
         logging.getLogger("eventplatform.devkafka").setLevel(max(level, logging.WARNING))
+        quiet_transient_states(level)
 
     def progress(self, message: str) -> None:
         """A step of starting or stopping, on stderr."""
@@ -203,6 +206,7 @@ class LiveView:
         # aiokafka warns while a fresh broker elects its group coordinator; the table shows
         # what matters (a connector that cannot reach Kafka fails, with its error).
         logging.getLogger("aiokafka").setLevel(logging.ERROR)
+        quiet_transient_states(level)
 
     def progress(self, message: str) -> None:
         """A step of starting or stopping."""
@@ -234,10 +238,13 @@ class LiveView:
         footer = Text("Ctrl-C stops everything", style="dim")
         return Group(header, self._table(deployment.status(), rates=True), footer)
 
-    def _table(self, statuses: Sequence[ConnectorStatus], *, rates: bool) -> Table:
+    def _table(self, statuses: Sequence[ConnectorStatus], *, rates: bool) -> Group:
+        """The connectors' table; their last errors under it (a column would squeeze the
+        names in an 80-column terminal)."""
         table = Table(title="connectors", title_justify="left", expand=False)
-        for column in ("name", "type", "state", "records", "rate/s", "errors", "last error"):
+        for column in ("name", "type", "state", "records", "rate/s", "errors"):
             table.add_column(column, overflow="fold")
+        errors: list[Text] = []
         now = time.monotonic()
         for status in statuses:
             rate = ""
@@ -257,6 +264,7 @@ class LiveView:
                 str(status.records),
                 rate,
                 str(status.errors),
-                escape(status.last_error or ""),
             )
-        return table
+            if status.last_error:
+                errors.append(Text.assemble((f"{status.name}: ", "bold"), status.last_error))
+        return Group(fit(table, self.console, identifiers=("name", "type", "state")), *errors)

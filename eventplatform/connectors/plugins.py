@@ -33,6 +33,7 @@ BUILTINS: dict[str, str] = {
     "file-sink": "eventplatform.connectors.file_sink:FileSink",
     "file-source": "eventplatform.connectors.files:FileSource",
     "postgres-outbox": "eventplatform.connectors.outbox:OutboxSource",
+    "service": "eventplatform.connectors.service:Service",
     "webhook-egress": "eventplatform.connectors.webhook_egress:WebhookEgress",
     "webhook-ingress": "eventplatform.connectors.webhook_ingress:WebhookIngress",
 }

@@ -177,9 +177,7 @@ def resolve_jars(
             if _is_kafka3(version):
                 cmd.insert(5, "-Dkafka.logging=reload4j")
             try:
-                out = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=timeout, check=False
-                )
+                out = _run_telling(cmd, timeout, progress, f"resolving Apache Kafka {version}")
             except subprocess.TimeoutExpired as exc:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise BrokerResolutionError(
@@ -201,6 +199,39 @@ def resolve_jars(
             shutil.rmtree(target)
         staging.rename(target)
     return target
+
+
+def _run_telling(
+    cmd: list[str],
+    timeout: float,
+    progress: Callable[[str], None] | None,
+    doing: str,
+    *,
+    every: float = 10.0,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(cmd)``, telling ``progress`` every ``every`` seconds that it is still
+    ``doing`` it: a first resolve takes seconds to minutes, and a silent screen looks hung.
+
+    Raises:
+        subprocess.TimeoutExpired: ``cmd`` ran longer than ``timeout`` (it is killed).
+    """
+    started = time.monotonic()
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        while True:
+            left = timeout - (time.monotonic() - started)
+            try:
+                stdout, stderr = process.communicate(timeout=max(0.0, min(every, left)))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() - started >= timeout:
+                    process.kill()
+                    process.communicate()
+                    raise
+                if progress:
+                    progress(f"{doing}: {time.monotonic() - started:.0f} s so far")
+    return subprocess.CompletedProcess(cmd, process.returncode, stdout, stderr)
 
 
 def free_port() -> int:

@@ -287,6 +287,15 @@ class IdempotencyStore(Protocol):
     async def close(self) -> None:
         """Stop purging and release the database. Idempotent; waits for open batches."""
 
+    async def execute(self, sql: str, *args: Any) -> None:
+        """Run one statement in its own transaction, outside any batch (schema set-up).
+
+        Raises:
+            StoreNotTransactional: the store has no database (memory).
+            ResourceStateError: the store is not started.
+            IdempotencyStoreError, IdempotencyStoreUnavailable: the statement failed.
+        """
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

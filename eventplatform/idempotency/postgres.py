@@ -221,6 +221,12 @@ class PostgresStore(BaseStore):
             async with pool.acquire(timeout=self.connect_timeout) as conn:
                 return list(await conn.fetch(sql, *args))
 
+    async def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        pool = self.pool()
+        with _translate(f"running {sql[:60]!r}"):
+            async with pool.acquire(timeout=self.connect_timeout) as conn:
+                await conn.execute(sql, *args)
+
     def _new_batch(self, group: str, owner: str, lease: float, transactional: bool) -> BaseBatch:
         return _PostgresBatch(
             self, group=group, owner=owner, lease=lease, transactional=transactional

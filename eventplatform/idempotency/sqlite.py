@@ -32,7 +32,10 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
 from eventplatform.errors import (
     ConfigurationError,
@@ -256,6 +259,19 @@ class SqliteStore(BaseStore):
                 if executor is not None:
                     executor.shutdown(wait=True)  # the worker is idle: this is a quick join
 
+    async def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(sql, _params(args))
+            except BaseException:
+                _rollback_quietly(conn)
+                raise
+            conn.execute("COMMIT")
+
+        async with self._exclusive():
+            await self._run(job, "statement")
+
     def _new_batch(self, group: str, owner: str, lease: float, transactional: bool) -> BaseBatch:
         return _SqliteBatch(
             self, group=group, owner=owner, lease=lease, transactional=transactional
@@ -297,9 +313,9 @@ def _log_failure(future: Future[None]) -> None:
 class SqliteUnit(BaseUnit):
     """A unit of a transactional SQLite batch: a savepoint opened on the first write.
 
-    Besides :meth:`execute`, :meth:`executemany` and :meth:`fetch` (``?`` or ``:name``
-    placeholders), :meth:`run` hands a function the ``sqlite3.Connection`` in the store's
-    thread.
+    Besides :meth:`execute`, :meth:`executemany` and :meth:`fetch` (``?``, ``$1`` or ``:name``
+    placeholders; UUID, Decimal, date and datetime values bound as text), :meth:`run` hands a
+    function the ``sqlite3.Connection`` in the store's thread.
     """
 
     def __init__(self, batch: _SqliteBatch, key: str) -> None:
@@ -335,7 +351,7 @@ class SqliteUnit(BaseUnit):
         await self.run(lambda conn: conn.execute(sql, _params(args)))
 
     async def _executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
-        await self.run(lambda conn: conn.executemany(sql, args))
+        await self.run(lambda conn: conn.executemany(sql, [_params(row) for row in args]))
 
     async def _fetch(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return await self.run(lambda conn: conn.execute(sql, _params(args)).fetchall())
@@ -357,11 +373,27 @@ class SqliteUnit(BaseUnit):
             await self._store._run(job, "roll back savepoint")
 
 
+def _value(value: Any) -> Any:
+    """A value sqlite3 can bind, for the types an event carries that it cannot.
+
+    The same handler code runs on PostgreSQL (asyncpg binds these natively) and here: UUIDs
+    as their canonical text, decimals as exact text (never a float), datetimes and dates as
+    ISO 8601. Converted per call rather than with ``sqlite3.register_adapter``, which would
+    change every SQLite connection of the process.
+    """
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, date):  # datetime is a date
+        return value.isoformat()
+    return value
+
+
 def _params(args: tuple[Any, ...]) -> Any:
-    # `unit.execute(sql, {"name": 1})` binds named parameters, `unit.execute(sql, 1, 2)` `?`s.
+    # `unit.execute(sql, {"name": 1})` binds named parameters, `unit.execute(sql, 1, 2)` `?`s
+    # (or `$1`, `$2`: SQLite numbers `$NNN` parameters like `?NNN`, as PostgreSQL does).
     if len(args) == 1 and isinstance(args[0], dict):
-        return args[0]
-    return args
+        return {name: _value(value) for name, value in args[0].items()}
+    return tuple(_value(value) for value in args)
 
 
 class _SqliteBatch(BaseBatch):

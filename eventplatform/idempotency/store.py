@@ -18,7 +18,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from eventplatform.errors import (
     ConfigurationError,
@@ -182,6 +182,25 @@ class BaseStore(ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
         await self._close()
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        """Run one statement on the store's database in its own transaction, outside any batch.
+
+        For set-up, such as an app's ``on_startup`` hook creating the tables its handlers
+        write through ``ctx.transaction`` (``CREATE TABLE IF NOT EXISTS …``); the same
+        placeholders and values work on SQLite and PostgreSQL (``$1``, UUID, Decimal,
+        datetime).
+
+        Raises:
+            StoreNotTransactional: the store has no database (memory).
+            ResourceStateError: the store is not started.
+            IdempotencyStoreError, IdempotencyStoreUnavailable: the statement failed.
+        """
+        self.check_started()
+        await self._execute(sql, args)
+
+    async def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        raise StoreNotTransactional(f"{type(self).__name__} has no database to run {sql!r} on")
 
     def __del__(self) -> None:
         # Like aiokafka's clients: a store dropped while started leaks a connection or a

@@ -20,15 +20,26 @@ Loaded automatically through the ``pytest11`` entry point. Fixtures:
     A real PostgreSQL server: ``$EVENTPLATFORM_TEST_POSTGRES_DSN``, or a throwaway server
     started from the system's PostgreSQL binaries (:mod:`eventplatform.testing.postgres`).
 
-Tests that use any of the broker fixtures are marked ``integration`` automatically.
+Tests that use any of the broker fixtures are marked ``integration`` automatically (the
+marker is registered, so ``--strict-markers`` accepts it).
+
+``async def`` tests that use these fixtures run in a fresh project with no configuration: in
+pytest-asyncio's strict mode (its default) they get the ``asyncio`` mark, so pytest-asyncio
+runs them on its loop as in auto mode; without pytest-asyncio the plugin runs them itself
+with :func:`asyncio.run`. A project that configures pytest-asyncio keeps its own choices: a
+test it already marks, or auto mode, is left alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from typing import Any
 
+import pluggy
 import pytest
 
 from eventplatform.devkafka import Broker, provision
@@ -45,6 +56,54 @@ else:
 __all__ = ["kafka_bootstrap_servers", "kafka_broker", "postgres_dsn", "unique_topic"]
 
 _BROKER_FIXTURES = {"kafka_broker", "kafka_bootstrap_servers", "kafka_admin", "create_topic"}
+_FIXTURES = _BROKER_FIXTURES | {"unique_topic", "postgres_dsn"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``integration`` marker (``--strict-markers`` would refuse it otherwise)."""
+    config.addinivalue_line(
+        "markers", "integration: needs a real Kafka broker (eventplatform's pytest plugin)"
+    )
+
+
+def _ours_and_async(item: object) -> bool:
+    """An ``async def`` test function that uses one of this plugin's fixtures."""
+    return (
+        isinstance(item, pytest.Function)
+        and inspect.iscoroutinefunction(item.obj)
+        and bool(_FIXTURES & set(item.fixturenames))
+    )
+
+
+# trylast: inside pytest-asyncio's own wrapper of this hook, so the mark is there when it
+# decides which functions to run (it converts only marked ones in strict mode).
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Collector, name: str, obj: object
+) -> Generator[None, pluggy.Result[Any], None]:
+    """Mark this plugin's ``async def`` tests ``asyncio`` when pytest-asyncio is strict."""
+    outcome = yield
+    config = collector.config
+    if not config.pluginmanager.has_plugin("asyncio"):
+        return
+    if str(config.getoption("asyncio_mode", None) or config.getini("asyncio_mode")) != "strict":
+        return
+    result = outcome.get_result()
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if _ours_and_async(item) and item.get_closest_marker("asyncio") is None:
+            item.add_marker(pytest.mark.asyncio)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run this plugin's ``async def`` tests when no asyncio plugin does (pytest itself
+    would skip them: "async def functions are not natively supported")."""
+    if pyfuncitem.config.pluginmanager.has_plugin("asyncio") or not _ours_and_async(pyfuncitem):
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(pyfuncitem.obj(**arguments))
+    return True
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from eventplatform.errors import IdempotencyStoreError
-from eventplatform.idempotency import Claim, Unit
+from eventplatform.errors import IdempotencyStoreError, StoreNotTransactional
+from eventplatform.idempotency import Claim, Unit, open_store
 from tests.integration.idempotency.conftest import Harness
 
 pytestmark = pytest.mark.integration
@@ -232,3 +235,36 @@ async def test_cancelled_batch_waiting_for_another_member_cleans_up(
             await racer
     async with second.batch("g", owner="m2") as batch:
         assert await batch.claim(["k"]) == Claim(done=frozenset({"k"}))
+
+
+async def test_the_same_handler_code_writes_event_values_on_both_stores(
+    sql_harness: Harness,
+) -> None:
+    """The README's handler: `$1` placeholders, UUID, Decimal and datetime values, a table
+    created through ``store.execute`` (what an app's ``on_startup`` hook does)."""
+    h = sql_harness
+    store = await h.store()
+    table = f"payments_{h.table}"
+    await store.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} "
+        "(order_id UUID PRIMARY KEY, amount NUMERIC(10, 2) NOT NULL, paid_at TIMESTAMPTZ)"
+    )
+    order_id, amount = uuid.uuid4(), Decimal("9.00")
+    paid_at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    async with store.batch("g", owner="m1") as batch:
+        await batch.claim(["k"])
+        async with batch.unit("k") as unit:
+            sql = f"INSERT INTO {table} (order_id, amount, paid_at) VALUES ($1, $2, $3)"
+            await unit.execute(sql, order_id, amount, paid_at)
+            rows = await unit.fetch(
+                f"SELECT order_id, amount FROM {table} WHERE order_id = $1", order_id
+            )
+    assert [(str(o), Decimal(str(a))) for o, a in rows] == [(str(order_id), amount)]
+    await store.execute(f"DROP TABLE {table}")
+
+
+async def test_execute_on_a_memory_store_says_it_has_no_database() -> None:
+    store = open_store("memory://")
+    async with store:
+        with pytest.raises(StoreNotTransactional, match="no database"):
+            await store.execute("CREATE TABLE t (x INT)")
