@@ -75,7 +75,8 @@ class KafkaLogRegistry(CommandLogRegistry):
     Args:
         bootstrap_servers: ``host:port[,host:port…]``; defaults to ``kafka.bootstrap_servers``
             of the settings.
-        topic: the log topic, created if missing.
+        topic: the log topic, created if missing; default ``registry.topic`` of the settings
+            (``_eventplatform_schemas``).
         replication_factor: for a topic it creates; defaults to ``min(3, brokers)``.
         request_timeout: seconds a Kafka request, or one catch-up, may take.
         settings: where the bootstrap servers, client id and security options come from;
@@ -90,14 +91,16 @@ class KafkaLogRegistry(CommandLogRegistry):
         self,
         *,
         bootstrap_servers: str | None = None,
-        topic: str = DEFAULT_TOPIC,
+        topic: str | None = None,
         replication_factor: int | None = None,
         request_timeout: float = 30.0,
         settings: Settings | None = None,
         writer: str | None = None,
     ) -> None:
         super().__init__(writer=writer)
-        kafka = (settings or load_settings()).kafka
+        settings = settings or load_settings()
+        kafka = settings.kafka
+        topic = topic or settings.registry.topic
         servers = bootstrap_servers or kafka.bootstrap_servers
         if not servers:
             raise ConfigurationError(
