@@ -57,7 +57,12 @@ The tree::
         ├── PublishError              a record was not acknowledged
         │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
         │   └── PublishTimeout        (retriable) delivery timed out
-        └── ProducerFenced            another instance took over this transactional id
+        ├── ProducerFenced            another instance took over this transactional id
+        └── QueueError                a share-group (queue) operation failed (group, topic)
+            ├── SharingUnsupported    the cluster has no share groups (version or feature)
+            ├── QueueUnavailable      (retriable) coordinator or partition leader unreachable
+            ├── AcknowledgeFailed     the broker refused an acknowledgement (lock lost)
+            └── Rejected              a worker rejected an item (the dead letter's error)
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 __all__ = [
+    "AcknowledgeFailed",
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
@@ -97,11 +103,14 @@ __all__ = [
     "ProvisioningError",
     "PublishError",
     "PublishTimeout",
+    "QueueError",
+    "QueueUnavailable",
     "RecordTooLarge",
     "OperationNotPermitted",
     "ReferenceExists",
     "RegistryError",
     "RegistryUnavailable",
+    "Rejected",
     "ResourceStateError",
     "SchemaError",
     "SchemaMismatch",
@@ -110,6 +119,7 @@ __all__ = [
     "SchemaResolutionError",
     "SerializationError",
     "SettingNotFound",
+    "SharingUnsupported",
     "StoreNotTransactional",
     "SubjectNotFound",
     "TruncatedPayload",
@@ -471,6 +481,47 @@ class ProducerFenced(KafkaError):
 
     The fenced instance can no longer commit transactions and must stop.
     """
+
+
+class QueueError(KafkaError):
+    """A share-group (queue) operation failed; the message names the group and topic.
+
+    Attributes:
+        group: the share group, when known.
+        error_code: the Kafka protocol error code the broker answered, when one did.
+    """
+
+    def __init__(
+        self, message: str, *, group: str | None = None, error_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.group = group
+        self.error_code = error_code
+
+
+class SharingUnsupported(QueueError):
+    """The cluster has no share groups (KIP-932); the message says what to change.
+
+    The broker is older than Apache Kafka 4.1, or the cluster's feature ``share.version`` is 0.
+    """
+
+
+class QueueUnavailable(QueueError):
+    """The group coordinator or a partition leader cannot be reached or is not ready yet."""
+
+    retriable = True
+
+
+class AcknowledgeFailed(QueueError):
+    """The broker refused an acknowledgement.
+
+    Typically the record's acquisition lock expired and the record went back to the queue
+    (``INVALID_RECORD_STATE``), or its share session was closed.
+    """
+
+
+class Rejected(QueueError):
+    """A worker rejected a queue item (``item.reject(reason)``); dead letters carry it."""
 
 
 @contextmanager
