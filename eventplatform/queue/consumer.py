@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -241,9 +242,7 @@ class ShareConsumer:
             raise ConfigurationError(f"share group {group!r} subscribes to no topic")
         self.group = group
         self.topics = list(topics)
-        self.group_configs = dict(
-            DEFAULT_GROUP_CONFIGS if group_configs is None else group_configs
-        )
+        self.group_configs = dict(DEFAULT_GROUP_CONFIGS if group_configs is None else group_configs)
         self.max_wait = max_wait
         self.ack_linger = ack_linger
         self._client_options = dict(client_options or {})
@@ -303,9 +302,7 @@ class ShareConsumer:
     def assignment(self) -> set[tuple[str, int]]:
         """The ``(topic, partition)`` pairs the coordinator assigned to this member."""
         return {
-            (self._names[tid], partition)
-            for tid, partition in self._assigned
-            if tid in self._names
+            (self._names[tid], partition) for tid, partition in self._assigned if tid in self._names
         }
 
     # -- life cycle -------------------------------------------------------------------------
@@ -577,10 +574,8 @@ class ShareConsumer:
             interval = self._heartbeat_interval if self._assigned else 0.25
             if self.member_epoch == 0:
                 interval = 0.0
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self._beat(subscribe=False)
@@ -601,7 +596,7 @@ class ShareConsumer:
 
     # -- fetching ---------------------------------------------------------------------------
 
-    async def wait_assigned(self, timeout: float) -> bool:
+    async def wait_assigned(self, timeout: float) -> bool:  # noqa: ASYNC109 - a poll budget
         """Wait up to ``timeout`` seconds for a non-empty assignment; whether there is one.
 
         Raises:
@@ -622,8 +617,13 @@ class ShareConsumer:
         self._raise_fatal()
         return True
 
-    async def fetch(self, max_records: int, *, timeout: float | None = None) -> list[ShareRecord]:
-        """Acquire up to ``max_records`` records (waiting up to ``timeout`` s, default ``max_wait``).
+    async def fetch(
+        self,
+        max_records: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the broker-side wait, like getmany()
+    ) -> list[ShareRecord]:
+        """Acquire up to ``max_records`` records, waiting up to ``timeout`` s (``max_wait``).
 
         Queued acknowledgements ride on the requests. Returns an empty list when nothing came
         within the time. Records of several leaders come from one ``ShareFetch`` each, in
@@ -751,7 +751,7 @@ class ShareConsumer:
         raw: bytes | None,
         ranges: Sequence[tuple[int, int, int, Any]],
     ) -> list[ShareRecord]:
-        """The records of ``raw`` inside the acquired ``ranges``; other acquired offsets are gaps."""
+        """The records of ``raw`` inside the acquired ``ranges``; other offsets there are gaps."""
         if not ranges:
             return []
         topic = self._names.get(tp[0], str(tp[0]))
@@ -939,9 +939,9 @@ class ShareConsumer:
             )
         by_node: dict[int, dict[_TPKey, dict[int, int]]] = {}
         for record in records:
-            by_node.setdefault(record.node, {}).setdefault(
-                (record.topic_id, record.partition), {}
-            )[record.offset] = p.ACK_RENEW
+            by_node.setdefault(record.node, {}).setdefault((record.topic_id, record.partition), {})[
+                record.offset
+            ] = p.ACK_RENEW
         for node, pending in by_node.items():
             session = self._sessions.get(node)
             if session is None:

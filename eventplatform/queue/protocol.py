@@ -1,3 +1,5 @@
+# aiokafka ships no type information, so its protocol classes are Any to mypy.
+# mypy: disallow-subclassing-any=False
 """The share-group RPCs (KIP-932) as aiokafka request and response structs.
 
 aiokafka 0.14 speaks no share-group API, but its connection layer sends any
@@ -114,8 +116,11 @@ class NullableSchema(Schema):
 
     def encode(self, item: Sequence[Any] | None) -> bytes:
         if item is None:
-            return Int8.encode(-1)
-        return Int8.encode(1) + super().encode(item)
+            marker: bytes = Int8.encode(-1)
+            return marker
+        head: bytes = Int8.encode(1)
+        body: bytes = super().encode(item)
+        return head + body
 
     def decode(self, data: BytesIO) -> Any:
         if Int8.decode(data) < 0:
@@ -128,7 +133,7 @@ _STRING = CompactString("utf-8")
 # -- ShareGroupHeartbeat (76) ------------------------------------------------------------------
 
 
-class ShareGroupHeartbeatResponse_v1(Response):  # noqa: N801 - aiokafka's naming
+class ShareGroupHeartbeatResponse_v1(Response):
     """ShareGroupHeartbeatResponse v1."""
 
     API_KEY = API_SHARE_GROUP_HEARTBEAT
@@ -158,7 +163,7 @@ class ShareGroupHeartbeatResponse_v1(Response):  # noqa: N801 - aiokafka's namin
     )
 
 
-class ShareGroupHeartbeatRequest_v1(RequestStruct):  # noqa: N801
+class ShareGroupHeartbeatRequest_v1(RequestStruct):
     """ShareGroupHeartbeatRequest v1: member epoch 0 joins, -1 leaves (KIP-932)."""
 
     FLEXIBLE_VERSION = True
@@ -189,7 +194,7 @@ class ShareGroupHeartbeatRequest(Request[ShareGroupHeartbeatRequest_v1]):
         subscribed_topic_names: Sequence[str] | None,
         rack_id: str | None = None,
     ) -> None:
-        self.fields = (
+        self.fields: tuple[Any, ...] = (
             group_id,
             member_id,
             member_epoch,
@@ -224,7 +229,7 @@ _NODE_ENDPOINTS = CompactArray(
 )
 
 
-class ShareFetchResponse_v1(Response):  # noqa: N801
+class ShareFetchResponse_v1(Response):
     """ShareFetchResponse v1 (v2 has the same fields)."""
 
     API_KEY = API_SHARE_FETCH
@@ -268,7 +273,7 @@ class ShareFetchResponse_v1(Response):  # noqa: N801
     )
 
 
-class ShareFetchResponse_v2(Response):  # noqa: N801
+class ShareFetchResponse_v2(Response):
     """ShareFetchResponse v2."""
 
     API_KEY = API_SHARE_FETCH
@@ -294,7 +299,7 @@ _FORGOTTEN = CompactArray(
 )
 
 
-class ShareFetchRequest_v1(RequestStruct):  # noqa: N801
+class ShareFetchRequest_v1(RequestStruct):
     """ShareFetchRequest v1: fetch, and acknowledge what an earlier fetch delivered."""
 
     FLEXIBLE_VERSION = True
@@ -316,7 +321,7 @@ class ShareFetchRequest_v1(RequestStruct):  # noqa: N801
     )
 
 
-class ShareFetchRequest_v2(RequestStruct):  # noqa: N801
+class ShareFetchRequest_v2(RequestStruct):
     """ShareFetchRequest v2: adds ``ShareAcquireMode`` (KIP-1206) and ``IsRenewAck`` (KIP-1222)."""
 
     FLEXIBLE_VERSION = True
@@ -395,7 +400,7 @@ class ShareFetchRequest(Request[ShareFetchRequestStruct]):
         )
         self.acquire_mode = acquire_mode
         self.topics = _topics_wire(topics)
-        self.forgotten = [(topic_id, list(parts), {}) for topic_id, parts in forgotten]
+        self.forgotten: list[Any] = [(topic_id, list(parts), {}) for topic_id, parts in forgotten]
 
     def build(self, request_struct_class: type[ShareFetchRequestStruct]) -> ShareFetchRequestStruct:
         if request_struct_class.API_VERSION >= 2:
@@ -425,7 +430,7 @@ _ACK_RESPONSES = CompactArray(
 )
 
 
-class ShareAcknowledgeResponse_v1(Response):  # noqa: N801
+class ShareAcknowledgeResponse_v1(Response):
     """ShareAcknowledgeResponse v1."""
 
     API_KEY = API_SHARE_ACKNOWLEDGE
@@ -440,7 +445,7 @@ class ShareAcknowledgeResponse_v1(Response):  # noqa: N801
     )
 
 
-class ShareAcknowledgeResponse_v2(Response):  # noqa: N801
+class ShareAcknowledgeResponse_v2(Response):
     """ShareAcknowledgeResponse v2: adds the (renewed) acquisition lock timeout."""
 
     API_KEY = API_SHARE_ACKNOWLEDGE
@@ -459,7 +464,7 @@ class ShareAcknowledgeResponse_v2(Response):  # noqa: N801
 _ACK_TOPICS = _FETCH_TOPICS  # same shape: topic id, partitions, acknowledgement batches
 
 
-class ShareAcknowledgeRequest_v1(RequestStruct):  # noqa: N801
+class ShareAcknowledgeRequest_v1(RequestStruct):
     """ShareAcknowledgeRequest v1."""
 
     FLEXIBLE_VERSION = True
@@ -475,7 +480,7 @@ class ShareAcknowledgeRequest_v1(RequestStruct):  # noqa: N801
     )
 
 
-class ShareAcknowledgeRequest_v2(RequestStruct):  # noqa: N801
+class ShareAcknowledgeRequest_v2(RequestStruct):
     """ShareAcknowledgeRequest v2: ``IsRenewAck`` marks renew acknowledgements (KIP-1222)."""
 
     FLEXIBLE_VERSION = True
@@ -528,7 +533,7 @@ class ShareAcknowledgeRequest(Request[ShareAcknowledgeRequestStruct]):
 # -- Metadata (3) v12: topic ids ---------------------------------------------------------------
 
 
-class MetadataResponse_v12(Response):  # noqa: N801
+class MetadataResponse_v12(Response):
     """MetadataResponse v12."""
 
     API_KEY = API_METADATA
@@ -575,7 +580,7 @@ class MetadataResponse_v12(Response):  # noqa: N801
     )
 
 
-class MetadataRequest_v12(RequestStruct):  # noqa: N801
+class MetadataRequest_v12(RequestStruct):
     """MetadataRequest v12 (topics by name or id)."""
 
     FLEXIBLE_VERSION = True
@@ -599,7 +604,7 @@ class MetadataRequest(Request[MetadataRequest_v12]):
     API_KEY = API_METADATA
 
     def __init__(self, topics: Sequence[str]) -> None:
-        self.topics = [(ZERO_UUID, name, {}) for name in topics]
+        self.topics: list[Any] = [(ZERO_UUID, name, {}) for name in topics]
 
     def build(self, request_struct_class: type[MetadataRequest_v12]) -> MetadataRequest_v12:
         return request_struct_class(self.topics, False, False, {})
@@ -608,7 +613,7 @@ class MetadataRequest(Request[MetadataRequest_v12]):
 # -- IncrementalAlterConfigs (44) v1 -----------------------------------------------------------
 
 
-class IncrementalAlterConfigsResponse_v1(Response):  # noqa: N801
+class IncrementalAlterConfigsResponse_v1(Response):
     """IncrementalAlterConfigsResponse v1."""
 
     API_KEY = API_INCREMENTAL_ALTER_CONFIGS
@@ -629,7 +634,7 @@ class IncrementalAlterConfigsResponse_v1(Response):  # noqa: N801
     )
 
 
-class IncrementalAlterConfigsRequest_v1(RequestStruct):  # noqa: N801
+class IncrementalAlterConfigsRequest_v1(RequestStruct):
     """IncrementalAlterConfigsRequest v1."""
 
     FLEXIBLE_VERSION = True
@@ -668,7 +673,7 @@ class IncrementalAlterConfigsRequest(Request[IncrementalAlterConfigsRequest_v1])
     API_KEY = API_INCREMENTAL_ALTER_CONFIGS
 
     def __init__(self, *, resource_type: int, resource_name: str, configs: dict[str, str]) -> None:
-        self.resources = [
+        self.resources: list[Any] = [
             (
                 resource_type,
                 resource_name,
