@@ -214,6 +214,10 @@ class ShareConsumer:
         max_wait: seconds a fetch waits on the broker for records to arrive.
         ack_linger: seconds queued acknowledgements wait for a fetch to ride on before they
             are sent alone.
+        record_limit: acquire at most ``max_records`` per fetch (KIP-1206 record-limit mode,
+            brokers with ShareFetch v2): fair to other members, and nothing is locked that
+            will not be handed out. False lets the broker acquire whole producer batches
+            (batch-optimized mode), which is faster for big batches but locks more at once.
         client_options: extra keyword arguments for ``aiokafka.AIOKafkaClient``.
     """
 
@@ -227,6 +231,7 @@ class ShareConsumer:
         group_configs: Mapping[str, str] | None = None,
         max_wait: float = 0.5,
         ack_linger: float = 0.05,
+        record_limit: bool = True,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings or load_settings()
@@ -245,6 +250,7 @@ class ShareConsumer:
         self.group_configs = dict(DEFAULT_GROUP_CONFIGS if group_configs is None else group_configs)
         self.max_wait = max_wait
         self.ack_linger = ack_linger
+        self.record_limit = record_limit
         self._client_options = dict(client_options or {})
         self.member_id = new_member_id()
         self.member_epoch = 0
@@ -686,7 +692,9 @@ class ShareConsumer:
                 batch_size=max_records,
                 topics=list(topics.items()),
                 forgotten=list(forgotten.items()),
-                acquire_mode=p.ACQUIRE_RECORD_LIMIT,
+                acquire_mode=(
+                    p.ACQUIRE_RECORD_LIMIT if self.record_limit else p.ACQUIRE_BATCH_OPTIMIZED
+                ),
             )
             try:
                 response = await self._client_send(session.node, request)
@@ -755,17 +763,27 @@ class ShareConsumer:
         if not ranges:
             return []
         topic = self._names.get(tp[0], str(tp[0]))
+        low = min(first for first, _last, _count, _tags in ranges)
+        high = max(last for _first, last, _count, _tags in ranges)
         delivered: dict[int, Any] = {}
         if raw:
             batches = MemoryRecords(raw)
             while batches.has_next():
                 batch = batches.next_batch()
-                if batch is None:
+                if batch is None or batch.base_offset > high:
                     break
                 if getattr(batch, "is_control_batch", False):
                     continue  # transaction markers: their offsets are acknowledged as gaps
+                if batch.base_offset + getattr(batch, "last_offset_delta", 0) < low:
+                    continue
+                # The broker sends whole producer batches; with the record-limit acquire mode
+                # (KIP-1206) only part of a big batch may be ours: stop past the last offset.
                 for record in batch:
-                    delivered[record.offset] = record
+                    offset = record.offset
+                    if offset > high:
+                        break
+                    if offset >= low:
+                        delivered[offset] = record
         out: list[ShareRecord] = []
         gaps: list[int] = []
         held = session.acquired.setdefault(tp, set())

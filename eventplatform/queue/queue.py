@@ -61,6 +61,7 @@ from eventplatform.errors import (
     ConfigurationError,
     DeserializationError,
     QueueError,
+    QueueUnavailable,
     Rejected,
     ResourceStateError,
 )
@@ -428,10 +429,13 @@ class EventQueue(Generic[E]):
     async def get(self) -> QueueItem[E]:
         """The next item, waiting as long as it takes.
 
+        A coordinator or leader that cannot be reached is retried with the retry settings'
+        backoff (``QueueUnavailable`` escapes only when the queue closes meanwhile).
+
         Raises:
             ResourceStateError: the queue is not started.
             SharingUnsupported: the cluster has no share groups (what to change is named).
-            QueueUnavailable: the coordinator or a leader cannot be reached.
+            QueueUnavailable: unreachable while the queue was closing.
             RegistryUnavailable: writer schemas cannot be fetched (the records are released).
         """
         while True:
@@ -459,6 +463,7 @@ class EventQueue(Generic[E]):
         self.producer  # noqa: B018 - raises when not started
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        failures = 0
         while not self._buffer:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
@@ -467,7 +472,17 @@ class EventQueue(Generic[E]):
                 if self._buffer:
                     break
                 wait = self.max_wait if remaining is None else min(self.max_wait, remaining)
-                await self._fill(max(self.prefetch, max_items), wait)
+                try:
+                    await self._fill(max(self.prefetch, max_items), wait)
+                except QueueUnavailable as exc:
+                    # A leader or the coordinator moved or is restarting: what this member
+                    # held comes back when its locks expire; keep asking, with backoff.
+                    failures += 1
+                    log.warning("queue %s: fetching failed (%s); retrying", self.group, exc)
+                    if not await self._pause(self._retry.backoff(failures)):
+                        raise
+                else:
+                    failures = 0
         out: list[QueueItem[E]] = []
         while self._buffer and len(out) < max_items:
             out.append(self._buffer.popleft())
