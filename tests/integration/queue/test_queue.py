@@ -124,6 +124,27 @@ async def test_release_with_delay_holds_the_item_back(
 
 
 @pytest.mark.slow
+async def test_a_release_delay_longer_than_the_lock_renews_the_lock(
+    settings: Settings, registry: MemoryRegistry, topic: str, group: str
+) -> None:
+    configs = {"share.auto.offset.reset": "earliest", "share.record.lock.duration.ms": "15000"}
+    async with job_queue(settings, registry, topic, group, group_configs=configs) as queue:
+        await queue.put(Job(job_id="patient"))
+        item = await get_within(queue)
+        assert queue.consumer.supports_renew
+        released = time.monotonic()
+        await item.release(delay=20)
+        again = await get_within(queue, within=45)
+        # Without renewals the 15 s lock would have handed it out again before the delay.
+        assert time.monotonic() - released >= 19.5
+        assert again.event.job_id == "patient"
+        assert again.delivery_count == 2
+        await again.task_done()
+        await queue.join()
+        assert queue.consumer.failed_acknowledgements == 0
+
+
+@pytest.mark.slow
 async def test_an_item_never_settled_comes_back_when_its_lock_expires(
     settings: Settings, registry: MemoryRegistry, topic: str, group: str
 ) -> None:
