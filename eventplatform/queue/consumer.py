@@ -671,6 +671,11 @@ class ShareConsumer:
     ) -> list[ShareRecord]:
         async with session.lock:
             pending = session.take_pending()
+            if session.epoch == 0 and pending:
+                # Acknowledgements of records from a session that is gone: a new session
+                # cannot carry them (the broker released those records or will at expiry).
+                self._failed(pending, "their share session was closed")
+                pending = {}
             wanted = set(tps)
             listed = (wanted - session.partitions) | pending.keys()
             topics: dict[uuid.UUID, list[p.AckPartition]] = {}
@@ -872,15 +877,16 @@ class ShareConsumer:
                 session.flusher = None
 
     async def flush(self) -> None:
-        """Send every queued acknowledgement now and wait for the broker's answers.
+        """Send every queued acknowledgement now; wait for the answers to all sent so far.
 
         Raises:
             QueueUnavailable: a leader cannot be reached.
             QueueError: a leader refused the request.
         """
         for session in list(self._sessions.values()):
-            if session.pending:
-                await self._flush_session(session)
+            # Taking the lock also waits for a fetch in flight, whose acknowledgements are
+            # answered only with it.
+            await self._flush_session(session)
 
     async def _flush_session(self, session: _Session) -> None:
         async with session.lock:
