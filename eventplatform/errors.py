@@ -60,7 +60,12 @@ The tree::
         │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
         │   └── PublishTimeout        (retriable) delivery timed out
         ├── ProducerFenced            another instance took over this transactional id
-        └── InstanceFenced            another process joined the group with this instance id
+        ├── InstanceFenced            another process joined the group with this instance id
+        └── QueueError                a share-group (queue) operation failed (group, topic)
+            ├── SharingUnsupported    the cluster has no share groups (version or feature)
+            ├── QueueUnavailable      (retriable) coordinator or partition leader unreachable
+            ├── AcknowledgeFailed     the broker refused an acknowledgement (lock lost)
+            └── Rejected              a worker rejected an item (the dead letter's error)
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 __all__ = [
+    "AcknowledgeFailed",
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
@@ -103,11 +109,14 @@ __all__ = [
     "ProvisioningError",
     "PublishError",
     "PublishTimeout",
+    "QueueError",
+    "QueueUnavailable",
     "RecordTooLarge",
     "OperationNotPermitted",
     "ReferenceExists",
     "RegistryError",
     "RegistryUnavailable",
+    "Rejected",
     "ResourceStateError",
     "SchemaError",
     "SchemaMismatch",
@@ -116,6 +125,7 @@ __all__ = [
     "SchemaResolutionError",
     "SerializationError",
     "SettingNotFound",
+    "SharingUnsupported",
     "StoreNotTransactional",
     "SubjectNotFound",
     "TruncatedPayload",
@@ -510,6 +520,47 @@ class InstanceFenced(KafkaError):
         super().__init__(message)
         self.group = group
         self.instance_id = instance_id
+
+
+class QueueError(KafkaError):
+    """A share-group (queue) operation failed; the message names the group and topic.
+
+    Attributes:
+        group: the share group, when known.
+        error_code: the Kafka protocol error code the broker answered, when one did.
+    """
+
+    def __init__(
+        self, message: str, *, group: str | None = None, error_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.group = group
+        self.error_code = error_code
+
+
+class SharingUnsupported(QueueError):
+    """The cluster has no share groups (KIP-932); the message says what to change.
+
+    The broker is older than Apache Kafka 4.1, or the cluster's feature ``share.version`` is 0.
+    """
+
+
+class QueueUnavailable(QueueError):
+    """The group coordinator or a partition leader cannot be reached or is not ready yet."""
+
+    retriable = True
+
+
+class AcknowledgeFailed(QueueError):
+    """The broker refused an acknowledgement.
+
+    Typically the record's acquisition lock expired and the record went back to the queue
+    (``INVALID_RECORD_STATE``), or its share session was closed.
+    """
+
+
+class Rejected(QueueError):
+    """A worker rejected a queue item (``item.reject(reason)``); dead letters carry it."""
 
 
 @contextmanager
