@@ -286,9 +286,12 @@ def describe_deployment(
     if version is None:
         version = __version__
     schemas: dict[str, tuple[dict[str, Any], str]] = {}
-    for entry in catalogue or ():
-        if entry.kind == "record":
-            schemas[entry.full_name] = (entry.resolved, str(entry.path))
+    if catalogue is not None:
+        for entry in catalogue:
+            if entry.kind == "record":
+                # Relative to the catalogue's folder: the page is published, local paths not.
+                where = Path(catalogue.root.name) / entry.path.relative_to(catalogue.root)
+                schemas[entry.full_name] = (entry.resolved, where.as_posix())
     participants: list[Participant] = []
     routes: list[WebhookRoute] = []
     for spec in specs:
@@ -469,7 +472,7 @@ def _route(spec: ConnectorSpec) -> WebhookRoute:
         anonymous=bool(config.allow_anonymous),
         api_key_variable=_variable(spec.path, "api_keys"),
         secret_variable=_variable(spec.path, "signing_secrets"),
-        source=str(spec.path) if spec.path else None,
+        source=f"{spec.path.parent.name}/{spec.path.name}" if spec.path else None,
     )
 
 

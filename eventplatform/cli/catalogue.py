@@ -105,9 +105,10 @@ def build(
         f"{len(catalogue.routes)} webhook routes; versions from {source}"
     )
     if not catalogue.registry.consulted:
-        err_console.print(f"[yellow]note:[/] {catalogue.registry.note}", highlight=False)
+        err_console.print("[yellow]note:[/] ", end="")
+        err_console.print(catalogue.registry.note, markup=False, highlight=False)
     for path in written:
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _registry_url(settings: Settings) -> str | None:

@@ -52,8 +52,11 @@ def _fetch() -> Path:
             f"npm pack {PACKAGE} did not finish within 180 s (is the npm registry reachable?)"
         )
     if done.returncode != 0:
+        # With --json, npm reports its error on stdout.
+        said = (done.stderr.strip() + "\n" + done.stdout.strip()).strip()[-800:]
         pytest.fail(
-            f"npm pack {PACKAGE} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}"
+            f"npm pack {PACKAGE} failed (exit {done.returncode}; is the npm registry "
+            f"reachable?): {said}"
         )
     tarball = CACHE / json.loads(done.stdout)[0]["filename"]
     with tarfile.open(tarball) as archive:

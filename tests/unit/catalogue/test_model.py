@@ -24,6 +24,7 @@ def test_topics_carry_the_types_their_connectors_and_handlers_name(demo: EventCa
         "com.example.orders.OrderShipped",
     ]
     assert demo.event("com.example.orders.OrderShipped").topics == ()
+    assert demo.event(PAID).source == "schemas/com/example/orders/OrderPaid.avsc"
 
 
 def test_publishers_and_consumers_of_an_event(demo: EventCatalogue) -> None:
@@ -79,6 +80,7 @@ def test_routes_name_the_variables_that_hold_their_secrets(demo: EventCatalogue)
         False,
     )
     assert keyed.api_key_variable == "ORDERS_API_KEY"
+    assert keyed.source == "connectors/orders-in.toml"
     assert (signed.signed, signed.secret_variable) == (True, "ORDERS_WEBHOOK_SECRET")
 
 
