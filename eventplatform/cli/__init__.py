@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
+from eventplatform.cli import catalogue as catalogue_cli
 from eventplatform.cli import (
     connectors,
     dlq,
@@ -46,6 +47,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(io.app)
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(catalogue_cli.app, name="catalogue")
 
 
 def _version(value: bool) -> None:
