@@ -37,6 +37,8 @@ from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from eventplatform import heap, upstate
+from eventplatform.catalogue.model import add_registry_versions, describe_deployment
+from eventplatform.catalogue.web import LiveCatalogue
 from eventplatform.connectors.config import ConnectorSpec, load_instances
 from eventplatform.connectors.runtime import ConnectorRuntime
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
@@ -171,6 +173,8 @@ class Deployment:
         self._runtime: ConnectorRuntime | None = None
         self._runner: web.AppRunner | None = None
         self.registry_url = ""
+        #: Where the event catalogue page is served (on the registry's port), once started.
+        self.catalogue_url = ""
         self.registered: list[str] = []
         self.specs: list[ConnectorSpec] = []
         self._started = False
@@ -222,18 +226,21 @@ class Deployment:
             await registry.start()
             stack.push_async_callback(registry.close)
             auth = self.settings.registry
+            pages = LiveCatalogue()
             runner = await serve(
                 registry,
                 self.registry_host,
                 self.registry_port,
                 username=auth.username,
                 password=auth.password_value(),
+                extra_routes=pages.routes(),
             )
             stack.push_async_callback(runner.cleanup)
             self.registry_url = server_url(runner)
             if self.schemas_dir.is_dir():
                 self._progress(f"registering {self.schemas_dir}")
                 self.registered = await register_catalogue(registry, self.schemas_dir)
+            await self._publish_catalogue(pages, registry)
             topics = topics_of(self.specs, self.settings.consumer.dlq_suffix)
             if topics:
                 self._progress(f"creating topics {', '.join(topics)}")
@@ -247,6 +254,23 @@ class Deployment:
             await stack.aclose()
             raise
         self._started = True
+
+    async def _publish_catalogue(self, pages: LiveCatalogue, registry: SchemaRegistry) -> None:
+        """The event catalogue at ``/catalogue`` and ``/asyncapi.json`` of the registry's port,
+        with the versions the registry holds once the schemas are registered."""
+        kafka = self.settings.kafka
+        catalogue = describe_deployment(
+            catalogue=load_catalogue(self.schemas_dir) if self.schemas_dir.is_dir() else None,
+            specs=self.specs,
+            title=f"{self.connectors_dir.resolve().parent.name} events",
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol=kafka.security_protocol,
+            sasl_mechanism=kafka.sasl_mechanism,
+            subject_strategy=self.settings.registry.subject_strategy,
+        )
+        catalogue = await add_registry_versions(catalogue, registry, url=self.registry_url)
+        pages.publish(catalogue, registry_url=self.registry_url)
+        self.catalogue_url = f"{self.registry_url}/catalogue"
 
     async def _create_topics(self, topics: Sequence[str]) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)

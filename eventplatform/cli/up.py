@@ -232,6 +232,7 @@ class LiveView:
         header.add_column()
         header.add_row("kafka", f"{broker.bootstrap_servers} ({broker.provider})")
         header.add_row("registry", deployment.registry_url)
+        header.add_row("catalogue", deployment.catalogue_url)
         header.add_row("ingress", _ingress(deployment))
         for name, url in deployment.connector_urls().items():
             header.add_row(f"  {name}", url)

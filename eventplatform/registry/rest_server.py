@@ -39,6 +39,7 @@ import binascii
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -645,7 +646,11 @@ class _Api:
 
 
 def create_app(
-    registry: SchemaRegistry, *, username: str | None = None, password: str | None = None
+    registry: SchemaRegistry,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    extra_routes: Sequence[web.RouteDef] = (),
 ) -> web.Application:
     """An aiohttp application serving Confluent's schema registry API from ``registry``.
 
@@ -653,6 +658,7 @@ def create_app(
         registry: a started backend; the application neither starts nor closes it.
         username: require HTTP basic auth with this user (and ``password``) on every request.
         password: the basic auth password.
+        extra_routes: more routes on the same server (``up`` adds its event catalogue).
 
     Raises:
         ConfigurationError: only one of ``username`` and ``password`` is given.
@@ -664,6 +670,7 @@ def create_app(
         middlewares.append(_basic_auth(username, password))
     app = web.Application(middlewares=middlewares)
     app.add_routes(_Api(registry).routes())
+    app.add_routes(extra_routes)
     return app
 
 
@@ -674,6 +681,7 @@ async def serve(
     *,
     username: str | None = None,
     password: str | None = None,
+    extra_routes: Sequence[web.RouteDef] = (),
 ) -> web.AppRunner:
     """Serve ``registry`` over Confluent's REST API on ``host:port`` until the runner stops.
 
@@ -687,7 +695,7 @@ async def serve(
         ConfigurationError: the address cannot be bound (in use, not local), or basic auth is
             half configured.
     """
-    app = create_app(registry, username=username, password=password)
+    app = create_app(registry, username=username, password=password, extra_routes=extra_routes)
     runner = web.AppRunner(app)
     await runner.setup()
     try:

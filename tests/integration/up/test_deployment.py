@@ -70,6 +70,17 @@ async def test_a_deployment_serves_registers_creates_and_runs(
             http.get(f"{deployment.registry_url}/subjects") as answer,
         ):
             assert await answer.json() == ["tests.connectors.Tick"]
+        # The event catalogue, on the registry's port, with the version just registered.
+        async with aiohttp.ClientSession() as http:
+            async with http.get(deployment.catalogue_url) as page:
+                assert page.status == 200
+                html = await page.text()
+            async with http.get(f"{deployment.registry_url}/asyncapi.json") as doc:
+                assert doc.status == 200
+                document = await doc.json()
+        assert "tests.connectors.Tick" in html
+        assert document["asyncapi"] == "3.0.0"
+        assert any(channel["address"] == topic for channel in document["channels"].values())
         described = await kafka_admin.describe_topics([topic, f"{topic}.dlq"])
         assert [len(t["partitions"]) for t in described] == [2, 2]
 
