@@ -462,10 +462,8 @@ class WebhookIngress(Source[WebhookIngressConfig]):
     def _publish_failed(self, exc: EventPlatformError) -> web.StreamResponse:
         if isinstance(exc, SerializationError):
             # A value the schema check let through but Avro cannot carry (or a reader could
-            # not read back): the serializer's message names the field.
-            path = getattr(exc, "path", None) or "$"
-            errors = [{"path": str(path), "reason": str(exc)}]
-            return self._reject(422, "the event cannot be encoded", errors=errors)
+            # not read back).
+            return self._reject(422, "the event cannot be encoded", errors=encode_errors(exc))
         self.stats.failed(exc)
         log.warning("ingress %s: publishing failed: %s", self.name, exc)
         if exc.retriable:
@@ -521,6 +519,20 @@ def _accepted(event_id: str) -> web.Response:
         status=202,
         content_type="application/json",
     )
+
+
+def encode_errors(exc: SerializationError) -> list[dict[str, str]]:
+    """The ``errors`` member of a 422 for an event the serializer refused.
+
+    The path is the JSONPath of the serializer's ``field`` (``lines[0].price`` →
+    ``$.lines[0].price``) when it names one, else ``$``.
+    """
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and field:
+        path = "$" + ("" if field.startswith("[") else ".") + field
+    else:
+        path = "$"
+    return [{"path": path, "reason": str(exc)}]
 
 
 def _not_json(name: str) -> Any:

@@ -10,19 +10,29 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import pytest
+from pydantic import AfterValidator
 from standardwebhooks import Webhook
 
 from eventplatform.connectors import OffsetStore
 from eventplatform.connectors.jsonschema import DATETIME_PATTERN
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.webhook_ingress import WebhookIngress, encode_errors
+from eventplatform.errors import SerializationError
 from eventplatform.registry import MemoryRegistry
+from eventplatform.schema import AvroDecimal, AvroEvent
 from eventplatform.settings import Settings
-from tests.integration.connectors.helpers import Order, TopicReader, order_json, wait_running
+from tests.integration.connectors.helpers import (
+    Order,
+    TopicReader,
+    order_json,
+    running,
+    wait_running,
+)
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"an older secret, being rotated!!").decode()
@@ -415,3 +425,54 @@ async def test_an_unparseable_request_is_a_problem_logged_once_at_info(
     assert len(about) == 3  # once per request
     assert all(r.levelno == logging.INFO and r.exc_info is None for r in about)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+def _grown(price: Decimal) -> Decimal:
+    return price * 1000
+
+
+class Grown(AvroEvent, namespace="tests.connectors"):
+    """A price that a validator scales beyond its decimal's precision after the checks."""
+
+    price: Annotated[Decimal, AvroDecimal(4, 2), AfterValidator(_grown)]
+
+
+async def test_a_value_the_encoder_refuses_is_a_422_naming_the_field(
+    settings: Settings,
+    registry: MemoryRegistry,
+    offsets: OffsetStore,
+    reader: TopicReader,
+    http: aiohttp.ClientSession,
+    unique_topic: Callable[[str], str],
+) -> None:
+    topic = unique_topic("grown")
+    connector = WebhookIngress(
+        name="grown-in",
+        topic=topic,
+        event_type=Grown,
+        config={"port": 0, "allow_anonymous": True},
+        settings=settings,
+        registry=registry,
+        offsets=offsets,
+    )
+    async with running(connector):
+        body = json.dumps({"price": "12.34"}).encode()  # fits the document; 12340.00 does not
+        status, problem = await _post(
+            http, connector.url, body, {"content-type": "application/json"}
+        )
+    assert status == 422
+    assert problem["detail"] == "the event cannot be encoded"
+    (error,) = problem["errors"]
+    # "$.price" once the serializer names the field (SerializationError.field); "$" before.
+    assert error["path"] in ("$", "$.price")
+    assert "precision" in error["reason"]
+    assert await reader.end_offset(topic) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "path"), [("price", "$.price"), ("lines[0].price", "$.lines[0].price"), (None, "$")]
+)
+def test_a_serializer_field_becomes_a_json_path(field: str | None, path: str) -> None:
+    exc = SerializationError("cannot encode: too many digits")
+    exc.field = field  # the attribute the serializer sets where it knows the field
+    assert encode_errors(exc) == [{"path": path, "reason": "cannot encode: too many digits"}]
