@@ -5,9 +5,11 @@ open. Their event covers every Avro type and logical type. Schemathesis generate
 from ``/openapi.json`` (positive: what the document allows; negative: what it refuses), sent
 with credentials (the API key, or a Standard Webhooks signature over the exact bytes sent)
 and without. Every answer passes Schemathesis's checks (no 5xx; documented status codes,
-content types, headers and bodies; documented-valid data accepted, invalid data refused),
-each non-202 answer leaves every topic's end offset where it was, each 202 adds at most one
-record, and every record is read back and decoded as the event type.
+content types, headers and bodies; documented-valid data accepted, invalid data refused;
+the only 422 for valid data is an idempotency key reused for another body, a rule the
+document states in words), each non-202 answer leaves the route's topic end offset where it
+was (also after Schemathesis's probes without credentials), each new 202 adds one record,
+and every record is read back and decoded as the event type.
 
 Deterministic: ``derandomize=True`` (examples come from the test's name, not a clock), no
 example database, and a bounded number of examples so CI stays within a minute.
@@ -20,7 +22,7 @@ import base64
 import datetime as dt
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -49,8 +51,11 @@ pytestmark = pytest.mark.slow
 
 SECRET = "whsec_" + base64.b64encode(b"schemathesis secret, 32 bytes!!!").decode()
 API_KEY = "st-key-0c1d"
-#: Examples per (route, mode, credentials); 3 routes x 2 modes x 2 = 12 runs.
+#: Examples per (route, mode) with credentials: 3 routes x 2 modes. Without credentials every
+#: answer is the same 401 whatever the request, so fewer tell as much (2 routes x 2 modes).
 EXAMPLES = 40
+ANONYMOUS_EXAMPLES = 15
+ROUTES = ("signed", "keyed", "open")
 T = TypeVar("T")
 
 
@@ -114,7 +119,10 @@ async def routes(
     registry: MemoryRegistry,
     offsets: OffsetStore,
     unique_topic: Callable[[str], str],
+    create_topic: Callable[[str], Awaitable[str]],
 ) -> AsyncIterator[dict[str, WebhookIngress]]:
+    # Created up front, so that the end offset of each is one cheap look-up per example.
+    topics = {route: await create_topic(unique_topic(route)) for route in ROUTES}
     port = free_port()
     common: dict[str, Any] = {
         "settings": settings,
@@ -125,19 +133,19 @@ async def routes(
     connectors = {
         "signed": WebhookIngress(
             name="signed-in",
-            topic=unique_topic("signed"),
+            topic=topics["signed"],
             config={"port": port, "signing_secrets": [SECRET]},
             **common,
         ),
         "keyed": WebhookIngress(
             name="keyed-in",
-            topic=unique_topic("keyed"),
+            topic=topics["keyed"],
             config={"port": port, "api_keys": [API_KEY]},
             **common,
         ),
         "open": WebhookIngress(
             name="open-in",
-            topic=unique_topic("open"),
+            topic=topics["open"],
             config={"port": port, "allow_anonymous": True},
             **common,
         ),
@@ -204,10 +212,11 @@ def run_schemathesis(
     base_url = document["servers"][0]["url"]
     tally = Tally()
     session = requests.Session()
+    ends = [end_offset(topic)]
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=EXAMPLES if with_credentials else ANONYMOUS_EXAMPLES,
         derandomize=True,
         database=None,
         deadline=None,
@@ -230,10 +239,11 @@ def run_schemathesis(
         key = kwargs["headers"].get("webhook-id" if route == "signed" else "Idempotency-Key")
         reused = key is not None and accepted_keys.get(key, body) != body
 
-        before = end_offset(topic)
+        # Requests go one at a time and nothing else writes to the topic, so the end offset
+        # after one example is the one before the next: one look-up per example.
+        before = ends[-1]
         response = session.request(**kwargs, timeout=30)
         tally.saw(response.status_code)
-        after = end_offset(topic)
         if reused and response.status_code == 422:
             assert "idempotency key" in response.json()["detail"]
         case.validate_response(
@@ -242,8 +252,10 @@ def run_schemathesis(
             transport_kwargs={"base_url": base_url},
             excluded_checks=[positive_data_acceptance] if reused else None,
         )
-        # Schemathesis's auth checks send probes without (or with wrong) credentials.
-        assert end_offset(topic) == after, "a probe without valid credentials wrote"
+        # Measured after the checks: Schemathesis's auth checks send probes without (or with
+        # wrong) credentials, which must write nothing either.
+        after = end_offset(topic)
+        ends.append(after)
         if reused:
             tally.reused += 1
         if response.status_code == 202:
