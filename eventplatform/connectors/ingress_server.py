@@ -7,9 +7,11 @@ answer on one port, ``/health`` reports all of them, and ``/openapi.json`` descr
 their routes. A connector restarting after a failure detaches and attaches again; meanwhile its
 route answers 404, the way a route that does not exist does.
 
-Every error answer is an RFC 9457 problem document (``application/problem+json``). A failure
-nobody anticipated is answered ``500`` with an incident id only, never a stack trace; the
-trace goes to the log under that id.
+Every error answer is an RFC 9457 problem document (``application/problem+json``), also the
+``400`` to a request aiohttp cannot parse (a NUL byte in a header, a line too long): that one is
+logged once, at INFO and without a traceback, since a client can send as many as it likes. A
+failure nobody anticipated is answered ``500`` with an incident id only, never a stack trace;
+the trace goes to the log under that id.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from eventplatform.connectors.openapi import openapi_document
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
@@ -82,7 +86,7 @@ class IngressRoute(Protocol):
     def path(self) -> str:
         """The route's path, e.g. ``/hooks/orders``."""
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one ``POST`` to the route."""
 
     def health(self, *, type_name: str | None = None) -> ConnectorStatus:
@@ -90,6 +94,36 @@ class IngressRoute(Protocol):
 
     def openapi_operation(self, components: MutableMapping[str, Any]) -> dict[str, Any]:
         """The OpenAPI operation object of the route, its schemas added to ``components``."""
+
+
+class _Connection(RequestHandler):
+    """aiohttp's per-connection protocol, answering unparseable requests with a problem."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        # The client's fault, as often as it likes: one line at INFO, no traceback. aiohttp's
+        # message quotes the offending bytes on later lines; the first names the fault.
+        reason = (exc.message or type(exc).__name__).partition("\n")[0].strip(" :")
+        log.info("malformed HTTP request from %s: %s", request.remote, reason)
+        if request.writer.output_size > 0:  # the answer was started: only closing is left
+            raise ConnectionError("the answer was already being sent")
+        answer = problem(status, f"malformed HTTP request: {reason}")
+        answer.force_close()
+        return answer
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, with :class:`_Connection` for each connection."""
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
 
 
 @dataclass(slots=True)
@@ -123,7 +157,7 @@ class IngressServer:
         self.host = host
         self.port = port
         self.routes: dict[str, IngressRoute] = {}
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._bound_port: int | None = None
 
     @property
@@ -176,9 +210,10 @@ class IngressServer:
                 await self._stop()
 
     async def _start(self) -> None:
-        app = web.Application(client_max_size=1 << 30)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+        # The low-level server: every request goes to _dispatch (no router is needed), and a
+        # connection handler of ours answers what aiohttp cannot parse.
+        server = _Server(self._dispatch, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
@@ -202,7 +237,7 @@ class IngressServer:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         # The catch-all is here rather than in an aiohttp middleware: a middleware chain
         # costs each request a few wrapper calls, on the ingress's hottest path.
         try:
@@ -214,16 +249,18 @@ class IngressServer:
             log.exception("incident %s: %s %s failed", incident, request.method, request.path)
             return problem(500, "the request failed; quote the incident id", incident=incident)
 
-    async def _route(self, request: web.Request) -> web.StreamResponse:
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         route = self.routes.get(path)
         if route is not None:
             if request.method != "POST":
                 return problem(405, f"{path} takes POST", headers={"Allow": "POST"})
             return await route.handle(request)
-        if request.method == "GET" and path == "/health":
-            return self._health()
-        if request.method == "GET" and path == "/openapi.json":
+        if path in ("/health", "/openapi.json"):
+            if request.method not in ("GET", "HEAD"):
+                return problem(405, f"{path} takes GET", headers={"Allow": "GET, HEAD"})
+            if path == "/health":
+                return self._health()
             return web.json_response(self.openapi())
         return problem(404, f"no route {path}")
 

@@ -8,21 +8,35 @@ that :func:`eventplatform.connectors.payloads.parse_event` accepts:
 Avro                        JSON Schema
 ==========================  ===================================================================
 null, boolean, string       ``null``, ``boolean``, ``string``
-int / long                  ``integer`` within the 32 / 64-bit range
-float / double              ``number``
-bytes, fixed                ``string`` (``fixed``: of its size)
+int / long                  ``integer`` within the 32 / 64-bit range (``2.0`` is an integer,
+                            as JSON Schema says, and is accepted as 2)
+float                       ``number`` within ±3.4028234663852886e38 (the largest float32)
+double                      ``number``
+bytes                       ``string``: its UTF-8 encoding is the bytes
+fixed                       ``string`` of exactly ``size`` ASCII characters (so the UTF-8
+                            encoding has ``size`` bytes); a component
 record                      ``object``: the fields as properties, those without a default
                             required, no others allowed; a component of its full name
 enum                        ``string`` with the symbols as ``enum``; a component
 array / map                 ``array`` of the items / ``object`` of the values
 union                       ``anyOf`` the branches
-decimal                     a ``string`` (exact) or a ``number``, at most precision digits
-uuid                        ``string``, format ``uuid``
-date                        ``string``, format ``date`` (ISO 8601)
-time-millis / -micros       ``string``, format ``time``
-timestamp-*                 ``string``, format ``date-time`` (RFC 3339 with an offset)
-local-timestamp-*           ``string``, format ``date-time`` without an offset
+decimal                     a ``string`` of at most precision digits, scale after the point
+                            (a JSON number cannot carry a decimal exactly)
+uuid                        ``string``, 8-4-4-4-12 hexadecimal digits
+date                        ``string``, ``YYYY-MM-DD`` (years 0001-9999, real days only)
+time-millis / -micros       ``string``, ``hh:mm:ss[.ffffff]``, no offset (a time of day)
+timestamp-*                 ``string``, RFC 3339 ``date-time`` with ``T``, at most 6 fraction
+                            digits and an offset (``Z`` or ``±hh:mm``); on 0001-01-01 no
+                            offset ahead of UTC, on 9999-12-31 none behind it (so the instant
+                            lies in years 1-9999 of UTC, which every reader can represent)
+local-timestamp-*           ``string``, the same without an offset
 ==========================  ===================================================================
+
+Strings are described by ``pattern`` (ECMA-262, anchored) rather than ``format``: JSON Schema
+treats ``format`` as an annotation and its RFC 3339 grammar allows what Python cannot hold
+(year 0000, leap seconds, nanoseconds, lower-case ``t``), while a pattern is checked by every
+validator and says exactly what is accepted. :func:`body_validator` checks a body against the
+schema, so the webhook ingress accepts exactly what its OpenAPI document describes.
 
 Docs become ``description``; field defaults become ``default`` (except for bytes, whose Avro
 default is not their JSON form). Named types are emitted once into a ``components`` mapping
@@ -32,46 +46,86 @@ under their full names and referenced with ``$ref`` everywhere, as OpenAPI's
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import jsonschema_rs
+
+from eventplatform.connectors.payloads import json_path
 from eventplatform.errors import SchemaError
 from eventplatform.schema import AvroEvent
 
-__all__ = ["REF_PREFIX", "avro_to_json_schema", "event_json_schema"]
+__all__ = ["REF_PREFIX", "avro_to_json_schema", "body_validator", "event_json_schema"]
 
 #: Where named types are referenced from (OpenAPI 3.1 components).
 REF_PREFIX = "#/components/schemas/"
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
+#: The largest finite IEEE 754 binary32 value; Avro ``float`` cannot carry more.
+FLOAT32_MAX = 3.4028234663852886e38
+
+# -- the textual forms of logical types, as ECMA-262 patterns (also valid Python regexes) ----
+# Years 0001-9999: Python's datetime range, which the decoder must be able to build.
+_YEAR = "(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+_DAY31 = "(?:0[1-9]|[12][0-9]|3[01])"
+_DAY30 = "(?:0[1-9]|[12][0-9]|30)"
+_DAY28 = "(?:0[1-9]|1[0-9]|2[0-8])"
+_MONTH_DAY = f"(?:(?:0[13578]|1[02])-{_DAY31}|(?:0[469]|11)-{_DAY30}|02-{_DAY28})"
+# Gregorian leap years: divisible by 4, centuries only when divisible by 400 (year 0 excluded).
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_DATE = f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+_ZERO = "(?:Z|[+-]00:00)"
+_HOURS = "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+# Every day but 0001-01-01 and 9999-12-31, where an offset can leave the range in UTC.
+_INNER_YEAR = (
+    "(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+)
+_INNER_DATE = (
+    f"(?:{_INNER_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29"
+    f"|0001-(?:01-(?:0[2-9]|[12][0-9]|3[01])|(?:0[3578]|1[02])-{_DAY31}|(?:0[469]|11)-{_DAY30}"
+    f"|02-{_DAY28})"
+    f"|9999-(?:(?:0[13578]|10)-{_DAY31}|12-{_DAY30}|(?:0[469]|11)-{_DAY30}|02-{_DAY28}))"
+)
+DATE_PATTERN = f"^{_DATE}$"
+TIME_PATTERN = f"^{_TIME}$"
+LOCAL_DATETIME_PATTERN = f"^{_DATE}T{_TIME}$"
+DATETIME_PATTERN = (
+    f"^(?:{_INNER_DATE}T{_TIME}(?:Z|[+-]{_HOURS})"
+    f"|0001-01-01T{_TIME}(?:{_ZERO}|-{_HOURS})"
+    f"|9999-12-31T{_TIME}(?:{_ZERO}|\\+{_HOURS}))$"
+)
+UUID_PATTERN = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+
 _PRIMITIVES: dict[str, dict[str, Any]] = {
     "null": {"type": "null"},
     "boolean": {"type": "boolean"},
     "int": {"type": "integer", "minimum": _INT32[0], "maximum": _INT32[1]},
     "long": {"type": "integer", "minimum": _INT64[0], "maximum": _INT64[1]},
-    "float": {"type": "number"},
+    "float": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX},
     "double": {"type": "number"},
     "string": {"type": "string"},
-    "bytes": {"type": "string"},
+    "bytes": {"type": "string", "description": "The bytes are the UTF-8 encoding of the text."},
 }
-_FORMATS = {
-    "uuid": {"type": "string", "format": "uuid"},
-    "date": {"type": "string", "format": "date"},
-    "time-millis": {"type": "string", "format": "time"},
-    "time-micros": {"type": "string", "format": "time"},
-    "timestamp-millis": {"type": "string", "format": "date-time"},
-    "timestamp-micros": {"type": "string", "format": "date-time"},
-    "timestamp-nanos": {"type": "string", "format": "date-time"},
+_LOCAL = "A local date and time, without an offset."
+_FORMATS: dict[str, dict[str, Any]] = {
+    "uuid": {"type": "string", "pattern": UUID_PATTERN, "description": "A UUID."},
+    "date": {"type": "string", "pattern": DATE_PATTERN, "description": "A date (ISO 8601)."},
+    "time-millis": {"type": "string", "pattern": TIME_PATTERN, "description": "A time of day."},
+    "time-micros": {"type": "string", "pattern": TIME_PATTERN, "description": "A time of day."},
+    "timestamp-millis": {"type": "string", "pattern": DATETIME_PATTERN},
+    "timestamp-micros": {"type": "string", "pattern": DATETIME_PATTERN},
+    "timestamp-nanos": {"type": "string", "pattern": DATETIME_PATTERN},
     "local-timestamp-millis": {
         "type": "string",
-        "format": "date-time",
-        "description": "A local date and time, without an offset.",
+        "pattern": LOCAL_DATETIME_PATTERN,
+        "description": _LOCAL,
     },
     "local-timestamp-micros": {
         "type": "string",
-        "format": "date-time",
-        "description": "A local date and time, without an offset.",
+        "pattern": LOCAL_DATETIME_PATTERN,
+        "description": _LOCAL,
     },
 }
 
@@ -124,9 +178,13 @@ def avro_to_json_schema(schema: Any, components: MutableMapping[str, Any]) -> di
     if kind == "fixed":
         name = str(schema["name"])
         size = int(schema["size"])
-        components[name] = _described(
-            {"type": "string", "title": _short(name), "description": f"{size} bytes."}, schema
-        )
+        fixed = {
+            "type": "string",
+            "title": _short(name),
+            "description": f"{size} bytes, written as {size} ASCII characters.",
+            "pattern": f"^[\\u0000-\\u007f]{{{size}}}$",
+        }
+        components[name] = _described(fixed, schema)
         return {"$ref": REF_PREFIX + name}
     if kind == "array":
         return {"type": "array", "items": avro_to_json_schema(schema["items"], components)}
@@ -172,15 +230,17 @@ def _record(schema: dict[str, Any], components: MutableMapping[str, Any]) -> dic
 def _decimal(schema: dict[str, Any]) -> dict[str, Any]:
     precision = int(schema.get("precision", 0))
     scale = int(schema.get("scale", 0))
+    whole = precision - scale
+    # With no digit before the point (precision == scale) the whole part can only be 0.
+    integral = f"[0-9]{{1,{whole}}}" if whole else "0"
+    fraction = f"(?:\\.[0-9]{{1,{scale}}})?" if scale else ""
     return {
-        "type": ["string", "number"],
+        "type": "string",
         "description": (
-            f"A decimal of at most {precision} digits, {scale} after the point; "
-            "send it as a string to keep it exact."
+            f"A decimal of at most {precision} digits, {scale} after the point, as a string "
+            "(a JSON number cannot carry it exactly)."
         ),
-        "pattern": rf"^-?\d{{1,{max(1, precision - scale)}}}(\.\d{{1,{max(1, scale)}}})?$"
-        if scale
-        else rf"^-?\d{{1,{max(1, precision)}}}$",
+        "pattern": f"^-?{integral}{fraction}$",
     }
 
 
@@ -201,3 +261,45 @@ def _described(target: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]
 
 def _short(name: str) -> str:
     return name.rpartition(".")[2]
+
+
+def body_validator(
+    event_type: type[AvroEvent],
+) -> Callable[[Any], list[tuple[str, str]]]:
+    """A check of parsed JSON against the JSON Schema of ``event_type``.
+
+    The returned function gives ``(JSONPath, reason)`` per violation, at most 50, empty when
+    the value fits. The ingress uses it so that it accepts exactly what its OpenAPI document
+    describes.
+
+    Raises:
+        SchemaError: the class has no valid Avro schema.
+    """
+    # jsonschema-rs: a compiled draft 2020-12 validator (ECMA-262 patterns), fast enough to
+    # run on every request; the "$ref" resolves against the same document's components.
+    components: dict[str, Any] = {}
+    root = event_json_schema(event_type, components)
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **root,
+        "components": {"schemas": components},
+    }
+    validator = jsonschema_rs.validator_for(document, validate_formats=False)
+
+    def check(value: Any) -> list[tuple[str, str]]:
+        if validator.is_valid(value):
+            return []
+        problems: list[tuple[str, str]] = []
+        for error in validator.iter_errors(value):
+            path = json_path(list(error.instance_path))
+            problems.append((path, _short_reason(error.message)))
+            if len(problems) >= 50:
+                break
+        return problems
+
+    return check
+
+
+def _short_reason(message: str, limit: int = 200) -> str:
+    # The message quotes the offending value, which may be as long as the body.
+    return message if len(message) <= limit else message[: limit - 1] + "…"

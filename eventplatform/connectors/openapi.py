@@ -4,22 +4,30 @@ Each route's request body is the JSON Schema of its event, derived from the even
 contract (:mod:`eventplatform.connectors.jsonschema`); named Avro types become
 ``#/components/schemas`` entries under their full names. The security requirements say what
 each route checks: a Standard Webhooks signature, an API key (``X-API-Key`` or a bearer
-token), or both; the responses list every answer the route gives.
+token), or both; the responses list every answer the route gives, with their headers. Each
+header parameter states exactly what the route accepts (``pattern``), since the route answers
+400 or 401 to anything else; the test suite holds the server to the document with
+Schemathesis.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from eventplatform.__about__ import __version__
 from eventplatform.connectors.jsonschema import event_json_schema
+from eventplatform.connectors.webhooks import MAX_ID_LENGTH, MESSAGE_ID_PATTERN, TIMESTAMP_PATTERN
 from eventplatform.schema import AvroEvent
 
 if TYPE_CHECKING:
     from eventplatform.connectors.ingress_server import IngressRoute
 
-__all__ = ["openapi_document", "route_operation"]
+__all__ = ["TRACEPARENT", "openapi_document", "route_operation"]
+
+#: A W3C Trace Context ``traceparent`` (version-format, §3.2.2); others are not passed on.
+TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 _PROBLEM = {
     "type": "object",
@@ -31,16 +39,28 @@ _PROBLEM = {
         "detail": {"type": "string"},
         "errors": {
             "type": "array",
-            "description": "Schema violations (422).",
+            "description": "What does not fit (422): each value's JSONPath and the reason.",
             "items": {
                 "type": "object",
                 "properties": {
                     "path": {"type": "string", "description": "JSONPath of the value."},
                     "reason": {"type": "string"},
                 },
+                "required": ["path", "reason"],
             },
         },
     },
+    "required": ["type", "title", "status", "detail"],
+}
+_PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 _SECURITY_SCHEMES = {
     "standardWebhooks": {
@@ -64,13 +84,50 @@ def openapi_document(url: str, routes: Iterable[IngressRoute]) -> dict[str, Any]
     paths: dict[str, Any] = {}
     for route in sorted(routes, key=lambda r: r.path):
         paths[route.path] = {"post": route.openapi_operation(components)}
+    health = {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "degraded"]},
+                        "connectors": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "properties": {
+                                    "state": {"type": "string"},
+                                    "records": {"type": "integer"},
+                                    "errors": {"type": "integer"},
+                                    "last_error": {"type": ["string", "null"]},
+                                },
+                            },
+                        },
+                    },
+                    "required": ["status", "connectors"],
+                }
+            }
+        }
+    }
     paths["/health"] = {
         "get": {
             "operationId": "health",
             "summary": "State of the ingress connectors",
             "responses": {
-                "200": {"description": "Every connector is running."},
-                "503": {"description": "A connector is not running."},
+                "200": {"description": "Every connector is running.", **health},
+                "503": {"description": "A connector is not running.", **health},
+            },
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document of this server.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
             },
         }
     }
@@ -93,14 +150,27 @@ def openapi_document(url: str, routes: Iterable[IngressRoute]) -> dict[str, Any]
     }
 
 
-def _header(name: str, description: str, *, required: bool = False) -> dict[str, Any]:
+def _header(
+    name: str, description: str, *, required: bool = False, **schema: Any
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "header",
         "required": required,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", **schema},
     }
+
+
+def _message_id(name: str, description: str, *, required: bool = False) -> dict[str, Any]:
+    return _header(
+        name,
+        description,
+        required=required,
+        minLength=1,
+        maxLength=MAX_ID_LENGTH,
+        pattern=MESSAGE_ID_PATTERN,
+    )
 
 
 def route_operation(
@@ -119,21 +189,60 @@ def route_operation(
         SchemaError: the event class has no valid Avro schema.
     """
     components.setdefault("Problem", _PROBLEM)
-    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
-    def answer(description: str) -> dict[str, Any]:
-        return {"description": description, "content": problem}
+    def answer(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = {"description": description, "content": _PROBLEM_CONTENT}
+        if headers:
+            found["headers"] = headers
+        return found
 
     parameters = [
-        _header("Idempotency-Key", "Makes retries safe: a repeat is answered, not published."),
-        _header("traceparent", "W3C Trace Context, passed on to the event."),
+        _header(
+            "traceparent",
+            "W3C Trace Context, passed on to the event when well-formed (a malformed one is "
+            "ignored, as the W3C recommendation asks).",
+        )
     ]
     if signed:
+        # A signed route's key is the webhook-id; an Idempotency-Key is not read there.
         parameters[:0] = [
-            _header("webhook-id", "Standard Webhooks message id.", required=True),
-            _header("webhook-timestamp", "Unix seconds of the signing.", required=True),
-            _header("webhook-signature", "v1,<base64 HMAC-SHA256>.", required=True),
+            _message_id(
+                "webhook-id",
+                "Standard Webhooks message id; a retry with the same id is answered, not "
+                "published again.",
+                required=True,
+            ),
+            _header(
+                "webhook-timestamp",
+                "Unix seconds of the signing; refused when too far from the server's clock.",
+                required=True,
+                pattern=TIMESTAMP_PATTERN,
+            ),
+            _header(
+                "webhook-signature",
+                "Space-separated v1,<base64 HMAC-SHA256> signatures (Standard Webhooks).",
+                required=True,
+            ),
         ]
+    else:
+        parameters[:0] = [
+            _message_id(
+                "Idempotency-Key",
+                "Makes retries safe: a repeat with the same body is answered 202 again, not "
+                "published; with another body it is answered 422. Taken as sent (quotes "
+                "included).",
+            )
+        ]
+    unauthorized = (
+        {
+            "WWW-Authenticate": {
+                "description": "Sent when the API key is missing or wrong.",
+                "schema": {"type": "string"},
+            }
+        }
+        if keyed
+        else None
+    )
     signature: dict[str, list[str]] = {"standardWebhooks": []} if signed else {}
     if keyed:
         security = [{**signature, "apiKey": []}, {**signature, "bearer": []}]
@@ -147,11 +256,21 @@ def route_operation(
         "parameters": parameters,
         "requestBody": {
             "required": True,
+            "description": (
+                f"The event, as UTF-8 JSON of at most {max_body_bytes} bytes "
+                "(application/*+json is taken as well)."
+            ),
             "content": {"application/json": {"schema": event_json_schema(event_type, components)}},
         },
         "responses": {
             "202": {
                 "description": "Accepted: the event is durable in Kafka.",
+                "headers": {
+                    "Idempotent-Replayed": {
+                        "description": "Sent on the answer to a repeated idempotency key.",
+                        "schema": {"type": "string", "enum": ["true"]},
+                    }
+                },
                 "content": {
                     "application/json": {
                         "schema": {
@@ -163,12 +282,16 @@ def route_operation(
                 },
             },
             "400": answer("Malformed JSON or Idempotency-Key."),
-            "401": answer("Missing or invalid API key or signature."),
+            "401": answer("Missing or invalid API key or signature.", unauthorized),
             "413": answer(f"Body larger than {max_body_bytes} bytes."),
-            "415": answer("Not application/json."),
-            "422": answer("The event does not fit its schema (see errors)."),
-            "429": answer("Too many requests waiting for Kafka; see Retry-After."),
-            "503": answer("Kafka is unavailable; see Retry-After."),
+            "415": answer("Not application/json (or application/*+json) in UTF-8."),
+            "422": answer(
+                "The event does not fit the request body's schema, or a value cannot be "
+                "encoded in its Avro type (see errors); or the idempotency key was used for "
+                "another body."
+            ),
+            "429": answer("Too many requests waiting for Kafka.", _RETRY_AFTER),
+            "503": answer("Kafka is unavailable.", _RETRY_AFTER),
         },
     }
     if security:

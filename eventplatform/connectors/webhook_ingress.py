@@ -23,7 +23,8 @@ only once Kafka acknowledged the record, so an accepted event is durable (DESIGN
 401    a missing or wrong API key; a missing, malformed, stale or non-matching signature
 415    not ``application/json`` (or ``application/*+json``), or a charset other than UTF-8
 400    malformed JSON, or a malformed ``Idempotency-Key``
-422    the event does not fit its Avro schema: ``errors`` lists ``{"path", "reason"}``;
+422    the event does not fit the JSON Schema of the route's OpenAPI document, or a value
+       does not fit its Avro type when encoded: ``errors`` lists ``{"path", "reason"}``;
        or an idempotency key reused for a different body
 429    ``max_pending`` requests are already waiting for Kafka (``Retry-After``)
 503    Kafka is unavailable or did not acknowledge within ``publish_timeout``; after such a
@@ -37,12 +38,19 @@ after an accepted answer is answered the same ``202`` and publishes nothing
 its outcome. With ``idempotency_store`` (``sqlite:///…``, ``postgresql://…``) accepted keys
 also survive a restart; without it a retry after a restart is published again, with the same
 event id, and consumers deduplicate it.
+
+**The document is the contract.** ``GET /openapi.json`` describes each route
+(:mod:`~eventplatform.connectors.openapi`), and a body is checked against the very JSON Schema
+published there (:func:`~eventplatform.connectors.jsonschema.body_validator`) before the event
+is built, so what the document allows is accepted and what it refuses is answered 422; the
+test suite runs Schemathesis against the document to hold both directions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import time
 import uuid
@@ -57,10 +65,16 @@ from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
 from eventplatform.connectors.base import Source, SourceConfig
 from eventplatform.connectors.coalescer import Coalescer
 from eventplatform.connectors.ingress_server import IngressServer, problem
-from eventplatform.connectors.openapi import route_operation
+from eventplatform.connectors.jsonschema import body_validator
+from eventplatform.connectors.openapi import TRACEPARENT, route_operation
 from eventplatform.connectors.payloads import parse_event
 from eventplatform.connectors.records import SourceRecord
-from eventplatform.connectors.webhooks import MAX_ID_LENGTH, SignatureVerifier, decode_secret
+from eventplatform.connectors.webhooks import (
+    MESSAGE_ID,
+    MESSAGE_ID_RULE,
+    SignatureVerifier,
+    decode_secret,
+)
 from eventplatform.deadlines import Deadlines, time_out
 from eventplatform.errors import (
     ConfigurationError,
@@ -151,6 +165,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         assert self.event_type is not None  # requires_event_type
         self._event_type: type[AvroEvent] = self.event_type
         self._type_name = self.event_type.__avro_name__
+        self._check_body = body_validator(self.event_type)
         key_field = self.config.key_field
         if key_field is not None and key_field not in self.event_type.model_fields:
             raise ConnectorConfigError(
@@ -251,7 +266,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         wait = retry_after or self.config.retry_after
         return problem(503, detail, headers={"Retry-After": str(wait)})
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one ``POST`` (see the module docstring for the answers)."""
         config = self.config
         if self.stopping or not self.running:
@@ -277,11 +292,11 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         if not _is_json(request):
             return self._reject(415, "send the event as application/json (UTF-8)")
         if key is None and "Idempotency-Key" in request.headers:
-            key = request.headers["Idempotency-Key"].strip().strip('"')
-            if not key or len(key) > MAX_ID_LENGTH or not key.isprintable():
-                return self._reject(
-                    400, f"Idempotency-Key must be 1 to {MAX_ID_LENGTH} printable characters"
-                )
+            # Taken as sent (the documented pattern): a quoted key, as the IETF draft writes
+            # it, is a key with its quotes, the same on every retry.
+            key = request.headers["Idempotency-Key"]
+            if MESSAGE_ID.fullmatch(key) is None:
+                return self._reject(400, f"Idempotency-Key must be {MESSAGE_ID_RULE}")
         # The digest only serves to recognise a key reused for another body.
         digest = b""
         if key is not None:
@@ -296,6 +311,17 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         except InvalidPayload as exc:
             errors = [{"path": path, "reason": reason} for path, reason in exc.errors]
             return self._reject(422, "the event does not fit its schema", errors=errors)
+        # Then the document's own JSON Schema, which is stricter where pydantic's parsing is
+        # lenient (forms of dates, decimals as numbers): what is published is what is served.
+        # pydantic answers first because its reasons name missing fields and limits better.
+        try:
+            data = json.loads(body, parse_constant=_not_json)
+        except (ValueError, RecursionError) as exc:
+            return self._reject(400, f"malformed JSON: {exc}")
+        violations = self._check_body(data)
+        if violations:
+            errors = [{"path": path, "reason": reason} for path, reason in violations]
+            return self._reject(422, "the event does not fit its schema", errors=errors)
         if self._pending >= config.max_pending:
             return self._reject(
                 429, "too many requests are waiting for Kafka", {"Retry-After": "1"}
@@ -304,7 +330,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
             return self._unavailable("Kafka is unavailable")
         return await self._publish(request, event, key, digest)
 
-    def _key_matches(self, request: web.Request) -> bool:
+    def _key_matches(self, request: web.BaseRequest) -> bool:
         given = request.headers.get("X-API-Key", "")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -318,10 +344,9 @@ class WebhookIngress(Source[WebhookIngressConfig]):
             matched |= hmac.compare_digest(known, candidate)
         return matched
 
-    async def _read_body(self, request: web.Request) -> bytes | None:
+    async def _read_body(self, request: web.BaseRequest) -> bytes | None:
+        # Streamed in every case: the low-level server's read() has a limit of its own.
         limit = self.config.max_body_bytes
-        if request.content_length is not None:  # already checked against the limit
-            return await request.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.content.iter_chunked(1 << 16):
@@ -373,7 +398,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         return str(uuid.uuid5(_ID_NAMESPACE, f"{self.name}\x00{key}"))
 
     async def _publish(
-        self, request: web.Request, event: AvroEvent, key: str | None, digest: bytes
+        self, request: web.BaseRequest, event: AvroEvent, key: str | None, digest: bytes
     ) -> web.StreamResponse:
         coalescer = self._coalescer
         if coalescer is None:
@@ -389,7 +414,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
                 topic=self.topic,
                 event_id=event_id,
                 source=self.event_source,
-                traceparent=request.headers.get("traceparent"),
+                traceparent=_traceparent(request),
             )
         )
         outcome = self._answers.begin(key, digest) if key is not None else None
@@ -436,7 +461,9 @@ class WebhookIngress(Source[WebhookIngressConfig]):
 
     def _publish_failed(self, exc: EventPlatformError) -> web.StreamResponse:
         if isinstance(exc, SerializationError):
-            return self._reject(422, f"the event cannot be encoded: {exc}")
+            # A value the schema check let through but Avro cannot carry (or a reader could
+            # not read back).
+            return self._reject(422, "the event cannot be encoded", errors=encode_errors(exc))
         self.stats.failed(exc)
         log.warning("ingress %s: publishing failed: %s", self.name, exc)
         if exc.retriable:
@@ -494,7 +521,37 @@ def _accepted(event_id: str) -> web.Response:
     )
 
 
-def _is_json(request: web.Request) -> bool:
+def encode_errors(exc: SerializationError) -> list[dict[str, str]]:
+    """The ``errors`` member of a 422 for an event the serializer refused.
+
+    The path is the JSONPath of the serializer's ``field`` (``lines[0].price`` →
+    ``$.lines[0].price``) when it names one, else ``$``.
+    """
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and field:
+        path = "$" + ("" if field.startswith("[") else ".") + field
+    else:
+        path = "$"
+    return [{"path": path, "reason": str(exc)}]
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no such number)")
+
+
+def _traceparent(request: web.BaseRequest) -> str | None:
+    """The request's W3C ``traceparent``, when well-formed.
+
+    W3C Trace Context §3.2: a receiver that cannot parse it must not continue it, so a
+    malformed one is dropped rather than refused (the request is still served).
+    """
+    value = request.headers.get("traceparent")
+    if value is None or TRACEPARENT.fullmatch(value) is None:
+        return None
+    return value
+
+
+def _is_json(request: web.BaseRequest) -> bool:
     content_type = request.content_type.lower()
     if not (content_type == "application/json" or content_type.endswith("+json")):
         return False

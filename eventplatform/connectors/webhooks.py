@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ __all__ = [
     "H_WEBHOOK_ID",
     "H_WEBHOOK_SIGNATURE",
     "H_WEBHOOK_TIMESTAMP",
+    "MESSAGE_ID",
+    "MESSAGE_ID_PATTERN",
+    "MESSAGE_ID_RULE",
+    "TIMESTAMP_PATTERN",
     "SECRET_PREFIX",
     "SignatureVerifier",
     "decode_secret",
@@ -44,8 +49,16 @@ H_WEBHOOK_ID = "webhook-id"
 H_WEBHOOK_TIMESTAMP = "webhook-timestamp"
 H_WEBHOOK_SIGNATURE = "webhook-signature"
 SECRET_PREFIX = "whsec_"
-#: Longest ``webhook-id`` accepted; ids are stored for deduplication.
+#: Longest ``webhook-id`` (and ``Idempotency-Key``) accepted; ids are stored for deduplication.
 MAX_ID_LENGTH = 256
+#: What a ``webhook-id`` or ``Idempotency-Key`` may be, as the OpenAPI document states it
+#: (ECMA-262): 1 to 256 visible ASCII characters, spaces only inside (HTTP drops them at the
+#: ends, RFC 9110 §5.5, so they could not be sent).
+MESSAGE_ID_PATTERN = f"^[!-~](?:[ -~]{{0,{MAX_ID_LENGTH - 2}}}[!-~])?$"
+MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN[1:-1])
+MESSAGE_ID_RULE = f"1 to {MAX_ID_LENGTH} visible ASCII characters (spaces only inside)"
+#: ``webhook-timestamp``: integer Unix seconds, at most 12 digits.
+TIMESTAMP_PATTERN = "^[0-9]{1,12}$"
 _MAX_SIGNATURES = 16
 
 
@@ -164,10 +177,8 @@ class SignatureVerifier:
         ]
         if missing:
             raise InvalidSignature(f"missing header {', '.join(missing)}")
-        if len(msg_id) > MAX_ID_LENGTH or not msg_id.isprintable():
-            raise InvalidSignature(
-                f"{H_WEBHOOK_ID} must be printable and at most {MAX_ID_LENGTH} characters"
-            )
+        if MESSAGE_ID.fullmatch(msg_id) is None:
+            raise InvalidSignature(f"{H_WEBHOOK_ID} must be {MESSAGE_ID_RULE}")
         if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
             raise InvalidSignature(f"{H_WEBHOOK_TIMESTAMP} must be integer Unix seconds")
         timestamp = int(stamp)

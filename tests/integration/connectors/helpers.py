@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -213,6 +214,13 @@ class CountingSource(Source[CountingConfig]):
                 event_id=f"{self.name}-{n}",
                 position=SourcePosition(partition, {"n": n}),
             )
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def header(received: Received, name: str) -> str | None:

@@ -5,22 +5,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import pytest
+from pydantic import AfterValidator
 from standardwebhooks import Webhook
 
 from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.jsonschema import DATETIME_PATTERN
+from eventplatform.connectors.webhook_ingress import WebhookIngress, encode_errors
+from eventplatform.errors import SerializationError
 from eventplatform.registry import MemoryRegistry
+from eventplatform.schema import AvroDecimal, AvroEvent
 from eventplatform.settings import Settings
-from tests.integration.connectors.helpers import Order, TopicReader, order_json, wait_running
+from tests.integration.connectors.helpers import (
+    Order,
+    TopicReader,
+    order_json,
+    running,
+    wait_running,
+)
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"an older secret, being rotated!!").decode()
@@ -271,7 +283,7 @@ async def test_health_and_openapi_describe_the_routes(
     order = spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
     assert order["x-avro-name"] == "tests.connectors.Order"
     assert order["required"] == ["order_id", "customer", "lines", "total", "currency", "placed_at"]
-    assert order["properties"]["placed_at"]["format"] == "date-time"
+    assert order["properties"]["placed_at"]["pattern"] == DATETIME_PATTERN
     assert spec["components"]["schemas"]["tests.connectors.Currency"]["enum"] == ["EUR", "USD"]
     assert set(operation["responses"]) == {"202", "400", "401", "413", "415", "422", "429", "503"}
     assert operation["security"] == [
@@ -372,3 +384,95 @@ async def test_an_unexpected_failure_is_a_500_with_an_incident_id_only(
     logged = [r for r in caplog.records if problem["incident"] in r.getMessage()]
     assert logged
     assert logged[0].exc_info is not None
+
+
+async def test_an_unparseable_request_is_a_problem_logged_once_at_info(
+    settings: Settings,
+    registry: MemoryRegistry,
+    offsets: OffsetStore,
+    reader: TopicReader,
+    unique_topic: Callable[[str], str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = unique_topic("orders")
+    body = json.dumps(order_json(9)).encode()
+    caplog.set_level(logging.INFO)
+    async with ingress(settings, registry, offsets, topic, api_keys=[API_KEY]) as connector:
+        host, _, port = connector.url.split("/")[2].rpartition(":")
+        caplog.clear()
+        for n in range(3):
+            # A NUL byte in a header value: RFC 9110 §5.5 forbids it, aiohttp's parser refuses.
+            request = (
+                b"POST " + connector.path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                b"X-API-Key: " + API_KEY.encode() + b"\r\n"
+                b"Idempotency-Key: a\x00" + str(n).encode() + b"\r\n"
+                b"Content-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+            stream_in, stream_out = await asyncio.open_connection(host, int(port))
+            stream_out.write(request)
+            answer = await stream_in.read()  # the server closes the connection after it
+            stream_out.close()
+            await stream_out.wait_closed()
+            head, _, content = answer.partition(b"\r\n\r\n")
+            assert head.split(b" ")[1] == b"400"  # HTTP/1.0: the version was not parsed either
+            assert b"content-type: application/problem+json" in head.lower()
+            problem = json.loads(content)
+            assert problem["status"] == 400
+            assert problem["detail"].startswith("malformed HTTP request: ")
+    assert await reader.end_offset(topic) == 0
+    about = [r for r in caplog.records if "malformed HTTP request" in r.getMessage()]
+    assert len(about) == 3  # once per request
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in about)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+def _grown(price: Decimal) -> Decimal:
+    return price * 1000
+
+
+class Grown(AvroEvent, namespace="tests.connectors"):
+    """A price that a validator scales beyond its decimal's precision after the checks."""
+
+    price: Annotated[Decimal, AvroDecimal(4, 2), AfterValidator(_grown)]
+
+
+async def test_a_value_the_encoder_refuses_is_a_422_naming_the_field(
+    settings: Settings,
+    registry: MemoryRegistry,
+    offsets: OffsetStore,
+    reader: TopicReader,
+    http: aiohttp.ClientSession,
+    unique_topic: Callable[[str], str],
+) -> None:
+    topic = unique_topic("grown")
+    connector = WebhookIngress(
+        name="grown-in",
+        topic=topic,
+        event_type=Grown,
+        config={"port": 0, "allow_anonymous": True},
+        settings=settings,
+        registry=registry,
+        offsets=offsets,
+    )
+    async with running(connector):
+        body = json.dumps({"price": "12.34"}).encode()  # fits the document; 12340.00 does not
+        status, problem = await _post(
+            http, connector.url, body, {"content-type": "application/json"}
+        )
+    assert status == 422
+    assert problem["detail"] == "the event cannot be encoded"
+    (error,) = problem["errors"]
+    # "$.price" once the serializer names the field (SerializationError.field); "$" before.
+    assert error["path"] in ("$", "$.price")
+    assert "precision" in error["reason"]
+    assert await reader.end_offset(topic) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "path"), [("price", "$.price"), ("lines[0].price", "$.lines[0].price"), (None, "$")]
+)
+def test_a_serializer_field_becomes_a_json_path(field: str | None, path: str) -> None:
+    exc = SerializationError("cannot encode: too many digits")
+    exc.field = field  # the attribute the serializer sets where it knows the field
+    assert encode_errors(exc) == [{"path": path, "reason": "cannot encode: too many digits"}]

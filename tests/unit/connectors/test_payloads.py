@@ -7,10 +7,16 @@ from typing import Any
 
 import pytest
 
-from eventplatform.connectors.jsonschema import avro_to_json_schema, event_json_schema
+from eventplatform.connectors.jsonschema import (
+    DATE_PATTERN,
+    DATETIME_PATTERN,
+    UUID_PATTERN,
+    avro_to_json_schema,
+    event_json_schema,
+)
 from eventplatform.connectors.payloads import json_path, parse_event
 from eventplatform.errors import InvalidPayload, MalformedPayload, SchemaError
-from tests.integration.connectors.helpers import Order, order_json
+from tests.integration.connectors.helpers import Line, Order, Tick, order_json
 
 
 def test_valid_json_becomes_the_event() -> None:
@@ -57,9 +63,10 @@ def test_the_json_schema_follows_the_avro_contract() -> None:
     props = order["properties"]
     assert order["additionalProperties"] is False
     assert order["required"] == ["order_id", "customer", "lines", "total", "currency", "placed_at"]
-    assert props["order_id"]["format"] == "uuid"
-    assert props["placed_at"]["format"] == "date-time"
-    assert props["total"]["type"] == ["string", "number"]
+    assert props["order_id"]["pattern"] == UUID_PATTERN
+    assert props["placed_at"]["pattern"] == DATETIME_PATTERN
+    assert props["total"]["type"] == "string"
+    assert props["total"]["pattern"] == r"^-?[0-9]{1,8}(?:\.[0-9]{1,2})?$"
     assert props["lines"]["items"] == {"$ref": "#/components/schemas/tests.connectors.Line"}
     assert props["note"]["anyOf"] == [{"type": "null"}, {"type": "string"}]
     assert props["note"]["default"] is None
@@ -86,7 +93,12 @@ def test_other_avro_types_map_too() -> None:
     props = components["ns.All"]["properties"]
     assert props["m"] == {"type": "object", "additionalProperties": _long()}
     assert props["again"] == {"$ref": "#/components/schemas/ns.Hash"}
-    assert props["d"] == {"type": "string", "format": "date"}
+    assert props["d"] == {
+        "type": "string",
+        "pattern": DATE_PATTERN,
+        "description": "A date (ISO 8601).",
+    }
+    assert components["ns.Hash"]["pattern"] == "^[\\u0000-\\u007f]{16}$"
     assert "default" not in props["b"]  # an Avro bytes default is not its JSON form
     assert props["self"]["anyOf"][1] == {"$ref": "#/components/schemas/ns.All"}
     with pytest.raises(SchemaError, match="unknown Avro type"):
@@ -95,3 +107,27 @@ def test_other_avro_types_map_too() -> None:
 
 def _long() -> dict[str, Any]:
     return {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+
+
+@pytest.mark.parametrize(("number", "expected"), [("-2546.0", -2546), ("1e3", 1000), ("2E+1", 20)])
+def test_a_number_with_a_zero_fraction_is_an_integer(number: str, expected: int) -> None:
+    # JSON Schema (draft 2020-12, 6.1.1): 2.0 is an integer, so the document allows it.
+    assert parse_event(Tick, f'{{"n": {number}}}').n == expected
+    line = parse_event(Line, f'{{"sku": "a", "quantity": {number}, "price": "1.00"}}')
+    assert line.quantity == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ('{"n": 2.5}', "$.n"),  # a fraction is not an integer
+        ('{"n": 1e20}', "$.n"),  # an integer, beyond 32 bits
+        ('{"n": "3"}', "$.n"),  # strict: a string is not a number
+        ('{"n": 2.0, "label": 3.0}', "$.label"),  # 3 is not a string either way
+        ('{"n": 2.0, "label": NaN}', "$.label"),  # NaN is not JSON
+    ],
+)
+def test_other_numbers_are_still_refused_for_integers(body: str, path: str) -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        parse_event(Tick, body)
+    assert path in [where for where, _ in caught.value.errors]

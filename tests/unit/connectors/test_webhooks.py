@@ -74,7 +74,7 @@ def test_any_of_several_signatures_and_secrets_verifies() -> None:
         ({"webhook-timestamp": "1.5e9"}, "integer Unix seconds"),
         ({"webhook-signature": "v1a,abc v2,def"}, "no v1 signature matches"),
         ({"webhook-signature": "v1,!!!notbase64"}, "no v1 signature matches"),
-        ({"webhook-id": "x" * 257}, "at most 256"),
+        ({"webhook-id": "x" * 257}, "1 to 256"),
     ],
 )
 def test_what_does_not_verify_says_why(change: dict[str, str], reason: str) -> None:
