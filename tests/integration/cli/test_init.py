@@ -1,9 +1,11 @@
 """The first hour as a new user walks it: ``eventplatform init`` → ``up`` → the printed curl →
 handled → Ctrl-C → ``up`` again → the state kept (the README's "Your own deployment").
 
-``up`` runs as a subprocess on the test broker (bootstrap settings in its environment), with
-free ports: the only change made to the printed curl line is its port. The scaffolded
-project's own test then passes under pytest, in the project.
+``up`` runs as a subprocess exactly as a new user runs it, with no broker configured: it
+provisions its own, keeps its data in the project's ``var/kafka/`` and finds it again on the
+second run (same cluster id, the first greeting's offsets and idempotency key kept). Ports are
+free ones instead of the fixed defaults: the only change made to the printed curl line is its
+port. The scaffolded project's own test then passes under pytest (on the test broker).
 """
 
 from __future__ import annotations
@@ -77,10 +79,17 @@ async def test_init_up_curl_handled_stop_and_up_again(
     curl = curl.replace("127.0.0.1:8080", f"127.0.0.1:{ingress}")
     database = project / "eventplatform-idempotency.db"
 
+    # No broker configured: up provisions its own in var/kafka, as for a new user.
+    up_env = {k: v for k, v in env.items() if k != "EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS"}
+    ports = f"--kafka-port {free_port()} --controller-port {free_port()}"
+
     async def run_up(greeting: str, expected: list[tuple[str, str]], index: int) -> None:
         began = time.monotonic()
         up = Background(
-            f"eventplatform up --no-tty --registry-port {free_port()}", project, env, index
+            f"eventplatform up --no-tty {ports} --registry-port {free_port()}",
+            project,
+            up_env,
+            index,
         )
         try:
 
@@ -117,8 +126,11 @@ async def test_init_up_curl_handled_stop_and_up_again(
         assert " WARNING " not in up.errors(), up.errors()
 
     await run_up("Hello!", [("Ada", "Hello!")], 0)
-    # Again: the first greeting is not handled twice, the second one is.
+    cluster_id = (project / "var" / "kafka" / "cluster.id").read_text()
+    # Again: the same broker data; the first greeting is not handled twice, the second one is.
     await run_up("Hi again", [("Ada", "Hello!"), ("Ada", "Hi again")], 1)
+    assert (project / "var" / "kafka" / "cluster.id").read_text() == cluster_id
+    assert not (project / "var" / "up.json").exists()  # removed on a clean exit
 
     tests = await asyncio.to_thread(
         subprocess.run,
