@@ -11,8 +11,7 @@ kafka:         ## only a development broker, in the foreground
 	@scripts/bootstrap dev
 	$(PY) -m eventplatform kafka start
 
-test:          ## the whole test suite against a real broker (and PostgreSQL)
-	@scripts/bootstrap dev
+test: check    ## the gates (fast fail), then the whole test suite against a real broker (and PostgreSQL)
 	@scripts/system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 

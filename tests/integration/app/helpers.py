@@ -9,8 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 
 from eventplatform.app import EventApp
+from tests.waiting import until
 
 
 @asynccontextmanager
@@ -29,11 +32,7 @@ async def eventually(
     predicate: Callable[[], bool], *, within: float = 15.0, what: str = "condition"
 ) -> None:
     """Wait until ``predicate()`` holds; fail the test after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await until(predicate, within=within, what=what)
 
 
 async def read_all(
@@ -43,9 +42,14 @@ async def read_all(
     expected: int,
     isolation_level: str = "read_committed",
     within: float = 15.0,
-    settle: float = 0.0,
+    to_end: bool = False,
 ) -> list[Any]:
-    """Every record of ``topic`` from the start, once ``expected`` arrived (then ``settle`` s)."""
+    """Every record of ``topic`` from the start, once ``expected`` arrived.
+
+    With ``to_end``, also every record up to the end of each partition as it is once
+    ``expected`` arrived (for ``read_committed``, the last stable offset): the positive
+    marker that nothing written before is left unread, where a fixed wait would only guess.
+    """
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap_servers,
@@ -60,13 +64,36 @@ async def read_all(
         while len(records) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             records += [r for rs in batch.values() for r in rs]
-        end = time.monotonic() + settle
-        while time.monotonic() < end:
-            batch = await consumer.getmany(timeout_ms=100)
-            records += [r for rs in batch.values() for r in rs]
+        if to_end:
+            partitions = sorted(consumer.assignment())
+            ends = await consumer.end_offsets(partitions)
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{topic}: not read to {ends} within {within}s")
+                batch = await consumer.getmany(timeout_ms=200)
+                records += [r for rs in batch.values() for r in rs]
     finally:
         await consumer.stop()
     return records
+
+
+async def end_offset(bootstrap_servers: str, topic: str) -> int:
+    """The sum of the end offsets of ``topic``'s partitions (0 for a topic that does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:
+        return 0
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    await probe.start()
+    try:
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        return sum((await probe.end_offsets(partitions)).values())
+    finally:
+        await probe.stop()
 
 
 def headers_of(record: Any) -> dict[str, str]:

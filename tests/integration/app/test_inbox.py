@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -161,7 +160,8 @@ async def test_inbox_off_runs_keys_concurrently_without_a_store_transaction(
             _ = ctx.transaction
         running_now += 1
         most = max(most, running_now)
-        await asyncio.sleep(0.05)
+        # Held until another handler runs beside it (a serial app times out here).
+        await eventually(lambda: most > 1, what="a second handler running concurrently")
         running_now -= 1
 
     await producer.publish_batch(

@@ -34,14 +34,14 @@ async def test_stop_lets_the_event_in_flight_finish_commits_and_leaves_the_group
     kafka_admin: AIOKafkaAdminClient,
 ) -> None:
     topic = unique_topic("orders")
-    started = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
     finished: list[str] = []
     app = EventApp("graceful", group_id=group, registry=registry, settings=settings)
 
     @app.handle(OrderPlaced, topic=topic)
     async def handle(event: OrderPlaced, ctx: Context) -> None:
         started.set()
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(release.wait(), 15)  # in flight until the stop was asked for
         finished.append(event.order_id)
 
     await producer.publish(OrderPlaced(order_id="slow"), topic=topic)
@@ -49,6 +49,7 @@ async def test_stop_lets_the_event_in_flight_finish_commits_and_leaves_the_group
     await asyncio.wait_for(started.wait(), 15)
     assert await _group_state(kafka_admin, group) == ("Stable", 1)
     app.stop()
+    release.set()
     await asyncio.wait_for(task, 15)
 
     assert finished == ["slow"]

@@ -57,7 +57,7 @@ async def test_transactional_output_is_seen_once_by_a_read_committed_reader(
         await eventually(lambda: app.stats.handled == count)
     assert app.transactional_id == f"{group}.i-1"
 
-    outputs = await read_all(kafka_bootstrap_servers, sink, expected=count, settle=0.5)
+    outputs = await read_all(kafka_bootstrap_servers, sink, expected=count, to_end=True)
     deserializer = AvroDeserializer(registry)
     orders = Counter(
         [(await deserializer.deserialize(r.value, InvoiceIssued)).order_id for r in outputs]

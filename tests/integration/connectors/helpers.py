@@ -30,6 +30,7 @@ from eventplatform.connectors import (
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.schema import AvroDecimal, AvroEnum, AvroEvent, Int32, Millis
 from eventplatform.serde import AvroDeserializer
+from tests.waiting import until
 
 E = TypeVar("E", bound=AvroEvent)
 
@@ -96,24 +97,19 @@ async def running(connector: Connector[Any]) -> AsyncIterator[Connector[Any]]:
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
     """Wait until ``await check()`` is true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"{check} did not become true within {within}s")
-        await asyncio.sleep(0.05)
+    await until(check, within=within, what=getattr(check, "__name__", repr(check)))
 
 
 async def wait_running(connector: Connector[Any], task: asyncio.Task[None]) -> None:
     """Wait until ``connector`` runs (or its task ended, which then raises)."""
-    for _ in range(600):
-        if connector.state is ConnectorState.RUNNING:
-            return
-        if task.done():
-            await task
-            raise AssertionError(f"{connector!r} ended before running")
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{connector!r} did not start")
+    await until(
+        lambda: connector.state is ConnectorState.RUNNING or task.done(),
+        within=30,
+        what=f"{connector!r} to start",
+    )
+    if connector.state is not ConnectorState.RUNNING:
+        await task
+        raise AssertionError(f"{connector!r} ended before running")
 
 
 @dataclass(slots=True)

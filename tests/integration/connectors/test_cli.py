@@ -20,6 +20,7 @@ from eventplatform.connectors import (
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import load_settings
 from tests.integration.connectors.helpers import CountingConfig, CountingSource, Tick
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -77,12 +78,11 @@ def test_status_shows_what_a_runtime_reported(
         async with MemoryRegistry() as registry:
             runtime = ConnectorRuntime([spec], settings=load_settings(), registry=registry)
             task = asyncio.create_task(runtime.run())
-            for _ in range(200):
-                if runtime.status()[0].records == 3:
-                    break
-                await asyncio.sleep(0.05)
-            runtime.stop()
-            await task
+            try:
+                await until(lambda: runtime.status()[0].records == 3, what="three records")
+            finally:
+                runtime.stop()
+                await task
 
     asyncio.run(run_once())
     result = CliRunner().invoke(app, ["status", "--json"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -142,12 +141,14 @@ async def test_notify_wakes_the_relay_long_before_the_poll(
         "relay", table, postgres_dsn, settings, registry, offsets, prefix, poll_interval=60
     )
     async with running(relay):
-        await asyncio.sleep(0.3)  # the relay is idle now, waiting up to 60 s
+        # A first row relayed: the relay has polled and is idle now, waiting up to 60 s.
+        await insert(db, table, [("order", "o-0", "OrderPlaced", {"id": 0})])
+        await eventually(lambda: _none_left(db, table), within=10)
         started = time.monotonic()
         await insert(db, table, [("order", "o-1", "OrderPlaced", {"id": 1})])
         await eventually(lambda: _none_left(db, table), within=10)
         assert time.monotonic() - started < 5
-    assert len(await reader.read(f"{prefix}.order", 1)) == 1
+    assert len(await reader.read(f"{prefix}.order", 2)) == 2
 
 
 async def test_a_row_that_does_not_validate_is_dead_lettered_and_marked(

@@ -195,10 +195,19 @@ def test_broker_started_from_a_short_lived_thread_survives_it() -> None:
     worker.join()
     try:
         assert kafka.running
-        time.sleep(1)  # PDEATHSIG would have fired when the starting thread ended
-        assert kafka.running
+        # PR_SET_PDEATHSIG fires while the starting thread exits (prctl(2)); join() returns a
+        # little before that, so wait for the thread's task to leave /proc: by then the
+        # signal would have been sent. The broker then answers, and logged no signal.
+        task = Path(f"/proc/self/task/{worker.native_id}")
+        deadline = time.monotonic() + 30
+        while task.exists():
+            assert time.monotonic() < deadline, f"{task} still exists after 30s"
+            time.sleep(0.02)
         host, port = kafka.bootstrap_servers.split(":")
         probe_metadata(host, int(port), timeout=5)
+        assert kafka.running
+        assert kafka.log_path is not None
+        assert "due to signal" not in kafka.log_path.read_text()
     finally:
         kafka.stop()
 

@@ -11,7 +11,7 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class Harness:
         self.dsn = dsn
         self.outside: Counter[str] = Counter()  # effects outside any database
         self._stores: list[BaseStore] = []
+        self._last_statements: list[str] = []  # SQLite: the last statement each store began
 
     @property
     def url(self) -> str:
@@ -75,10 +76,45 @@ class Harness:
         options = {"clock": self.clock, "purge_interval": None, **options}
         if self.kind != "memory":
             options.setdefault("table", self.table)
+        if self.kind == "sqlite":
+            options["trace"] = self._tracer(options.get("trace"))
         store = open_store(self.url, **options)
         await store.start()
         self._stores.append(store)
         return store
+
+    def _tracer(self, chained: Callable[[str], None] | None) -> Callable[[str], None]:
+        index = len(self._last_statements)
+        self._last_statements.append("")
+
+        def trace(statement: str) -> None:
+            self._last_statements[index] = statement
+            if chained is not None:
+                chained(statement)
+
+        return trace
+
+    async def waits_for_a_lock(self) -> bool:
+        """Whether a member now waits for a lock that another member holds.
+
+        PostgreSQL: a backend waits on a lock in a statement on the store's table. SQLite: a
+        store began ``BEGIN IMMEDIATE`` (traced when the statement starts, before it waits up
+        to ``busy_timeout`` for the write lock) and nothing after it. Memory: never.
+        """
+        if self.kind == "sqlite":
+            return "BEGIN IMMEDIATE" in self._last_statements
+        if self.kind == "postgres":
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                waiting = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0",
+                    self.table,
+                )
+            finally:
+                await conn.close()
+            return bool(waiting)
+        return False
 
     async def setup(self) -> None:
         ddl = f"CREATE TABLE {self.effects_table} (key TEXT NOT NULL)"

@@ -8,6 +8,7 @@ import pytest
 
 from eventplatform.idempotency import Claim
 from tests.integration.idempotency.conftest import Harness
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -192,7 +193,11 @@ async def test_concurrent_batches_race_same_key_effect_once(harness: Harness) ->
         async with batch.unit("k") as unit:
             await harness.effect(unit)
         claimed.set()
-        await asyncio.sleep(0.3)  # member two claims (and waits, or sees "busy") meanwhile
+
+        async def member_two_tried() -> bool:  # it waits for our lock, or it saw "busy"
+            return bool(loser_claims) or await harness.waits_for_a_lock()
+
+        await until(member_two_tried, within=30, what="member two to claim the key too")
     await asyncio.wait_for(racer, 30)
     assert await harness.effects() == {"k": 1, "other": 1}
     assert all("k" not in claim.fresh for claim in loser_claims)
@@ -202,12 +207,14 @@ async def test_concurrent_batches_race_same_key_effect_once(harness: Harness) ->
 async def test_race_winner_that_fails_lets_the_other_member_run_it(harness: Harness) -> None:
     first, second = await harness.store(), await harness.store()
     claimed = asyncio.Event()
+    claims: list[Claim] = []
 
     async def member_two() -> Claim:
         await claimed.wait()
         while True:
             async with second.batch("g", owner="m2") as batch:
                 claim = await batch.claim(["k"])
+                claims.append(claim)
                 for key in claim.fresh:
                     async with batch.unit(key) as unit:
                         await harness.effect(unit)
@@ -215,9 +222,12 @@ async def test_race_winner_that_fails_lets_the_other_member_run_it(harness: Harn
                 return claim
             await asyncio.sleep(0.05)
 
+    async def member_two_tried() -> bool:  # it waits for our lock, or it saw "busy"
+        return bool(claims) or await harness.waits_for_a_lock()
+
     async def handler_fails_late() -> None:
         claimed.set()
-        await asyncio.sleep(0.3)
+        await until(member_two_tried, within=30, what="member two to claim the key too")
         raise Boom
 
     racer = asyncio.create_task(member_two())

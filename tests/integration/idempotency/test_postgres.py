@@ -18,6 +18,7 @@ from eventplatform.errors import (
     IdempotencyStoreUnavailable,
 )
 from eventplatform.idempotency import Claim, PostgresStore, PostgresUnit
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -85,19 +86,18 @@ async def test_unit_without_writes_sends_no_savepoint(postgres_dsn: str, table: 
         s.batch("g", owner="m1") as batch,
     ):
         await batch.claim(["a", "b"])
-        await asyncio.sleep(0)
-        before = len(statements)
         async with batch.unit("a"):
             pass
         async with batch.unit("b") as unit:
             await unit.execute("SELECT 1")
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert statements[before:] == [
+        # Logged queries arrive in order: b's RELEASE is the marker that a's would be in.
+        await until(lambda: "RELEASE SAVEPOINT eventplatform_unit" in statements, within=10)
+        assert statements[-3:] == [
             "SAVEPOINT eventplatform_unit",
             "SELECT 1",
             "RELEASE SAVEPOINT eventplatform_unit",
         ]
+        assert statements.count("SAVEPOINT eventplatform_unit") == 1  # none for unit "a"
 
 
 async def test_unreachable_server_is_unavailable() -> None:
@@ -115,9 +115,22 @@ async def test_instances_starting_together_create_the_table_once(
     postgres_dsn: str, table: str
 ) -> None:
     stores = [store(postgres_dsn, table) for _ in range(4)]
-    await asyncio.gather(*(s.start() for s in stores))
-    for s in stores:
-        await s.close()
+    started = await asyncio.gather(*(s.start() for s in stores), return_exceptions=True)
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        assert [o for o in started if isinstance(o, BaseException)] == []
+        assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname = $1", table) == 1
+        # One table, shared: a key one instance completed is done for every other one.
+        async with stores[0].batch("g", owner="m0") as batch:
+            assert (await batch.claim(["k"])).fresh == ("k",)
+            batch.complete("k")
+        for other in stores[1:]:
+            async with other.batch("g", owner="m1") as batch:
+                assert await batch.claim(["k"]) == Claim(done=frozenset({"k"}))
+    finally:
+        await conn.close()
+        for s in stores:
+            await s.close()
 
 
 async def test_schema_qualified_table(postgres_dsn: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 from eventplatform.errors import IdempotencyStoreError, StoreNotTransactional
 from eventplatform.idempotency import Claim, Unit, open_store
 from tests.integration.idempotency.conftest import Harness
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +95,7 @@ async def test_transactional_claim_is_held_by_the_transaction_not_the_lease(
             await h.effect(unit)
         h.clock.advance(3600)  # far past any lease: only the open transaction protects "k"
         started.set()
-        await asyncio.sleep(0.3)
+        await until(h.waits_for_a_lock, within=30, what="member two to wait for our lock")
         assert not racer.done()  # member two waits for our transaction
     claim = await asyncio.wait_for(racer, 30)
     assert "k" not in claim.fresh
@@ -229,7 +230,7 @@ async def test_cancelled_batch_waiting_for_another_member_cleans_up(
         held.complete("k")
         racer = asyncio.create_task(member_two())
         await waiting.wait()
-        await asyncio.sleep(0.2)  # member two now waits on our lock
+        await until(h.waits_for_a_lock, within=30, what="member two to wait for our lock")
         racer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await racer

@@ -13,11 +13,12 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from tests import waiting
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = "tests.integration.proofs.services"
@@ -210,17 +211,22 @@ async def until(
     watch: tuple[AppProcess, ...] = (),
     interval: float = 0.02,
 ) -> None:
-    """Poll ``predicate`` until it holds.
+    """Poll ``predicate`` until it holds (:func:`tests.waiting.until`, watching processes).
 
     Raises:
         AssertionError: ``within`` seconds passed, or a watched process died meanwhile; the
             message carries the tails of the watched processes' logs.
     """
-    deadline = time.monotonic() + within
-    while not await predicate():
+
+    def died() -> str | None:
         dead = [p for p in watch if not p.alive]
-        if dead or time.monotonic() > deadline:
-            why = f"{dead[0]!r} exited" if dead else f"timed out after {within:g}s"
-            logs = "\n".join(p.tail() for p in watch)
-            raise AssertionError(f"{why} waiting for {what}\n{logs}")
-        await asyncio.sleep(interval)
+        return f"{dead[0]!r} exited" if dead else None
+
+    await waiting.until(
+        predicate,
+        within=within,
+        what=what,
+        interval=interval,
+        abort=died,
+        details=lambda: "\n".join(p.tail() for p in watch),
+    )

@@ -32,6 +32,7 @@ from eventplatform.producer import EventProducer, Outgoing
 from eventplatform.settings import load_settings
 from tests.integration.proofs.events import Deposit
 from tests.integration.proofs.streams import read_topic
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -140,12 +141,12 @@ async def _batches(producer: EventProducer, topic: str, tally: Tally, stop: asyn
 
 async def _grown(tallies: list[Tally], by: int, within: float, what: str) -> None:
     marks = [len(t.returned) + by for t in tallies]
-    deadline = time.monotonic() + within
-    while any(len(t.returned) < mark for t, mark in zip(tallies, marks, strict=True)):
-        if time.monotonic() > deadline:
-            counts = {t.name: (len(t.returned), len(t.raised)) for t in tallies}
-            raise AssertionError(f"timed out after {within}s waiting for {what}: {counts}")
-        await asyncio.sleep(0.02)
+    await until(
+        lambda: all(len(t.returned) >= mark for t, mark in zip(tallies, marks, strict=True)),
+        within=within,
+        what=what,
+        details=lambda: str({t.name: (len(t.returned), len(t.raised)) for t in tallies}),
+    )
 
 
 @pytest.mark.timeout(150)

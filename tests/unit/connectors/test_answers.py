@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
 from eventplatform.errors import PublishTimeout
+from tests.waiting import until
 
 
 def test_answers_expire_and_the_least_recently_used_go_first() -> None:
@@ -30,8 +29,8 @@ async def test_a_request_in_flight_is_shared_and_kept_once_answered() -> None:
     outcome = cache.begin("k", digest)
     assert cache.in_flight("k") == (digest, outcome)
     outcome.set_result(Answer("id-k", digest))
-    await asyncio.sleep(0)
-    assert cache.in_flight("k") is None
+    # Done callbacks run on a later loop iteration.
+    await until(lambda: cache.in_flight("k") is None, what="the answer to be kept")
     assert cache.get("k") == Answer("id-k", digest)
 
 
@@ -41,6 +40,5 @@ async def test_a_failed_request_is_not_kept() -> None:
     outcome.set_exception(PublishTimeout("down"))
     with pytest.raises(PublishTimeout):
         await outcome
-    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
-    assert cache.in_flight("k") is None
+    await until(lambda: cache.in_flight("k") is None, what="the request to be dropped")
     assert cache.get("k") is None

@@ -18,6 +18,7 @@ from eventplatform.errors import (
 )
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent
+from tests.waiting import until
 
 
 class Tick(AvroEvent, namespace="tests.coalescer"):
@@ -62,7 +63,7 @@ async def test_events_submitted_while_a_batch_is_in_flight_form_the_next_batch()
     producer.release.clear()
     async with coalescer(producer, max_in_flight=1, max_batch=2) as shipping:
         first = shipping.submit(Outgoing(Tick(n=0), key="k"))
-        await asyncio.sleep(0)  # the first batch leaves alone
+        await until(lambda: producer.calls == [[0]], what="the first batch to leave alone")
         later = [shipping.submit(Outgoing(Tick(n=n), key="k")) for n in range(1, 6)]
         producer.release.set()
         await asyncio.gather(first, *later)
@@ -86,12 +87,13 @@ async def test_an_event_whose_key_is_in_flight_waits_while_other_keys_ship() -> 
     producer.release.clear()
     async with coalescer(producer, max_in_flight=2) as shipping:
         first = shipping.submit(Outgoing(Tick(n=0), key="a"))
-        await asyncio.sleep(0.01)
+        await until(lambda: producer.calls == [[0]], what="the batch holding key a")
         later = [
             shipping.submit(Outgoing(Tick(n=1), key="a")),
             shipping.submit(Outgoing(Tick(n=2), key="b")),
         ]
-        await asyncio.sleep(0.01)
+        # 2 ships although 1 was submitted first: the marker that 1 is held back.
+        await until(lambda: len(producer.calls) >= 2, what="a second batch")
         assert producer.calls == [[0], [2]]  # 1 waits for the batch holding key "a"
         producer.release.set()
         await asyncio.gather(first, *later)
@@ -129,7 +131,9 @@ async def test_closing_waits_for_submitted_events_then_refuses_new_ones() -> Non
     shipping = coalescer(producer)
     pending = shipping.submit(Outgoing(Tick(n=7)))
     closing = asyncio.create_task(shipping.aclose())
-    await asyncio.sleep(0.01)
+    # Tasks run in the order they were made: once the event is in flight, aclose() has run
+    # too, up to where it waits.
+    await until(lambda: producer.calls == [[7]], what="the event in flight")
     assert not closing.done()
     producer.release.set()
     await closing

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import time
@@ -23,6 +22,7 @@ from eventplatform.idempotency import (
     Unit,
     new_owner_id,
 )
+from tests.waiting import until
 
 
 class Clock:
@@ -154,10 +154,7 @@ async def test_background_purge_runs_every_interval(clock: Clock) -> None:
     async with MemoryStore(clock=clock, ttl=10, purge_interval=0.01) as store:
         await run(store, "m", ["k"])
         clock.now += 11
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if not store._records:
-                break
+        await until(lambda: not store._records, within=10, what="the background purge")
         assert await store.lookup("g", ["k"]) == {}
 
 
