@@ -15,7 +15,7 @@ encode plan; nothing per event walks a schema.
 The hot path
 ------------
 ``to_avro()`` is pydantic-core's serializer in python mode (what ``model_dump(by_alias=True)``
-runs) plus, only for classes that need one, the fix-ups of :mod:`eventplatform.schema.plan`.
+runs) plus, only for classes that need one, the fix-ups of :mod:`eventplatform.schema._codec.plan`.
 
 ``from_avro()`` is pydantic-core's validator (what ``model_validate`` runs, minus its Python
 wrapper), so it validates fully. ``model_construct`` would be faster (about 2.2 against 3.5 µs
@@ -26,7 +26,7 @@ which Avro enforces. What decoding *does* rely on fastavro for is shape and type
 present with its Avro type, logical types already converted to ``datetime``, ``UUID``,
 ``Decimal`` and so on, which keeps pydantic on its fast paths (no string parsing).
 
-The serde does not call either: it uses :func:`eventplatform.schema.rawcodec.raw_codec`,
+The serde does not call either: it uses :func:`eventplatform.schema._codec.rawcodec.raw_codec`,
 which writes the same bytes from the attributes and a schema without logical types, and
 builds instances without validation only for classes where that is provably redundant. What
 that relies on, precisely: no validators, custom ``__init__``, ``model_post_init``, private
@@ -51,9 +51,9 @@ from pydantic._internal._model_construction import ModelMetaclass, build_lenient
 from pydantic._internal._typing_extra import parent_frame_namespace
 
 from eventplatform.errors import SchemaError
+from eventplatform.schema._codec.plan import Converter, build_plan
 from eventplatform.schema.names import is_valid_name, is_valid_namespace
 from eventplatform.schema.options import EnumOptions, RecordOptions
-from eventplatform.schema.plan import Converter, build_plan
 from eventplatform.schema.tree import validate_schema
 from eventplatform.schema.types import derive
 

@@ -3,8 +3,8 @@
 The registry is consulted once per (event class, subject): the schema is registered (or, with
 ``auto_register=False``, looked up) and the id and writer are cached. After that,
 :meth:`AvroSerializer.serialize` is synchronous and allocation-light: the class's raw codec
-(:mod:`eventplatform.schema.rawcodec`; ``to_avro()`` for classes it cannot handle) → fastavro's
-``schemaless_writer`` into a buffer that already holds the 5-byte header.
+(:mod:`eventplatform.schema._codec.rawcodec`; ``to_avro()`` for classes it cannot handle) →
+fastavro's ``schemaless_writer`` into a buffer that already holds the 5-byte header.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from eventplatform.errors import SerializationError
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.schema import AvroEvent
-from eventplatform.schema.avroio import record_writer
-from eventplatform.schema.rawcodec import raw_codec
+from eventplatform.schema._codec.avroio import record_writer
+from eventplatform.schema._codec.rawcodec import raw_codec
 from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 from eventplatform.serde.wire import frame_header
 
@@ -34,7 +34,7 @@ class PreparedWriter:
         self.schema_id = schema_id
         self.header = frame_header(schema_id)
         # The raw codec writes the same bytes about twice as fast (see
-        # eventplatform.schema.rawcodec); classes it cannot handle keep to_avro().
+        # eventplatform.schema._codec.rawcodec); classes it cannot handle keep to_avro().
         codec = raw_codec(event_type)
         if codec is None:
             self.parsed: Any = event_type.parsed_schema()

@@ -12,7 +12,7 @@ Per event class, :func:`raw_codec` builds once:
 - an encoder (Python source compiled once, as attrs and pydantic do) from the instance to
   the raw record, reading attributes directly instead of running ``model_dump``;
 - a decoder from the raw record to the event. When validation is provably redundant (see
-  :func:`eventplatform.schema.rawschema.constructible`) it builds the instances directly,
+  :func:`eventplatform.schema._codec.rawschema.constructible`) it builds the instances directly,
   as ``model_construct`` does; otherwise it converts the values and runs the validator.
 
 What construction relies on: every value coming out of the decoder already has the exact
@@ -43,18 +43,18 @@ import fastavro
 from pydantic import BaseModel
 
 from eventplatform.errors import SerializationError
-from eventplatform.schema import rawvalues
-from eventplatform.schema.avroio import Reader, record_reader
-from eventplatform.schema.names import NAMED_TYPES
-from eventplatform.schema.options import field_name
-from eventplatform.schema.plan import _Planner
-from eventplatform.schema.rawschema import (
+from eventplatform.schema._codec import rawvalues
+from eventplatform.schema._codec.avroio import Reader, record_reader
+from eventplatform.schema._codec.plan import _Planner
+from eventplatform.schema._codec.rawschema import (
     constructible,
     encodable,
     logical_signature,
     strip_logical_types,
 )
-from eventplatform.schema.rawvalues import RawDecodeFallback
+from eventplatform.schema._codec.rawvalues import RawDecodeFallback
+from eventplatform.schema.names import NAMED_TYPES
+from eventplatform.schema.options import field_name
 from eventplatform.schema.types import derive
 
 __all__ = ["READ_OPTIONS", "RawCodec", "RawDecodeFallback", "raw_codec"]
@@ -208,7 +208,7 @@ class _Generator:
         """A function writing a value of a union in fastavro's ``(branch, value)`` notation.
 
         The branch is picked by the same predicates, in the same order, as the encode plan
-        of the full path (:mod:`eventplatform.schema.plan`), so both write the same index.
+        of the full path (:mod:`eventplatform.schema._codec.plan`), so both write the same index.
         """
         planner = _Planner(self.definitions, self.origins)
         tags = [planner.tag(self.resolve(b)) for b in branches]
