@@ -43,7 +43,7 @@ from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._progress import progress
 from eventplatform.cloudevents import EventMetadata, InvalidEventHeaders, format_time
-from eventplatform.errors import DeserializationError, KafkaError
+from eventplatform.errors import DeserializationError, KafkaError, SerializationError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent, load_catalogue, load_event_class
 from eventplatform.serde import AvroDeserializer
@@ -107,13 +107,14 @@ def read_events(
         except ValidationError as exc:
             problems += [f"line {number}: {_describe(error)}" for error in exc.errors()]
             continue
-        record = event.to_avro()
         buffer.seek(0)
         buffer.truncate()
         try:
-            # Encoding now, not in the producer, names the line that does not fit the schema.
+            # Encoding now, not in the producer, names the line that does not fit the schema;
+            # to_avro() refuses what a reader could not return equal, naming the field.
+            record = event.to_avro()
             schemaless_writer(buffer, schema, record)
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        except (SerializationError, ValueError, TypeError, KeyError, OverflowError) as exc:
             problems.append(f"line {number}: does not fit {event_type.__avro_name__}: {exc}")
             continue
         event_key = key

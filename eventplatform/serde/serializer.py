@@ -48,14 +48,44 @@ class PreparedWriter:
         """Framed bytes of ``event``.
 
         Raises:
-            SerializationError: the event's values do not fit its schema.
+            SerializationError: the event's values do not fit its schema, or a reader could
+                not return them equal (see :mod:`eventplatform.schema.limits`); the message
+                and ``field`` name the field path.
         """
         try:
             return self.write(self.header, self.encode_raw(event))
-        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
-            raise SerializationError(
-                f"cannot encode {self.event_type.__avro_name__} for subject {self.subject!r}: {exc}"
-            ) from exc
+        except (
+            SerializationError,
+            ValueError,
+            TypeError,
+            KeyError,
+            OverflowError,
+            AttributeError,
+        ) as exc:
+            raise self._explain(event, exc) from exc
+
+    def _explain(self, event: AvroEvent, exc: Exception) -> SerializationError:
+        """The error for a refused event, with the field path from the readable path.
+
+        The raw codec's inline checks only know the field's record and name; ``to_avro()``
+        walks the event and names the path (``items[2].unit_price``). It runs only here,
+        after a failure, so valid events never pay for it.
+        """
+        cause: Exception = exc
+        field: str | None = None
+        if self.encode_raw is not self.event_type.to_avro:
+            try:
+                event.to_avro()
+            except SerializationError as precise:
+                cause, field = precise, precise.field
+            except Exception:  # the raw path's own error then says what it can
+                pass
+        elif isinstance(exc, SerializationError):
+            field = exc.field
+        return SerializationError(
+            f"cannot encode {self.event_type.__avro_name__} for subject {self.subject!r}: {cause}",
+            field=field,
+        )
 
 
 class AvroSerializer:

@@ -38,6 +38,7 @@ from datetime import date, timedelta
 from decimal import Context, Decimal
 from enum import Enum
 from typing import IO, Any
+from uuid import UUID
 
 import fastavro
 from pydantic import BaseModel
@@ -53,6 +54,15 @@ from eventplatform.schema._codec.rawschema import (
     strip_logical_types,
 )
 from eventplatform.schema._codec.rawvalues import RawDecodeFallback
+from eventplatform.schema.limits import (
+    FLOAT32_LIMIT,
+    MICROS_MAX,
+    MICROS_MIN,
+    MILLIS_MAX,
+    MILLIS_MIN,
+    value_check,
+)
+from eventplatform.schema.markers import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
 from eventplatform.schema.names import NAMED_TYPES
 from eventplatform.schema.options import field_name
 from eventplatform.schema.types import derive
@@ -123,6 +133,8 @@ class _Generator:
             "_read_time_millis": rawvalues.read_time_millis,
             "_read_time_micros": rawvalues.read_time_micros,
             "_SerializationError": SerializationError,
+            "_refused": rawvalues.refused,
+            "_UUID": UUID,
             **_SLOTS,
             "_Enum": Enum,
             "_new": object.__new__,
@@ -163,7 +175,7 @@ class _Generator:
             inner = self.encode(non_null[0], v, where)
             return v if inner == v else f"(None if {v} is None else {inner})"
         if isinstance(node, str):
-            return v
+            return self.primitive(node, v, where)
         kind, logical = node["type"], node.get("logicalType")
         if kind == "record":
             return f"_enc{self.record_index(node)}({v})"
@@ -186,23 +198,44 @@ class _Generator:
             if kind == "fixed":
                 return f"_decimal_fixed({v}, {scale}, {limit}, {node['size']}, {where_c})"
             return f"_decimal_bytes({v}, {scale}, {limit}, {where_c})"
+        # Every other check is one comparison or type test inline; the rare value that fails
+        # it goes to the readable check (eventplatform.schema.limits), which says why.
+        refuse = f"_refused({self.constant(value_check(node, self.definitions))}, {v}, {where_c})"
         if logical == "uuid":
-            return f"str({v})"
+            return f"(str({v}) if type({v}) is _UUID else str({refuse}))"
         if logical == "date":
-            return f"({v}.toordinal() - _DAYS_SHIFT)"
+            return f"(({v} if type({v}) is _date else {refuse}).toordinal() - _DAYS_SHIFT)"
         if logical == "time-millis":
             return (
-                f"(({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000 + {v}.microsecond // 1000"
+                f"((({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000 "
+                f"+ {v}.microsecond // 1000 if {v}.tzinfo is None else {refuse})"
             )
         if logical == "time-micros":
-            return f"(({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000000 + {v}.microsecond"
+            return (
+                f"((({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000000 "
+                f"+ {v}.microsecond if {v}.tzinfo is None else {refuse})"
+            )
         if logical in ("timestamp-millis", "timestamp-micros"):
-            unit = "_MS" if logical.endswith("millis") else "_US"
-            return f"_timestamp({v}, {unit})"
+            millis = logical.endswith("millis")
+            unit = "_MS" if millis else "_US"
+            low, high = (MILLIS_MIN, MILLIS_MAX) if millis else (MICROS_MIN, MICROS_MAX)
+            units = self.var()
+            return (
+                f"({units} if {low} <= ({units} := _timestamp({v}, {unit})) <= {high} "
+                f"else {refuse})"
+            )
         if logical in ("local-timestamp-millis", "local-timestamp-micros"):
             unit = "_MS" if logical.endswith("millis") else "_US"
-            return f"(({v}.replace(tzinfo=None) - _EPOCH_NAIVE) // {unit})"
-        return v
+            return f"((({v} if {v}.tzinfo is None else {refuse}) - _EPOCH_NAIVE) // {unit})"
+        return self.primitive(kind, v, where)
+
+    def primitive(self, kind: str, v: str, where: str) -> str:
+        """A primitive value, range-checked inline where fastavro would write it silently."""
+        if kind not in _RANGES:
+            return v
+        low, high = _RANGES[kind]
+        check = self.constant(value_check(kind, self.definitions))
+        return f"({v} if {low} < {v} < {high} else _refused({check}, {v}, {self.constant(where)}))"
 
     def encode_union(self, branches: list[Any], where: str) -> str:
         """A function writing a value of a union in fastavro's ``(branch, value)`` notation.
@@ -405,6 +438,14 @@ def _make(cls: str, values: str, fields: str) -> str:
         "    return m"
     )
 
+
+# Open bounds of the primitives fastavro writes without complaint beyond their range: its
+# compiled writer takes any int for "int" and a float beyond 32-bit range becomes infinity.
+_RANGES: dict[str, tuple[str, str]] = {
+    "int": (str(INT32_MIN - 1), str(INT32_MAX + 1)),
+    "long": (str(INT64_MIN - 1), str(INT64_MAX + 1)),
+    "float": (f"-{FLOAT32_LIMIT!r}", repr(FLOAT32_LIMIT)),
+}
 
 # The Python type fastavro reads each raw Avro type as; bool is tested before int.
 _READ_TYPES: dict[str, type] = {

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID, SafeUUID
 
 from eventplatform.errors import SerializationError
+from eventplatform.schema.limits import Check, Refused
 
 __all__ = [
     "DAYS_SHIFT",
@@ -30,6 +31,7 @@ __all__ = [
     "read_time_micros",
     "read_time_millis",
     "read_uuid",
+    "refused",
     "timestamp",
 ]
 
@@ -96,6 +98,21 @@ def timestamp(value: datetime, unit: timedelta) -> int:
     if unit is MS:
         return seconds * 1000 + value.microsecond // 1000
     return seconds * 1_000_000 + value.microsecond
+
+
+def refused(check: Check, value: Any, where: str) -> Any:
+    """The slow branch of an inline range check: the readable check's verdict on ``value``.
+
+    Returns ``value`` when the check accepts it after all (NaN or an infinity for a
+    ``float``, a ``date`` subclass), so the generated expression goes on with it.
+
+    Raises:
+        SerializationError: the check refuses the value; ``where`` names the field.
+    """
+    try:
+        return check(value)
+    except Refused as exc:
+        raise SerializationError(f"{where}: {exc.reason}") from None
 
 
 def fallback() -> Any:
