@@ -295,18 +295,18 @@ def unscaled(value: Any, precision: int, scale: int) -> int:
 
 
 def _decimal(precision: int, scale: int, size: int | None) -> Check:
-    quantum = Decimal(1).scaleb(-scale)
     context = Context(prec=precision)
 
     def check(value: Any) -> Any:
         whole = unscaled(value, precision, scale)
         if size is not None and not -(2 ** (8 * size - 1)) <= whole < 2 ** (8 * size - 1):
             _refuse(f"{value} does not fit {size} bytes")
-        # fastavro refuses more digits after the point than the scale even when they are
-        # zeros (1.10 for scale 1); the same value at the scale's exponent is written.
-        if value.as_tuple().exponent < -scale:
-            return value.quantize(quantum, context=context)
-        return value
+        if value.as_tuple().exponent == -scale and (whole or not value.is_signed()):
+            return value
+        # The same value at the scale's exponent, which fastavro writes as it reads back:
+        # it refuses more digits after the point than the scale even when they are zeros
+        # (1.10 for scale 1), and writes -0 on a fixed as -1 unscaled (-0.2 for scale 1).
+        return Decimal(whole).scaleb(-scale, context)
 
     return check
 

@@ -10,6 +10,7 @@ fastavro's ``schemaless_writer`` into a buffer that already holds the 5-byte hea
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 from eventplatform.errors import SerializationError
@@ -75,7 +76,11 @@ class PreparedWriter:
         field: str | None = None
         if self.encode_raw is not self.event_type.to_avro:
             try:
-                event.to_avro()
+                with warnings.catch_warnings():
+                    # pydantic warns when it serializes an attribute of the wrong type; the
+                    # error raised here says it better.
+                    warnings.simplefilter("ignore")
+                    event.to_avro()
             except SerializationError as precise:
                 cause, field = precise, precise.field
             except Exception:  # the raw path's own error then says what it can
