@@ -401,7 +401,11 @@ class _Generator:
             name = field["name"]
             key = f"d[{name!r}]"
             value = self.encode(field["type"], key, f"{model}.{name}")
-            if value != key:
+            kind = self.resolve(field["type"])
+            if isinstance(kind, str) and kind in _RANGES:  # a check only: no store
+                low, high = _RANGES[kind]
+                enc.append(f"    if not {low} < {key} < {high}:\n        {key} = {value}\n")
+            elif value != key:
                 enc.append(f"    d[{name!r}] = {value}\n")
             key = f"r[{name!r}]"
             value = self.decode(field["type"], key)
