@@ -127,7 +127,7 @@ def _is_int(value: Any) -> bool:
 
 def _integer(kind: str, low: int, high: int) -> Check:
     def check(value: Any) -> Any:
-        if not _is_int(value):
+        if not isinstance(value, int):
             _refuse(f"expected an integer ({kind}), got {_show(value)}")
         if not low <= value <= high:
             _refuse(f"{value} is outside Avro {kind}'s range {low}..{high}")
@@ -136,17 +136,24 @@ def _integer(kind: str, low: int, high: int) -> Check:
     return check
 
 
-def _float32(value: Any) -> Any:
+def _number(kind: str, value: Any) -> float:
     if not isinstance(value, float | int) or isinstance(value, bool):
-        _refuse(f"expected a number (float), got {_show(value)}")
-    if math.isfinite(value) and not -FLOAT32_LIMIT < value < FLOAT32_LIMIT:
+        _refuse(f"expected a number ({kind}), got {_show(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        _refuse(f"{value} is beyond the range of Avro {kind}")
+
+
+def _float32(value: Any) -> Any:
+    number = _number("float", value)
+    if math.isfinite(number) and not -FLOAT32_LIMIT < number < FLOAT32_LIMIT:
         _refuse(f"{value} is beyond the range of Avro float (32-bit); it would become infinity")
     return value
 
 
 def _double(value: Any) -> Any:
-    if not isinstance(value, float | int) or isinstance(value, bool):
-        _refuse(f"expected a number (double), got {_show(value)}")
+    _number("double", value)
     return value
 
 

@@ -38,7 +38,6 @@ from datetime import date, timedelta
 from decimal import Context, Decimal
 from enum import Enum
 from typing import IO, Any
-from uuid import UUID
 
 import fastavro
 from pydantic import BaseModel
@@ -134,7 +133,7 @@ class _Generator:
             "_read_time_micros": rawvalues.read_time_micros,
             "_SerializationError": SerializationError,
             "_refused": rawvalues.refused,
-            "_UUID": UUID,
+            "_uuid_text": rawvalues.uuid_text,
             **_SLOTS,
             "_Enum": Enum,
             "_new": object.__new__,
@@ -202,7 +201,8 @@ class _Generator:
         # it goes to the readable check (eventplatform.schema.limits), which says why.
         refuse = f"_refused({self.constant(value_check(node, self.definitions))}, {v}, {where_c})"
         if logical == "uuid":
-            return f"(str({v}) if type({v}) is _UUID else str({refuse}))"
+            # Only a UUID has the integer the text is made of (AttributeError otherwise).
+            return f"_uuid_text({v})"
         if logical == "date":
             return f"(({v} if type({v}) is _date else {refuse}).toordinal() - _DAYS_SHIFT)"
         if logical == "time-millis":

@@ -226,6 +226,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("ratio", 3.5e38, "beyond the range of Avro float"),
     ("ratio", -1e300, "beyond the range of Avro float"),
     ("ratio", FLOAT32_LIMIT, "beyond the range of Avro float"),
+    ("precise", 10**400, "beyond the range of Avro double"),
     ("text", 7, "expected a string"),
     ("digest", b"abc", "exactly 4 bytes"),
     ("shade", "PURPLE", "not a symbol"),
@@ -381,3 +382,17 @@ def test_property_what_is_encoded_is_decoded_equal_and_the_rest_is_refused_by_pa
     field = data.draw(st.sampled_from(sorted(VALUES)))
     value = data.draw(VALUES[field])
     assert_round_trip_or_refusal(field, value, event)
+
+
+def test_produce_names_the_line_and_the_field() -> None:
+    from eventplatform.cli.io import read_events
+
+    good = Box().model_dump_json()
+    bad = Box.model_validate({"ts_ms": "0001-01-01T00:47:14.930+06:17"}).model_dump_json()
+    parsed, problems = read_events([good, bad], Box, key=None, key_field=None)
+    assert [line.number for line in parsed] == [1]
+    assert problems == [
+        "line 2: does not fit com.example.limits.Box: Box.ts_ms: "
+        "0001-01-01T00:47:14.930000+06:17 is before 0001-01-01T00:00:00Z, the first instant "
+        "a timestamp-millis reader can represent"
+    ]
