@@ -10,7 +10,9 @@ Per event class, :func:`raw_codec` builds once:
 
 - the raw schema, parsed by fastavro;
 - an encoder (Python source compiled once, as attrs and pydantic do) from the instance to
-  the raw record, reading attributes directly instead of running ``model_dump``;
+  the raw record, reading attributes directly instead of running ``model_dump``, with the
+  bounds of :mod:`eventplatform.schema.limits` checked inline (one comparison or type test
+  per field; a value that fails goes to the readable check, which says why);
 - a decoder from the raw record to the event. When validation is provably redundant (see
   :func:`eventplatform.schema._codec.rawschema.constructible`) it builds the instances directly,
   as ``model_construct`` does; otherwise it converts the values and runs the validator.
