@@ -310,7 +310,15 @@ class InvalidSchema(RegistryError):
 
 
 class SerializationError(EventPlatformError):
-    """An event could not be encoded into its Avro schema."""
+    """An event could not be encoded into its Avro schema.
+
+    Attributes:
+        field: the field path at fault (``items[2].unit_price``), when one is known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class DeserializationError(EventPlatformError):

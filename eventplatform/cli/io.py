@@ -58,7 +58,12 @@ from eventplatform.cloudevents import (
     format_time,
     has_cloudevents_headers,
 )
-from eventplatform.errors import DeserializationError, KafkaError, RecordTooLarge
+from eventplatform.errors import (
+    DeserializationError,
+    KafkaError,
+    RecordTooLarge,
+    SerializationError,
+)
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent, load_catalogue, load_event_class
 from eventplatform.serde import AvroDeserializer
@@ -153,13 +158,14 @@ def read_events(
         except ValidationError as exc:
             problems += [f"line {number}: {_describe(error)}" for error in exc.errors()]
             continue
-        record = event.to_avro()
         buffer.seek(0)
         buffer.truncate()
         try:
-            # Encoding now, not in the producer, names the line that does not fit the schema.
+            # Encoding now, not in the producer, names the line that does not fit the schema;
+            # to_avro() refuses what a reader could not return equal, naming the field.
+            record = event.to_avro()
             schemaless_writer(buffer, schema, record)
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        except (SerializationError, ValueError, TypeError, KeyError, OverflowError) as exc:
             problems.append(f"line {number}: does not fit {event_type.__avro_name__}: {exc}")
             continue
         event_key = key

@@ -15,7 +15,9 @@ encode plan; nothing per event walks a schema.
 The hot path
 ------------
 ``to_avro()`` is pydantic-core's serializer in python mode (what ``model_dump(by_alias=True)``
-runs) plus, only for classes that need one, the fix-ups of :mod:`eventplatform.schema.plan`.
+runs) plus, only for classes that need one, the fix-ups of :mod:`eventplatform.schema._codec.plan`,
+then the check of :mod:`eventplatform.schema.limits` (nothing is encoded that a reader cannot
+return equal).
 
 ``from_avro()`` is pydantic-core's validator (what ``model_validate`` runs, minus its Python
 wrapper), so it validates fully. ``model_construct`` would be faster (about 2.2 against 3.5 µs
@@ -26,7 +28,7 @@ which Avro enforces. What decoding *does* rely on fastavro for is shape and type
 present with its Avro type, logical types already converted to ``datetime``, ``UUID``,
 ``Decimal`` and so on, which keeps pydantic on its fast paths (no string parsing).
 
-The serde does not call either: it uses :func:`eventplatform.schema.rawcodec.raw_codec`,
+The serde does not call either: it uses :func:`eventplatform.schema._codec.rawcodec.raw_codec`,
 which writes the same bytes from the attributes and a schema without logical types, and
 builds instances without validation only for classes where that is provably redundant. What
 that relies on, precisely: no validators, custom ``__init__``, ``model_post_init``, private
@@ -50,17 +52,18 @@ from pydantic import BaseModel, ConfigDict
 from pydantic._internal._model_construction import ModelMetaclass, build_lenient_weakvaluedict
 from pydantic._internal._typing_extra import parent_frame_namespace
 
-from eventplatform.errors import SchemaError
+from eventplatform.errors import SchemaError, SerializationError
+from eventplatform.schema._codec.plan import Converter, build_plan
+from eventplatform.schema.limits import Check, Refused, record_check
 from eventplatform.schema.names import is_valid_name, is_valid_namespace
 from eventplatform.schema.options import EnumOptions, RecordOptions
-from eventplatform.schema.plan import Converter, build_plan
 from eventplatform.schema.tree import validate_schema
 from eventplatform.schema.types import derive
 
 __all__ = ["AvroEnum", "AvroEvent"]
 
 _INHERIT: Final[Any] = object()
-_LAZY = ("__avro_schema__", "__avro_encode__")
+_LAZY = ("__avro_schema__", "__avro_encode__", "__avro_check__")
 
 
 class _Unbound:
@@ -166,6 +169,7 @@ def _bind(cls: type[AvroEvent]) -> None:
     encode: Converter | None = build_plan(tree.schema, tree.definitions, derivation.origins)
     type.__setattr__(cls, "__avro_schema__", tree.schema)
     type.__setattr__(cls, "__avro_encode__", encode)
+    type.__setattr__(cls, "__avro_check__", record_check(tree.schema, tree.definitions))
 
 
 class AvroEvent(BaseModel, metaclass=_AvroEventMeta):
@@ -188,6 +192,7 @@ class AvroEvent(BaseModel, metaclass=_AvroEventMeta):
     __avro_name__: ClassVar[str]
     __avro_topic__: ClassVar[str | None] = None
     __avro_encode__: ClassVar[Converter | None]
+    __avro_check__: ClassVar[Check]
     __avro_options__: ClassVar[RecordOptions]
     __avro_parsed__: ClassVar[Any] = None
     __avro_json__: ClassVar[str | None] = None
@@ -258,13 +263,24 @@ class AvroEvent(BaseModel, metaclass=_AvroEventMeta):
         """The event as the record dict ``fastavro.schemaless_writer`` takes.
 
         Keys are the Avro field names (pydantic aliases where set); values stay Python objects
-        fastavro converts itself (``datetime``, ``UUID``, ``Decimal`` ...).
+        fastavro converts itself (``datetime``, ``UUID``, ``Decimal`` ...). Every value is
+        checked against what a reader can read back (:mod:`eventplatform.schema.limits`).
+
+        Raises:
+            SerializationError: a value a reader could not return equal (a timestamp before
+                year 1 in UTC, a long beyond 64 bits ...); ``field`` names its path.
         """
+        cls = type(self)
         record: dict[str, Any] = self.__pydantic_serializer__.to_python(self, by_alias=True)
-        encode = type(self).__avro_encode__
+        encode = cls.__avro_encode__
         if encode is not None:
             encode(self, record)
-        return record
+        try:
+            return cls.__avro_check__(record)  # type: ignore[no-any-return]
+        except Refused as refused:
+            raise SerializationError(
+                f"{cls.__name__}.{refused.where}: {refused.reason}", field=refused.where
+            ) from None
 
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> Self:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import fastavro
 from fastavro import schemaless_reader
+from fastavro.read import SchemaResolutionError as _FastavroResolutionError
 
 from eventplatform.errors import (
     CorruptPayload,
@@ -34,18 +35,13 @@ from eventplatform.errors import (
 )
 from eventplatform.registry.base import Schema, SchemaRegistry
 from eventplatform.schema import AvroEvent
-from eventplatform.schema.rawcodec import RawCodec, raw_codec
-from eventplatform.schema.rawschema import logical_signature
+from eventplatform.schema._codec.rawcodec import RawCodec, raw_codec
+from eventplatform.schema._codec.rawschema import logical_signature
 from eventplatform.serde.wire import HEADER_SIZE, read_header
 
 __all__ = ["AvroDeserializer", "WriterSchema"]
 
 E = TypeVar("E", bound=AvroEvent)
-
-try:  # fastavro raises its own SchemaResolutionError when writer and reader do not match
-    from fastavro._read_common import SchemaResolutionError as _FastavroResolutionError
-except ImportError:  # pragma: no cover - older fastavro layouts
-    _FastavroResolutionError = ValueError  # type: ignore[assignment,misc]
 
 _TRUNCATION = (EOFError, IndexError, struct.error, StopIteration)
 

@@ -3,20 +3,21 @@
 The registry is consulted once per (event class, subject): the schema is registered (or, with
 ``auto_register=False``, looked up) and the id and writer are cached. After that,
 :meth:`AvroSerializer.serialize` is synchronous and allocation-light: the class's raw codec
-(:mod:`eventplatform.schema.rawcodec`; ``to_avro()`` for classes it cannot handle) → fastavro's
-``schemaless_writer`` into a buffer that already holds the 5-byte header.
+(:mod:`eventplatform.schema._codec.rawcodec`; ``to_avro()`` for classes it cannot handle) →
+fastavro's ``schemaless_writer`` into a buffer that already holds the 5-byte header.
 """
 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 from eventplatform.errors import SerializationError
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.schema import AvroEvent
-from eventplatform.schema.avroio import record_writer
-from eventplatform.schema.rawcodec import raw_codec
+from eventplatform.schema._codec.avroio import record_writer
+from eventplatform.schema._codec.rawcodec import raw_codec
 from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 from eventplatform.serde.wire import frame_header
 
@@ -34,7 +35,7 @@ class PreparedWriter:
         self.schema_id = schema_id
         self.header = frame_header(schema_id)
         # The raw codec writes the same bytes about twice as fast (see
-        # eventplatform.schema.rawcodec); classes it cannot handle keep to_avro().
+        # eventplatform.schema._codec.rawcodec); classes it cannot handle keep to_avro().
         codec = raw_codec(event_type)
         if codec is None:
             self.parsed: Any = event_type.parsed_schema()
@@ -48,14 +49,48 @@ class PreparedWriter:
         """Framed bytes of ``event``.
 
         Raises:
-            SerializationError: the event's values do not fit its schema.
+            SerializationError: the event's values do not fit its schema, or a reader could
+                not return them equal (see :mod:`eventplatform.schema.limits`); the message
+                and ``field`` name the field path.
         """
         try:
             return self.write(self.header, self.encode_raw(event))
-        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
-            raise SerializationError(
-                f"cannot encode {self.event_type.__avro_name__} for subject {self.subject!r}: {exc}"
-            ) from exc
+        except (
+            SerializationError,
+            ValueError,
+            TypeError,
+            KeyError,
+            OverflowError,
+            AttributeError,
+        ) as exc:
+            raise self._explain(event, exc) from exc
+
+    def _explain(self, event: AvroEvent, exc: Exception) -> SerializationError:
+        """The error for a refused event, with the field path from the readable path.
+
+        The raw codec's inline checks only know the field's record and name; ``to_avro()``
+        walks the event and names the path (``items[2].unit_price``). It runs only here,
+        after a failure, so valid events never pay for it.
+        """
+        cause: Exception = exc
+        field: str | None = None
+        if self.encode_raw is not self.event_type.to_avro:
+            try:
+                with warnings.catch_warnings():
+                    # pydantic warns when it serializes an attribute of the wrong type; the
+                    # error raised here says it better.
+                    warnings.simplefilter("ignore")
+                    event.to_avro()
+            except SerializationError as precise:
+                cause, field = precise, precise.field
+            except Exception:  # the raw path's own error then says what it can
+                pass
+        elif isinstance(exc, SerializationError):
+            field = exc.field
+        return SerializationError(
+            f"cannot encode {self.event_type.__avro_name__} for subject {self.subject!r}: {cause}",
+            field=field,
+        )
 
 
 class AvroSerializer:

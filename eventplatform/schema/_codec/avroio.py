@@ -7,23 +7,38 @@ writer copies from its own buffer into the caller's. :func:`record_reader` and
 :func:`record_writer` do that setup once per schema and call the compiled functions
 directly, when a probe at import proved that they read and write what the public functions
 do (named references, tagged unions); otherwise they use the public functions.
+
+Both compiled modules are private to fastavro and exist only when its C extension is
+installed (a pure-Python build, e.g. ``FASTAVRO_USE_CYTHON=0`` or a platform without a wheel,
+has ``_read_py``/``_write_py`` instead): they are imported behind a guard, and their absence
+(or a changed signature, which the probes catch) means the public functions serve.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from functools import partial
 from io import BytesIO
 from typing import IO, Any
 
 import fastavro
-import fastavro._read
-import fastavro._write
 
 __all__ = ["Reader", "Writer", "record_reader", "record_writer"]
 
+
+def _compiled(module: str, name: str) -> Any:
+    """``module.name`` of fastavro's C extension, or None when it is not installed."""
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+_read_record: Any = _compiled("fastavro._read", "read_record")
+_write_data: Any = _compiled("fastavro._write", "write_data")
+
 Reader = Callable[[IO[bytes]], Any]
-_read_record: Any = getattr(fastavro._read, "read_record", None)
 
 
 def _options(tagged_unions: bool) -> dict[str, Any]:
@@ -56,7 +71,6 @@ def record_reader(parsed: Any, *, tagged_unions: bool = False) -> Reader:
 
 
 Writer = Callable[[bytes, Any], bytes]
-_write_data: Any = getattr(fastavro._write, "write_data", None)
 _WRITE_OPTIONS = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
 
 

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, NaiveDatetime, field_validator
 
 from eventplatform.errors import SerializationError
-from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, avroio, load_event_class
-from eventplatform.schema.avroio import record_reader, record_writer
-from eventplatform.schema.rawcodec import READ_OPTIONS, RawDecodeFallback, raw_codec
+from eventplatform.schema import AvroDecimal, AvroEvent, Fixed, Millis, load_event_class
+from eventplatform.schema._codec import avroio
+from eventplatform.schema._codec.avroio import record_reader, record_writer
+from eventplatform.schema._codec.rawcodec import READ_OPTIONS, RawDecodeFallback, raw_codec
 from eventplatform.schema.tree import validate_schema
 from tests.unit.schema import strategies
 from tests.unit.schema.models import Color, Currency, Everything, Money, Point

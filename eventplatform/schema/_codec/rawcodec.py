@@ -10,9 +10,11 @@ Per event class, :func:`raw_codec` builds once:
 
 - the raw schema, parsed by fastavro;
 - an encoder (Python source compiled once, as attrs and pydantic do) from the instance to
-  the raw record, reading attributes directly instead of running ``model_dump``;
+  the raw record, reading attributes directly instead of running ``model_dump``, with the
+  bounds of :mod:`eventplatform.schema.limits` checked inline (one comparison or type test
+  per field; a value that fails goes to the readable check, which says why);
 - a decoder from the raw record to the event. When validation is provably redundant (see
-  :func:`eventplatform.schema.rawschema.constructible`) it builds the instances directly,
+  :func:`eventplatform.schema._codec.rawschema.constructible`) it builds the instances directly,
   as ``model_construct`` does; otherwise it converts the values and runs the validator.
 
 What construction relies on: every value coming out of the decoder already has the exact
@@ -43,18 +45,27 @@ import fastavro
 from pydantic import BaseModel
 
 from eventplatform.errors import SerializationError
-from eventplatform.schema import rawvalues
-from eventplatform.schema.avroio import Reader, record_reader
-from eventplatform.schema.names import NAMED_TYPES
-from eventplatform.schema.options import field_name
-from eventplatform.schema.plan import _Planner
-from eventplatform.schema.rawschema import (
+from eventplatform.schema._codec import rawvalues
+from eventplatform.schema._codec.avroio import Reader, record_reader
+from eventplatform.schema._codec.plan import _Planner
+from eventplatform.schema._codec.rawschema import (
     constructible,
     encodable,
     logical_signature,
     strip_logical_types,
 )
-from eventplatform.schema.rawvalues import RawDecodeFallback
+from eventplatform.schema._codec.rawvalues import RawDecodeFallback
+from eventplatform.schema.limits import (
+    FLOAT32_LIMIT,
+    MICROS_MAX,
+    MICROS_MIN,
+    MILLIS_MAX,
+    MILLIS_MIN,
+    value_check,
+)
+from eventplatform.schema.markers import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
+from eventplatform.schema.names import NAMED_TYPES
+from eventplatform.schema.options import field_name
 from eventplatform.schema.types import derive
 
 __all__ = ["READ_OPTIONS", "RawCodec", "RawDecodeFallback", "raw_codec"]
@@ -123,6 +134,8 @@ class _Generator:
             "_read_time_millis": rawvalues.read_time_millis,
             "_read_time_micros": rawvalues.read_time_micros,
             "_SerializationError": SerializationError,
+            "_refused": rawvalues.refused,
+            "_uuid_text": rawvalues.uuid_text,
             **_SLOTS,
             "_Enum": Enum,
             "_new": object.__new__,
@@ -163,7 +176,7 @@ class _Generator:
             inner = self.encode(non_null[0], v, where)
             return v if inner == v else f"(None if {v} is None else {inner})"
         if isinstance(node, str):
-            return v
+            return self.primitive(node, v, where)
         kind, logical = node["type"], node.get("logicalType")
         if kind == "record":
             return f"_enc{self.record_index(node)}({v})"
@@ -186,29 +199,51 @@ class _Generator:
             if kind == "fixed":
                 return f"_decimal_fixed({v}, {scale}, {limit}, {node['size']}, {where_c})"
             return f"_decimal_bytes({v}, {scale}, {limit}, {where_c})"
+        # Every other check is one comparison or type test inline; the rare value that fails
+        # it goes to the readable check (eventplatform.schema.limits), which says why.
+        refuse = f"_refused({self.constant(value_check(node, self.definitions))}, {v}, {where_c})"
         if logical == "uuid":
-            return f"str({v})"
+            # Only a UUID has the integer the text is made of (AttributeError otherwise).
+            return f"_uuid_text({v})"
         if logical == "date":
-            return f"({v}.toordinal() - _DAYS_SHIFT)"
+            return f"(({v} if type({v}) is _date else {refuse}).toordinal() - _DAYS_SHIFT)"
         if logical == "time-millis":
             return (
-                f"(({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000 + {v}.microsecond // 1000"
+                f"((({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000 "
+                f"+ {v}.microsecond // 1000 if {v}.tzinfo is None else {refuse})"
             )
         if logical == "time-micros":
-            return f"(({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000000 + {v}.microsecond"
+            return (
+                f"((({v}.hour * 60 + {v}.minute) * 60 + {v}.second) * 1000000 "
+                f"+ {v}.microsecond if {v}.tzinfo is None else {refuse})"
+            )
         if logical in ("timestamp-millis", "timestamp-micros"):
-            unit = "_MS" if logical.endswith("millis") else "_US"
-            return f"_timestamp({v}, {unit})"
+            millis = logical.endswith("millis")
+            unit = "_MS" if millis else "_US"
+            low, high = (MILLIS_MIN, MILLIS_MAX) if millis else (MICROS_MIN, MICROS_MAX)
+            units = self.var()
+            return (
+                f"({units} if {low} <= ({units} := _timestamp({v}, {unit})) <= {high} "
+                f"else {refuse})"
+            )
         if logical in ("local-timestamp-millis", "local-timestamp-micros"):
             unit = "_MS" if logical.endswith("millis") else "_US"
-            return f"(({v}.replace(tzinfo=None) - _EPOCH_NAIVE) // {unit})"
-        return v
+            return f"((({v} if {v}.tzinfo is None else {refuse}) - _EPOCH_NAIVE) // {unit})"
+        return self.primitive(kind, v, where)
+
+    def primitive(self, kind: str, v: str, where: str) -> str:
+        """A primitive value, range-checked inline where fastavro would write it silently."""
+        if kind not in _RANGES:
+            return v
+        low, high = _RANGES[kind]
+        check = self.constant(value_check(kind, self.definitions))
+        return f"({v} if {low} < {v} < {high} else _refused({check}, {v}, {self.constant(where)}))"
 
     def encode_union(self, branches: list[Any], where: str) -> str:
         """A function writing a value of a union in fastavro's ``(branch, value)`` notation.
 
         The branch is picked by the same predicates, in the same order, as the encode plan
-        of the full path (:mod:`eventplatform.schema.plan`), so both write the same index.
+        of the full path (:mod:`eventplatform.schema._codec.plan`), so both write the same index.
         """
         planner = _Planner(self.definitions, self.origins)
         tags = [planner.tag(self.resolve(b)) for b in branches]
@@ -368,7 +403,11 @@ class _Generator:
             name = field["name"]
             key = f"d[{name!r}]"
             value = self.encode(field["type"], key, f"{model}.{name}")
-            if value != key:
+            kind = self.resolve(field["type"])
+            if isinstance(kind, str) and kind in _RANGES:  # a check only: no store
+                low, high = _RANGES[kind]
+                enc.append(f"    if not {low} < {key} < {high}:\n        {key} = {value}\n")
+            elif value != key:
                 enc.append(f"    d[{name!r}] = {value}\n")
             key = f"r[{name!r}]"
             value = self.decode(field["type"], key)
@@ -405,6 +444,14 @@ def _make(cls: str, values: str, fields: str) -> str:
         "    return m"
     )
 
+
+# Open bounds of the primitives fastavro writes without complaint beyond their range: its
+# compiled writer takes any int for "int" and a float beyond 32-bit range becomes infinity.
+_RANGES: dict[str, tuple[str, str]] = {
+    "int": (str(INT32_MIN - 1), str(INT32_MAX + 1)),
+    "long": (str(INT64_MIN - 1), str(INT64_MAX + 1)),
+    "float": (f"-{FLOAT32_LIMIT!r}", repr(FLOAT32_LIMIT)),
+}
 
 # The Python type fastavro reads each raw Avro type as; bool is tested before int.
 _READ_TYPES: dict[str, type] = {

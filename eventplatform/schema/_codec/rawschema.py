@@ -1,7 +1,7 @@
 """Which event classes the raw codec can handle, and the raw form of their schemas.
 
-:mod:`eventplatform.schema.rawcodec` writes and reads events with a schema whose logical types
-are removed (:func:`strip_logical_types`), and builds decoded instances without validation
+:mod:`eventplatform.schema._codec.rawcodec` writes and reads events with a schema whose logical
+types are removed (:func:`strip_logical_types`), and builds decoded instances without validation
 only for classes :func:`constructible` accepts. Both decisions live here, apart from the code
 generation, because they are what a reviewer must check to trust the fast path.
 """
