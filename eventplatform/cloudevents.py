@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
-from eventplatform.errors import DeserializationError
+from eventplatform.errors import InvalidEventHeaders
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -75,10 +75,6 @@ _KNOWN = {
 }
 
 Headers = Sequence[tuple[str, bytes]]
-
-
-class InvalidEventHeaders(DeserializationError):
-    """A record lacks a required CloudEvents header or carries a malformed one."""
 
 
 # The variant field (RFC 9562 §4.1): the top two bits of octet 8 are 10, so its first hex
