@@ -443,12 +443,3 @@ def _trace_headers(headers: Headers) -> Iterable[tuple[str, str]]:
         if name in (H_TRACEPARENT, H_TRACESTATE) and raw:
             text = raw.decode(errors="replace")
             yield name, text
-
-
-def header_value(headers: Headers, name: str) -> str | None:
-    """The last value of header ``name`` as text, or None."""
-    found: str | None = None
-    for key, raw in headers:
-        if key == name and raw is not None:
-            found = raw.decode(errors="replace")
-    return found

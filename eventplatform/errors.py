@@ -8,6 +8,13 @@ visible in the traceback.
 ``retriable`` tells a caller whether the same call may succeed if tried again later (a broker
 or registry that is down) or never will (a schema that is invalid).
 
+Every exception class a caller can meet lives here; modules that used to define their own
+re-export them under the old names (``eventplatform.cloudevents.InvalidEventHeaders``). Not
+errors, and so not here: the handler signals of :mod:`eventplatform.app.signals` (control flow
+a handler raises on purpose), and private exceptions that never leave their module (the fast
+codec's fallbacks, the REST server's ``_ApiError``, the default checker's ``DefaultError``,
+the aiokafka-typed ``GroupFenced`` that aiokafka's own coordinator must recognise).
+
 The tree::
 
     EventPlatformError
