@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
-from eventplatform.errors import DeserializationError
+from eventplatform.errors import InvalidEventHeaders
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -75,10 +75,6 @@ _KNOWN = {
 }
 
 Headers = Sequence[tuple[str, bytes]]
-
-
-class InvalidEventHeaders(DeserializationError):
-    """A record lacks a required CloudEvents header or carries a malformed one."""
 
 
 # The variant field (RFC 9562 §4.1): the top two bits of octet 8 are 10, so its first hex
@@ -447,12 +443,3 @@ def _trace_headers(headers: Headers) -> Iterable[tuple[str, str]]:
         if name in (H_TRACEPARENT, H_TRACESTATE) and raw:
             text = raw.decode(errors="replace")
             yield name, text
-
-
-def header_value(headers: Headers, name: str) -> str | None:
-    """The last value of header ``name`` as text, or None."""
-    found: str | None = None
-    for key, raw in headers:
-        if key == name and raw is not None:
-            found = raw.decode(errors="replace")
-    return found

@@ -49,12 +49,12 @@ from eventplatform.errors import (
     IncompatibleSchema,
     KafkaError,
     ResourceStateError,
-    SubjectNotFound,
 )
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 from eventplatform.registry.rest_server import serve, server_url
 from eventplatform.schema import load_catalogue
+from eventplatform.schema.evolution import check_and_register
 from eventplatform.settings import Settings
 
 __all__ = ["Deployment", "DeploymentView", "register_catalogue", "serve_deployment"]
@@ -68,8 +68,8 @@ async def register_catalogue(registry: SchemaRegistry, directory: Path) -> list[
     """Register every schema of the catalogue ``directory`` under its full name.
 
     All schemas are checked against their subjects' compatibility levels before any is
-    registered (as ``eventplatform schemas register`` does), so a breaking change registers
-    nothing.
+    registered (:func:`~eventplatform.schema.evolution.check_and_register`, as ``eventplatform
+    schemas register`` does), so a breaking change registers nothing.
 
     Returns:
         The subjects that got a new version.
@@ -79,33 +79,15 @@ async def register_catalogue(registry: SchemaRegistry, directory: Path) -> list[
         IncompatibleSchema: a schema breaks its subject's level; ``messages`` says how.
         RegistryError: the registry failed.
     """
-    catalogue = load_catalogue(directory)
-    entries = list(catalogue)  # dependency order
-    problems: list[str] = []
-    for entry in entries:
-        result = await registry.check_compatibility(entry.full_name, entry.resolved_json())
-        if not result.is_compatible:
-            problems += [f"{entry.full_name}: {message}" for message in result.messages]
+    done = await check_and_register(registry, list(load_catalogue(directory)))
+    problems = done.problems
     if problems:
         raise IncompatibleSchema(
             f"{len(problems)} change(s) in {directory} break their subjects' compatibility "
             f"level; nothing was registered: {'; '.join(problems[:3])}",
             messages=problems,
         )
-    changed = []
-    for entry in entries:
-        versions_before = await _versions(registry, entry.full_name)
-        registered = await registry.register(entry.full_name, entry.resolved_json())
-        if registered.version not in versions_before:
-            changed.append(entry.full_name)
-    return changed
-
-
-async def _versions(registry: SchemaRegistry, subject: str) -> list[int]:
-    try:
-        return list(await registry.list_versions(subject))
-    except SubjectNotFound:
-        return []
+    return list(done.registered)
 
 
 def topics_of(specs: Sequence[ConnectorSpec], dlq_suffix: str) -> list[str]:

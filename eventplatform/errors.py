@@ -8,12 +8,23 @@ visible in the traceback.
 ``retriable`` tells a caller whether the same call may succeed if tried again later (a broker
 or registry that is down) or never will (a schema that is invalid).
 
+Every exception class a caller can meet lives here; modules that used to define their own
+re-export them under the old names (``eventplatform.cloudevents.InvalidEventHeaders``). Not
+errors, and so not here: the handler signals of :mod:`eventplatform.app.signals` (control flow
+a handler raises on purpose), and private exceptions that never leave their module (the fast
+codec's fallbacks, the REST server's ``_ApiError``, the default checker's ``DefaultError``,
+the aiokafka-typed ``GroupFenced`` that aiokafka's own coordinator must recognise).
+
 The tree::
 
     EventPlatformError
     ├── ConfigurationError            a setting is unknown, missing or malformed
     │   ├── ConnectorConfigError      a connector instance file is invalid (file, key)
-    │   └── PortInUse                 a port to listen on is taken (port, setting to change)
+    │   ├── PortInUse                 a port to listen on is taken (port, setting to change)
+    │   └── ImportSpecError           a MODULE:ATTRIBUTE spec names nothing importable
+    │       └── AppSpecError          a MODULE:APP spec does not name an EventApp
+    ├── InitError                     a folder cannot be scaffolded as a deployment
+    ├── GitError                      git cannot read the catalogue at a revision
     ├── ResourceStateError            a client used before start() or after close()
     ├── ProvisioningError             no Kafka broker (or test PostgreSQL) could be provided
     │   ├── NoBrokerAvailable         none of the provisioning paths applies
@@ -33,14 +44,17 @@ The tree::
     │   ├── ReferenceExists           a referenced version cannot be deleted
     │   ├── OperationNotPermitted     the registry's mode refuses the write (READONLY, IMPORT)
     │   ├── SettingNotFound           a subject has no compatibility level or mode of its own
-    │   └── InvalidSchema             the registry rejected the schema text
+    │   ├── InvalidSchema             the registry rejected the schema text
+    │   ├── MalformedCommand          a record of the registry's log is not a command
+    │   └── UnsupportedFormat         a log command written by a newer eventplatform
     ├── SerializationError            an event could not be encoded
     ├── DeserializationError          bytes could not be decoded (topic, partition, offset)
     │   ├── NotWireFormat             not magic byte 0 + schema id + Avro
     │   ├── TruncatedPayload          the Avro body ends early
     │   ├── CorruptPayload            the Avro body does not match its writer schema
     │   ├── UnknownSchemaId           the registry has no schema with that id
-    │   └── SchemaResolutionError     the writer schema cannot be read as the reader's
+    │   ├── SchemaResolutionError     the writer schema cannot be read as the reader's
+    │   └── InvalidEventHeaders       a CloudEvents header is missing or malformed
     ├── IdempotencyStoreError         an idempotency store refused or failed an operation
     │   ├── IdempotencyStoreUnavailable  (retriable) the store cannot be reached
     │   ├── IdempotencyConflict       (retriable) keys locked by another member's batch
@@ -76,6 +90,7 @@ from typing import ClassVar
 
 __all__ = [
     "AcknowledgeFailed",
+    "AppSpecError",
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
@@ -88,18 +103,23 @@ __all__ = [
     "DeliveryFailed",
     "DeserializationError",
     "EventPlatformError",
+    "GitError",
     "HandlerTimeout",
     "IdempotencyConflict",
     "IdempotencyStoreError",
     "IdempotencyStoreUnavailable",
+    "ImportSpecError",
     "IncompatibleSchema",
+    "InitError",
     "InstanceFenced",
+    "InvalidEventHeaders",
     "InvalidPayload",
     "InvalidSchema",
     "InvalidSignature",
     "JavaNotFound",
     "JavaTooOld",
     "KafkaError",
+    "MalformedCommand",
     "MalformedPayload",
     "NoBrokerAvailable",
     "NotWireFormat",
@@ -131,6 +151,7 @@ __all__ = [
     "TruncatedPayload",
     "UnknownSchemaId",
     "UnsafeDestination",
+    "UnsupportedFormat",
     "VersionNotFound",
     "map_exceptions",
 ]
@@ -172,6 +193,25 @@ class PortInUse(ConfigurationError):
         super().__init__(message)
         self.port = port
         self.setting = setting
+
+
+class ImportSpecError(ConfigurationError):
+    """A ``MODULE:ATTRIBUTE`` spec (an app, an event class, a connector type) names nothing
+    usable: it is malformed, its module or attribute cannot be imported, or the object is of
+    the wrong kind. The message names the spec and what it was for."""
+
+
+class AppSpecError(ImportSpecError):
+    """A ``MODULE:APP`` spec (``eventplatform serve``, a service connector) does not name an
+    :class:`~eventplatform.app.EventApp` (or, with ``--factory``, a function returning one)."""
+
+
+class InitError(EventPlatformError):
+    """A folder or name cannot be scaffolded as a deployment (the message says why)."""
+
+
+class GitError(EventPlatformError):
+    """git could not read the catalogue at a revision (no git, not a repository, bad ref)."""
 
 
 class ResourceStateError(EventPlatformError):
@@ -309,6 +349,14 @@ class InvalidSchema(RegistryError):
     """The registry rejected the schema text (Confluent error code 42201)."""
 
 
+class MalformedCommand(RegistryError):
+    """A record in the registry's log is not a command (every reader voids it alike)."""
+
+
+class UnsupportedFormat(RegistryError):
+    """The registry's log holds a command written by a newer eventplatform than this one."""
+
+
 class SerializationError(EventPlatformError):
     """An event could not be encoded into its Avro schema.
 
@@ -371,6 +419,10 @@ class UnknownSchemaId(DeserializationError):
 
 class SchemaResolutionError(DeserializationError):
     """The writer schema cannot be resolved to the reader's schema."""
+
+
+class InvalidEventHeaders(DeserializationError):
+    """A record lacks a required CloudEvents header or carries a malformed one."""
 
 
 class IdempotencyStoreError(EventPlatformError):

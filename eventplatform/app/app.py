@@ -51,7 +51,7 @@ from eventplatform.app.context import Context
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
 from eventplatform.app.keys import IdempotencyKey
-from eventplatform.app.loop import ConsumptionLoop, RebalanceListener
+from eventplatform.app.loop import ConsumptionLoop, LoopConfig, RebalanceListener
 from eventplatform.app.membership import StaticMembership, stop_consumer
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Route, Router
@@ -432,8 +432,7 @@ class EventApp:
         )
         consumer_settings = settings.consumer
         retry = RetryPolicy.from_settings(consumer_settings.retry)
-        loop = ConsumptionLoop(
-            consumer=None,
+        config = LoopConfig(
             router=self._router,
             decoder=Decoder(self._router, AvroDeserializer(registry)),
             store=store,
@@ -467,6 +466,7 @@ class EventApp:
             if self.static_membership
             else None,
         )
+        loop = ConsumptionLoop(config=config)
         self._loop = loop
         await self._consumer(stack, loop)
 

@@ -27,45 +27,27 @@ from typing import Any
 from eventplatform.app.context import Context, ProducerPublisher, Publisher
 from eventplatform.app.delivery import Chain, Delivery, Outcome, plan_chains
 from eventplatform.app.dlq import DeadLetter, DeadLetterQueue, Stage
+from eventplatform.app.poll import PollState
 from eventplatform.app.routing import Route, Router
 from eventplatform.app.signals import SkipEvent
 from eventplatform.app.stats import AppStats
-from eventplatform.app.transaction import PollTransaction, TransactionBuffer
+from eventplatform.app.transaction import TransactionBuffer
 from eventplatform.errors import (
     DeserializationError,
     HandlerTimeout,
-    IdempotencyStoreError,
     IdempotencyStoreUnavailable,
     ProducerFenced,
 )
-from eventplatform.idempotency import Batch, Claim
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.serde import AvroSerializer
 
-__all__ = ["Dispatcher", "PollState"]
+__all__ = ["Dispatcher", "PollState"]  # PollState: re-exported from app.poll
 
 log = logging.getLogger("eventplatform.app")
 
 TP = Any  # aiokafka TopicPartition
-_NO_CLAIM = Claim()
 _DECODER_CLASS = "eventplatform.serde.AvroDeserializer"
 _HEADERS_CLASS = "eventplatform.cloudevents.EventMetadata"
-
-
-class PollState:
-    """The state of one poll while it is processed."""
-
-    __slots__ = ("batch", "batches", "claim", "committed", "finished", "txn", "txn_keys", "txn_tps")
-
-    def __init__(self, batches: list[list[Delivery]], txn_tps: set[TP]) -> None:
-        self.batches = batches
-        self.txn_tps = txn_tps
-        self.batch: Batch | None = None
-        self.claim = _NO_CLAIM
-        self.finished: set[str] = set()  # keys handled or skipped in this poll
-        self.txn: PollTransaction | None = None
-        self.txn_keys: list[str] = []  # keys to mark done once the Kafka transaction commits
-        self.committed = False  # the Kafka transaction committed
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -182,13 +164,9 @@ class Dispatcher:
                 blocked = delivery.outcome is Outcome.DEFERRED
 
     async def _deliver(self, d: Delivery, poll: PollState) -> None:
-        ik = d.idempotency_key
-        claim = poll.claim
-        if ik in poll.finished or ik in claim.done:
-            d.outcome = Outcome.DUPLICATE
-            return
-        if ik in claim.busy:
-            d.outcome = Outcome.DEFERRED
+        decided = poll.check(d.idempotency_key)
+        if decided is not None:
+            d.outcome = decided
             return
         try:
             event = d.event
@@ -207,7 +185,6 @@ class Dispatcher:
         route = d.route
         batch = poll.batch
         assert route is not None
-        assert batch is not None
         assert d.metadata is not None
         ik = d.idempotency_key
         record = d.record
@@ -300,27 +277,16 @@ class Dispatcher:
             # The handler awaited something that was cancelled: a failure like any other.
             raise RuntimeError(f"{route.name} raised CancelledError: {exc!r}") from exc
 
-    def _finish(self, d: Delivery, poll: PollState, outcome: Outcome) -> None:
+    @staticmethod
+    def _finish(d: Delivery, poll: PollState, outcome: Outcome) -> None:
         d.outcome = outcome
-        ik = d.idempotency_key
-        poll.finished.add(ik)
         route = d.route
         assert route is not None
-        assert poll.batch is not None
-        if route.transactional:
-            poll.txn_keys.append(ik)  # done only once the Kafka transaction commits
-        elif outcome is Outcome.SKIPPED or not poll.batch.transactional:
-            # A unit that exited normally completed its key; a skip leaves it with an error.
-            self.complete(poll.batch, ik)
-
-    @staticmethod
-    def complete(batch: Batch, key: str) -> None:
-        """Mark ``key`` done in ``batch``, tolerating a key whose lease was lost."""
-        try:
-            batch.complete(key)
-        except IdempotencyStoreError as exc:
-            # The lease passed to another member (see _renew); nothing left to record.
-            log.warning("cannot record idempotency key %r as done: %s", key, exc)
+        poll.finish(
+            d.idempotency_key,
+            in_transaction=route.transactional,
+            skipped=outcome is Outcome.SKIPPED,
+        )
 
     # -- dead letters ----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import errors as kafka_errors
@@ -37,9 +38,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from eventplatform.app._groupfencing import group_metadata_of
 from eventplatform.app.delivery import Decoder, Delivery, Outcome
-from eventplatform.app.dispatch import Dispatcher, PollState, where
+from eventplatform.app.dispatch import Dispatcher, where
 from eventplatform.app.dlq import DeadLetterQueue
 from eventplatform.app.membership import StaticMembership, member_id_of
+from eventplatform.app.poll import PollState
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Router
 from eventplatform.app.stats import AppStats
@@ -50,11 +52,11 @@ from eventplatform.errors import (
     KafkaError,
     ProducerFenced,
 )
-from eventplatform.idempotency import Batch, IdempotencyStore
+from eventplatform.idempotency import Batch, Claim, IdempotencyStore
 from eventplatform.producer import EventProducer
 from eventplatform.serde import AvroSerializer
 
-__all__ = ["ConsumptionLoop", "RebalanceListener"]
+__all__ = ["ConsumptionLoop", "LoopConfig", "RebalanceListener"]
 
 log = logging.getLogger("eventplatform.app")
 
@@ -65,12 +67,11 @@ def _first_offsets(batches: list[list[Delivery]]) -> dict[TP, int]:
     return {batch[0].tp: batch[0].record.offset for batch in batches if batch}
 
 
-class ConsumptionLoop:
-    """Runs an app's consumer until ``stopping`` is set. Built and owned by the app.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopConfig:
+    """What a :class:`ConsumptionLoop` works with and how; built by ``EventApp`` when it opens.
 
-    Args:
-        consumer: the started ``AIOKafkaConsumer`` (subscribed with a :class:`RebalanceListener`
-            of this loop, manual commits, ``read_committed``); or :meth:`attach` it later.
+    Attributes:
         router: the app's routes.
         decoder: turns polls into deliveries.
         store: the idempotency store (started).
@@ -91,62 +92,59 @@ class ConsumptionLoop:
         membership: watches the member id of a static member (KIP-345); None when dynamic.
     """
 
-    def __init__(
-        self,
-        *,
-        consumer: Any = None,
-        router: Router,
-        decoder: Decoder,
-        store: IdempotencyStore,
-        group_id: str,
-        owner: str,
-        inbox: bool,
-        lease: float,
-        plain: EventProducer | None,
-        transactional: EventProducer | None,
-        serializer: AvroSerializer,
-        dlq: DeadLetterQueue,
-        max_concurrency: int,
-        max_poll_records: int,
-        backoff: RetryPolicy,
-        delivery_timeout: float,
-        stats: AppStats,
-        stopping: asyncio.Event,
-        poll_timeout: float = 0.2,
-        membership: StaticMembership | None = None,
-    ) -> None:
+    router: Router
+    decoder: Decoder
+    store: IdempotencyStore
+    group_id: str
+    owner: str
+    inbox: bool
+    lease: float
+    plain: EventProducer | None
+    transactional: EventProducer | None
+    serializer: AvroSerializer
+    dlq: DeadLetterQueue
+    max_concurrency: int
+    max_poll_records: int
+    backoff: RetryPolicy
+    delivery_timeout: float
+    stats: AppStats
+    stopping: asyncio.Event
+    poll_timeout: float = 0.2
+    membership: StaticMembership | None = None
+
+
+class ConsumptionLoop:
+    """Runs an app's consumer until ``config.stopping`` is set. Built and owned by the app.
+
+    Args:
+        config: what the loop works with and how.
+        consumer: the started ``AIOKafkaConsumer`` (subscribed with a :class:`RebalanceListener`
+            of this loop, manual commits, ``read_committed``); or :meth:`attach` it later.
+    """
+
+    def __init__(self, *, config: LoopConfig, consumer: Any = None) -> None:
         self._consumer = consumer
-        self.membership = membership
-        self._router = router
-        self._decoder = decoder
-        self._store = store
-        self._group = group_id
-        self._owner = owner
-        self._inbox = inbox
-        self._lease = lease
-        self._txn_producer = transactional
-        self._max_poll_records = max_poll_records
-        self._backoff = backoff
-        self._delivery_timeout = delivery_timeout
-        self.stats = stats
-        self._stopping = stopping
-        self._poll_timeout_ms = int(poll_timeout * 1000)
+        self._config = config
+        self.membership = config.membership
+        self.stats = config.stats
+        self._stopping = config.stopping
+        self._poll_timeout_ms = int(config.poll_timeout * 1000)
         self._idle = asyncio.Event()
         self._idle.set()
         self._pending_commits: dict[TP, int] = {}
         self._committer: asyncio.Task[None] | None = None
         self._unhandled_seen: set[tuple[str, str]] = set()
         self._failures = 0
-        self._revoke_wait = max((route.timeout for route in router.routes), default=30.0)
+        self._revoke_wait = max((route.timeout for route in config.router.routes), default=30.0)
         self._dispatcher = Dispatcher(
-            group_id=group_id,
-            router=router,
-            plain=plain,
-            transactional=transactional,
-            serializer=serializer,
-            dlq=dlq,
-            max_concurrency=max_concurrency,
-            stats=stats,
+            group_id=config.group_id,
+            router=config.router,
+            plain=config.plain,
+            transactional=config.transactional,
+            serializer=config.serializer,
+            dlq=config.dlq,
+            max_concurrency=config.max_concurrency,
+            stats=config.stats,
             pause=self.pause,
         )
 
@@ -170,7 +168,7 @@ class ConsumptionLoop:
 
     def _failure_delay(self) -> float:
         self._failures += 1
-        return self._backoff.backoff(self._failures)
+        return self._config.backoff.backoff(self._failures)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -187,11 +185,13 @@ class ConsumptionLoop:
         while not self._stopping.is_set():
             try:
                 polled = await consumer.getmany(
-                    timeout_ms=self._poll_timeout_ms, max_records=self._max_poll_records
+                    timeout_ms=self._poll_timeout_ms, max_records=self._config.max_poll_records
                 )
             except kafka_errors.KafkaError as exc:
                 if not (exc.retriable or isinstance(exc, kafka_errors.KafkaConnectionError)):
-                    raise KafkaError(f"consuming for group {self._group!r} failed: {exc}") from exc
+                    raise KafkaError(
+                        f"consuming for group {self._config.group_id!r} failed: {exc}"
+                    ) from exc
                 self.stats.connection_errors += 1
                 delay = self._failure_delay()
                 log.warning("poll failed (%s); retrying in %.2fs", exc, delay)
@@ -219,7 +219,7 @@ class ConsumptionLoop:
         stats.polls += 1
         stats.received += sum(len(records) for records in polled.values())
         try:
-            batches = await self._decoder.decode(polled)
+            batches = await self._config.decoder.decode(polled)
         except EventPlatformError as exc:
             if not exc.retriable:
                 raise
@@ -230,7 +230,7 @@ class ConsumptionLoop:
             stats.deferred += sum(len(records) for records in polled.values())
             return self._failure_delay()
 
-        txn_tps = {tp for tp in polled if self._router.transactional(tp.topic)}
+        txn_tps = {tp for tp in polled if self._config.router.transactional(tp.topic)}
         poll = PollState(batches, txn_tps)
         rewound: set[TP] = set()
         try:
@@ -272,20 +272,23 @@ class ConsumptionLoop:
         runnable = [d for batch in poll.batches for d in batch if d.route is not None]
         letters = [d for batch in poll.batches for d in batch if d.error is not None]
         keys = [d.idempotency_key for d in runnable]
-        async with self._store.batch(
-            self._group, owner=self._owner, lease=self._lease, transactional=self._inbox
+        async with self._config.store.batch(
+            self._config.group_id,
+            owner=self._config.owner,
+            lease=self._config.lease,
+            transactional=self._config.inbox,
         ) as batch:
-            poll.batch = batch
-            if keys:
-                poll.claim = await batch.claim(keys)
+            claim = await batch.claim(keys) if keys else Claim()
             txn: PollTransaction | None = None
             if poll.txn_tps:
-                assert self._txn_producer is not None
+                assert self._config.transactional is not None
                 txn = PollTransaction(
-                    self._txn_producer, group_id=self._group, timeout=self._delivery_timeout
+                    self._config.transactional,
+                    group_id=self._config.group_id,
+                    timeout=self._config.delivery_timeout,
                 )
                 await txn.begin()
-                poll.txn = txn
+            poll.open(batch, claim, txn)
             renewer = None
             if keys and not batch.transactional:
                 renewer = asyncio.create_task(self._renew(batch), name="eventplatform.renew")
@@ -305,7 +308,7 @@ class ConsumptionLoop:
     async def _commit_transaction(self, poll: PollState, txn: PollTransaction) -> None:
         offsets = self._offsets([b for b in poll.batches if b and b[0].tp in poll.txn_tps])
         # The generation of now: a member expelled meanwhile has its offsets refused (KIP-447).
-        txn.group_id = group_metadata_of(self._consumer, self._group)
+        txn.group_id = group_metadata_of(self._consumer, self._config.group_id)
         try:
             await txn.commit(offsets)
         except ProducerFenced:
@@ -315,16 +318,12 @@ class ConsumptionLoop:
             self.stats.transactions_aborted += 1
             log.warning("the poll's Kafka transaction was aborted (%s); reading it again", exc)
             return
-        poll.committed = True
+        poll.transaction_committed()
         self.stats.commits += 1
-        batch = poll.batch
-        assert batch is not None
-        for key in poll.txn_keys:
-            self._dispatcher.complete(batch, key)
 
     async def _renew(self, batch: Batch) -> None:
         # Non-transactional claims are leases: keep them while the poll runs long.
-        interval = max(self._lease / 3, 0.05)
+        interval = max(self._config.lease / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
             try:
@@ -399,7 +398,7 @@ class ConsumptionLoop:
         as done.
         """
         try:
-            async with asyncio.timeout(self._delivery_timeout):
+            async with asyncio.timeout(self._config.delivery_timeout):
                 committer = self._committer
                 if committer is not None:
                     await asyncio.gather(committer, return_exceptions=True)
@@ -409,7 +408,7 @@ class ConsumptionLoop:
             log.warning(
                 "offsets not committed within %.0fs; their records will be read again and "
                 "skipped as done",
-                self._delivery_timeout,
+                self._config.delivery_timeout,
             )
 
     async def _flush_commits(self) -> bool:

@@ -2,7 +2,7 @@
 
 These commands only read the registry; :mod:`eventplatform.cli.schemas` mounts them next to
 the ones that change it. ``diff`` prints the structural diff of
-:mod:`~eventplatform.cli._schemadiff` and the compatibility verdict the registry gives, which
+:mod:`~eventplatform.schema.diff` and the compatibility verdict the registry gives, which
 comes from Apache Avro's checker under the subject's level.
 """
 
@@ -19,7 +19,6 @@ from rich.markup import escape
 
 from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
-from eventplatform.cli._schemadiff import SchemaChange, diff_schemas
 from eventplatform.cli._schemaviews import print_changes, print_subjects, print_verdict
 from eventplatform.errors import SchemaParseError, SubjectNotFound
 from eventplatform.registry.base import (
@@ -29,6 +28,7 @@ from eventplatform.registry.base import (
     VersionSpec,
 )
 from eventplatform.schema import load_catalogue, parse_avsc
+from eventplatform.schema.diff import SchemaChange, diff_schemas
 from eventplatform.settings import Settings, load_settings
 
 __all__ = ["diff", "list_subjects", "show"]

@@ -12,11 +12,11 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from eventplatform.cli._common import console, err_console
-from eventplatform.cli._evolution import Evolution, Status
-from eventplatform.cli._schemadiff import SchemaChange, summarize
 from eventplatform.cli._tables import fit
 from eventplatform.registry.base import CompatibilityLevel, CompatibilityResult, RegisteredSchema
 from eventplatform.schema import AvroEvent, Catalogue, check_class_against_schema
+from eventplatform.schema.diff import SchemaChange, summarize
+from eventplatform.schema.evolution import Evolution, Status
 
 __all__ = [
     "print_changes",

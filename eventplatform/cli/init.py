@@ -28,6 +28,7 @@ from typing import Annotated
 import typer
 
 from eventplatform.cli._common import console, err_console
+from eventplatform.errors import InitError
 
 __all__ = ["CURL", "app", "package_name", "scaffold"]
 
@@ -40,10 +41,6 @@ CURL = (
     "curl -i http://127.0.0.1:8080/hooks/greetings -H 'X-API-Key: dev' "
     """-H 'Content-Type: application/json' -d '{"name": "Ada", "text": "Hello!"}'"""
 )
-
-
-class InitError(ValueError):
-    """The folder or name cannot be scaffolded (the message says why)."""
 
 
 def package_name(name: str) -> str:

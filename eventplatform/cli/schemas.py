@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import importlib
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -32,14 +30,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from eventplatform._importing import import_object
 from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
-from eventplatform.cli._evolution import (
-    Evolution,
-    Status,
-    compare_with_registry,
-    compare_with_revision,
-)
 from eventplatform.cli._progress import progress
 from eventplatform.cli._schemaqueries import diff, list_subjects, show
 from eventplatform.cli._schemaviews import (
@@ -48,13 +41,21 @@ from eventplatform.cli._schemaviews import (
     report_breaking,
     report_class_checks,
 )
-from eventplatform.registry.base import CompatibilityLevel, RegisteredSchema
+from eventplatform.errors import ImportSpecError
+from eventplatform.registry.base import CompatibilityLevel
 from eventplatform.schema import (
     AvroEvent,
     Catalogue,
     CatalogueEntry,
     generate_module,
     load_catalogue,
+)
+from eventplatform.schema.evolution import (
+    Evolution,
+    Registration,
+    check_and_register,
+    compare_with_registry,
+    compare_with_revision,
 )
 from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 from eventplatform.settings import Settings, load_settings
@@ -131,24 +132,17 @@ def _select(
 
 async def _register(
     settings: Settings, entries: Sequence[CatalogueEntry], subject_of: SubjectOf, *, dry_run: bool
-) -> tuple[list[Evolution], dict[str, RegisteredSchema]]:
-    registered: dict[str, RegisteredSchema] = {}
+) -> Registration:
     async with _clients.registry_factory(settings) as registry:
         with progress() as bar:
-            comparing = bar.add_task("comparing with the registry", total=len(entries))
-            evolutions = await compare_with_registry(
-                registry, entries, subject_of, on_each=lambda: bar.advance(comparing)
+
+            def stage(what: str, total: int) -> Callable[[], None]:
+                task = bar.add_task(what, total=total)
+                return lambda: bar.advance(task)
+
+            return await check_and_register(
+                registry, entries, subject_of, dry_run=dry_run, stage=stage
             )
-            if dry_run or any(e.breaking for e in evolutions):
-                return evolutions, registered
-            pending = [e for e in evolutions if e.status is not Status.UNCHANGED]
-            registering = bar.add_task("registering", total=len(pending))
-            for evolution in pending:
-                registered[evolution.subject] = await registry.register(
-                    evolution.subject, evolution.entry.resolved_json()
-                )
-                bar.advance(registering)
-    return evolutions, registered
 
 
 @app.command("register")
@@ -172,10 +166,9 @@ def register(
         catalogue = load_catalogue(directory)
         entries, subject_of = _select(catalogue, types, strategy, topic)
         settings = load_settings()
-        evolutions, registered = asyncio.run(
-            _register(settings, entries, subject_of, dry_run=dry_run)
-        )
-    print_registration(evolutions, registered, dry_run=dry_run)
+        done = asyncio.run(_register(settings, entries, subject_of, dry_run=dry_run))
+    evolutions = done.evolutions
+    print_registration(evolutions, done.registered, dry_run=dry_run)
     breaking = report_breaking(evolutions)
     if breaking:
         err_console.print(
@@ -191,16 +184,12 @@ def register(
 def _import_classes(module_name: str) -> list[type[AvroEvent]]:
     # Like `eventplatform serve`, the working directory comes first so that a project's own
     # modules import without being installed.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise typer.BadParameter(
-                f"cannot import {module_name!r}: {exc}", param_hint="--classes"
-            ) from exc
-        raise  # an import inside the module failed: show the real traceback
+        module = import_object(
+            module_name, what="classes module", module_only=True, search_path=os.getcwd()
+        )
+    except ImportSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--classes") from exc
     return [
         value
         for value in vars(module).values()

@@ -14,26 +14,21 @@ offsets commit and the member leaves the group; a second signal cancels at once.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import os
-import sys
 from typing import Annotated, Any
 
 import typer
 
 from eventplatform import heap
+from eventplatform._importing import import_object
 from eventplatform.app import EventApp
 from eventplatform.cli._common import err_console, fail_on_errors
 from eventplatform.cli._logging import configure_logging, report_rate
+from eventplatform.errors import AppSpecError, ImportSpecError
 
-__all__ = ["app", "load_app", "serve"]
+__all__ = ["AppSpecError", "app", "load_app", "serve"]  # AppSpecError: re-exported from errors
 
 app = typer.Typer(help="Run an EventApp.", no_args_is_help=True)
-
-
-class AppSpecError(ValueError):
-    """A ``MODULE:APP`` spec that does not name an EventApp."""
 
 
 def load_app(spec: str, *, factory: bool = False, app_dir: str = ".") -> EventApp:
@@ -43,30 +38,19 @@ def load_app(spec: str, *, factory: bool = False, app_dir: str = ".") -> EventAp
         AppSpecError: the spec is malformed, the module or attribute is missing, or the
             object is not an EventApp.
     """
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise AppSpecError(f"{spec!r} is not MODULE:APP (e.g. billing.service:app)")
-    directory = os.path.abspath(app_dir)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
     try:
-        target: Any = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise AppSpecError(f"cannot import module {module_name!r}: {exc}") from exc
-        raise  # an import inside the module failed: show the real traceback
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError as exc:
-            raise AppSpecError(f"module {module_name!r} has no attribute {attribute!r}") from exc
+        target: Any = import_object(
+            spec, what="app", form="MODULE:APP (e.g. billing.service:app)", search_path=app_dir
+        )
+    except ImportSpecError as exc:
+        raise AppSpecError(str(exc)) from exc
     if factory:
         if not callable(target):
-            raise AppSpecError(f"{spec} is not callable; drop --factory")
+            raise AppSpecError(f"app {spec!r} is not callable; drop --factory")
         target = target()
     if not isinstance(target, EventApp):
         hint = " (use --factory for a function that builds one)" if callable(target) else ""
-        raise AppSpecError(f"{spec} is a {type(target).__name__}, not an EventApp{hint}")
+        raise AppSpecError(f"app {spec!r} is a {type(target).__name__}, not an EventApp{hint}")
     return target
 
 

@@ -577,7 +577,6 @@ class Source(Connector[SourceConfigT]):
 
         writer = RecordWriter(
             self.producer,
-            settings=self.settings,
             default_topic=self.topic,
             event_source=self.event_source,
         )

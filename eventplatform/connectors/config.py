@@ -26,7 +26,6 @@ folder by default), whose class is built by
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import tomllib
@@ -37,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from eventplatform._importing import import_object
 from eventplatform.connectors.base import (
     Connector,
     ConnectorConfig,
@@ -46,7 +46,12 @@ from eventplatform.connectors.base import (
     validation_problems,
 )
 from eventplatform.connectors.plugins import load_connector_class
-from eventplatform.errors import ConnectorConfigError, ConnectorError, SchemaError
+from eventplatform.errors import (
+    ConnectorConfigError,
+    ConnectorError,
+    ImportSpecError,
+    SchemaError,
+)
 from eventplatform.schema import AvroEvent, Catalogue, load_catalogue, load_event_class
 
 __all__ = [
@@ -157,13 +162,10 @@ class EventTypeResolver:
             SchemaError: the catalogue is invalid.
         """
         if ":" in spec:
-            module_name, _, attribute = spec.partition(":")
             try:
-                target: Any = importlib.import_module(module_name)
-                for part in attribute.split("."):
-                    target = getattr(target, part)
-            except (ImportError, AttributeError) as exc:
-                raise ConnectorError(f"event type {spec!r} cannot be imported: {exc}") from exc
+                target = import_object(spec, what="event type", form="MODULE:Class")
+            except ImportSpecError as exc:
+                raise ConnectorError(str(exc)) from exc
             if not (isinstance(target, type) and issubclass(target, AvroEvent)):
                 raise ConnectorError(f"event type {spec!r} is not an AvroEvent class")
             return target

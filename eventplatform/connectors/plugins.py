@@ -14,13 +14,13 @@ anything else is an error rather than a silent pick.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from eventplatform._importing import import_object
 from eventplatform.connectors.base import Connector
-from eventplatform.errors import ConnectorError, ConnectorNotFound
+from eventplatform.errors import ConnectorError, ConnectorNotFound, ImportSpecError
 
 __all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "ConnectorType", "available", "load_connector_class"]
 
@@ -60,20 +60,11 @@ class ConnectorType:
             ConnectorNotFound: the module or class cannot be imported.
             ConnectorError: the target is not a Connector subclass.
         """
-        module_name, _, attribute = self.target.partition(":")
         try:
-            target: Any = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                target = getattr(target, part)
-        except ImportError as exc:
+            target = import_object(self.target, what="connector class", form="MODULE:Class")
+        except ImportSpecError as exc:
             raise ConnectorNotFound(
-                f"connector type {self.name!r} ({self.target}, from {self.origin}) cannot be "
-                f"imported: {exc}"
-            ) from exc
-        except AttributeError as exc:
-            raise ConnectorNotFound(
-                f"connector type {self.name!r}: {module_name} has no {attribute!r} "
-                f"(from {self.origin})"
+                f"connector type {self.name!r} (from {self.origin}): {exc}"
             ) from exc
         if not (isinstance(target, type) and issubclass(target, Connector)):
             raise ConnectorError(

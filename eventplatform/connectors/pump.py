@@ -39,7 +39,6 @@ from eventplatform.connectors.coalescer import blames_one_event, translate_kafka
 from eventplatform.connectors.records import SourcePosition, SourceRecord
 from eventplatform.errors import ConnectorError, EventPlatformError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
-from eventplatform.settings import Settings
 
 if TYPE_CHECKING:
     from eventplatform.connectors.base import Source
@@ -76,7 +75,6 @@ class RecordWriter:
 
     Args:
         producer: a started producer.
-        settings: the producer's ``max_request_size`` and the registry's subject strategy.
         default_topic: the topic of records that name none.
         event_source: the CloudEvents ``source`` of the records.
     """
@@ -85,12 +83,10 @@ class RecordWriter:
         self,
         producer: EventProducer,
         *,
-        settings: Settings,
         default_topic: str | None,
         event_source: str,
     ) -> None:
         self.producer = producer
-        self.settings = settings
         self.default_topic = default_topic
         self.event_source = event_source
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from eventplatform.app import EventApp
 from eventplatform.connectors.base import Connector, ConnectorConfig
-from eventplatform.errors import ConnectorConfigError
+from eventplatform.errors import AppSpecError, ConnectorConfigError
 
 __all__ = ["Service", "ServiceConfig"]
 
@@ -56,7 +56,7 @@ class Service(Connector[ServiceConfig]):
 
     def _load(self) -> EventApp:
         # Imported here: serve's loader belongs to the CLI, which imports the connectors.
-        from eventplatform.cli.serve import AppSpecError, load_app  # noqa: PLC0415
+        from eventplatform.cli.serve import load_app  # noqa: PLC0415
 
         config = self.config
         try:

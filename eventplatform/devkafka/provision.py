@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from eventplatform.devkafka import local
 from eventplatform.errors import JavaNotFound, JavaTooOld, NoBrokerAvailable, ProvisioningError
@@ -68,10 +68,6 @@ class Broker:
     provider: Provider
     version: str | None = None
     log_path: Path | None = None
-
-
-class _Prober(Protocol):
-    def __call__(self) -> Probe: ...
 
 
 def docker_available() -> tuple[bool, str]:

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from eventplatform.errors import RegistryError
+from eventplatform.errors import MalformedCommand, UnsupportedFormat
 from eventplatform.registry.base import CompatibilityLevel, Mode, SchemaReference
 
 __all__ = [
@@ -45,14 +45,6 @@ __all__ = [
 
 FORMAT = 2
 """The newest version of the command encoding this library writes and reads."""
-
-
-class MalformedCommand(ValueError):
-    """A record in the log is not a command (every reader voids it alike)."""
-
-
-class UnsupportedFormat(RegistryError):
-    """The log holds a command written by a newer eventplatform than this one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -66,12 +66,12 @@ async def test_undecodable_records_are_dead_lettered_while_the_rest_is_handled(
     assert set(by_class) == {
         "eventplatform.errors.NotWireFormat",
         "eventplatform.errors.UnknownSchemaId",
-        "eventplatform.cloudevents.InvalidEventHeaders",
+        "eventplatform.errors.InvalidEventHeaders",
         "eventplatform.errors.DeserializationError",
     }
     assert by_class["eventplatform.errors.NotWireFormat"]["__connect.errors.offset"] == "1"
     assert by_class["eventplatform.errors.UnknownSchemaId"]["__connect.errors.offset"] == "2"
-    bad_time = by_class["eventplatform.cloudevents.InvalidEventHeaders"]
+    bad_time = by_class["eventplatform.errors.InvalidEventHeaders"]
     assert "'ce_time' is not RFC 3339" in bad_time["__connect.errors.exception.message"]
     assert "has no UTC offset" in bad_time["__connect.errors.exception.message"]
     for name, headers in by_class.items():

@@ -44,7 +44,7 @@ ATTEMPTS = 3
 EXPECTED = {
     "garbage": ("VALUE_CONVERTER", "eventplatform.errors.NotWireFormat"),
     "unknown-schema": ("VALUE_CONVERTER", "eventplatform.errors.UnknownSchemaId"),
-    "bad-headers": ("HEADER_CONVERTER", "eventplatform.cloudevents.InvalidEventHeaders"),
+    "bad-headers": ("HEADER_CONVERTER", "eventplatform.errors.InvalidEventHeaders"),
     "handler-fails": ("TASK_PUT", "tests.integration.proofs.services.PoisonDeposit"),
 }
 

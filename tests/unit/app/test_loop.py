@@ -12,7 +12,7 @@ from aiokafka import errors as kafka_errors
 from eventplatform.app import AppStats, Context, RetryPolicy
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
-from eventplatform.app.loop import ConsumptionLoop
+from eventplatform.app.loop import ConsumptionLoop, LoopConfig
 from eventplatform.app.routing import Router
 from eventplatform.errors import IdempotencyStoreUnavailable, PublishTimeout
 from eventplatform.idempotency import MemoryStore
@@ -98,8 +98,7 @@ def build(
     async def no_pause(delay: float) -> bool:
         return True
 
-    return ConsumptionLoop(
-        consumer=consumer,
+    config = LoopConfig(
         router=router,
         decoder=Decoder(router, AvroDeserializer(serializer.registry)),
         store=store,
@@ -118,6 +117,7 @@ def build(
         stats=AppStats(),
         stopping=stopping,
     )
+    return ConsumptionLoop(config=config, consumer=consumer)
 
 
 async def test_a_key_leased_elsewhere_stops_the_commit_before_it(

@@ -20,7 +20,7 @@ def test_a_spec_names_a_module_attribute_path_or_factory() -> None:
     [
         ("tests.unit.app.sample_apps", "not MODULE:APP"),
         (":app", "not MODULE:APP"),
-        ("tests.unit.app.no_such_module:app", "cannot import module"),
+        ("tests.unit.app.no_such_module:app", "cannot be imported"),
         ("tests.unit.app.sample_apps:missing", "no attribute"),
         ("tests.unit.app.sample_apps:not_an_app", "not an EventApp"),
         ("tests.unit.app.sample_apps:make", "use --factory"),

@@ -98,7 +98,7 @@ def test_a_bad_app_spec_is_a_usage_error(deployment: Path) -> None:
     result = build("--out", "site", "--app", "no_such_module_here:app", "--no-registry")
 
     assert result.exit_code == 2
-    assert "--app: cannot import module 'no_such_module_here'" in result.output
+    assert "--app: app 'no_such_module_here:app' cannot be imported" in result.output
     assert not (deployment / "site").exists()
 
 

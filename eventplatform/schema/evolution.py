@@ -1,7 +1,8 @@
-"""How a catalogue's schemas evolve: compared with the registry's versions or a git revision.
+"""How a catalogue's schemas evolve: compared with the registry's versions or a git revision,
+and registered only when none of them breaks its subject (:func:`check_and_register`).
 
 Both comparisons produce one :class:`Evolution` per schema: unchanged, new, or a new version
-with its structural diff (:mod:`~eventplatform.cli._schemadiff`) and, when it breaks the
+with its structural diff (:mod:`~eventplatform.schema.diff`) and, when it breaks the
 compatibility level, the messages of :mod:`eventplatform.registry.compatibility`, which name
 the field, the rule and the version.
 
@@ -27,9 +28,8 @@ from pathlib import Path, PurePosixPath
 import avro.errors
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from eventplatform.cli._schemadiff import SchemaChange, diff_schemas
 from eventplatform.errors import (
-    EventPlatformError,
+    GitError,
     InvalidSchema,
     SchemaNotFound,
     SchemaParseError,
@@ -38,16 +38,23 @@ from eventplatform.errors import (
 from eventplatform.registry.base import CompatibilityLevel, RegisteredSchema, SchemaRegistry
 from eventplatform.registry.compatibility import NEW_SCHEMA, directions, explain
 from eventplatform.registry.parsing import ParsedSchema, parse_schema
-from eventplatform.schema import Catalogue, CatalogueEntry, load_catalogue
+from eventplatform.schema.catalogue import Catalogue, CatalogueEntry, load_catalogue
+from eventplatform.schema.diff import SchemaChange, diff_schemas
 
 __all__ = [
     "Evolution",
     "GitError",
+    "Registration",
+    "Stage",
     "Status",
     "catalogue_at_revision",
+    "check_and_register",
     "compare_with_registry",
     "compare_with_revision",
 ]
+
+#: Told that a stage of work starts (what, how many items); returns what to call per item.
+Stage = Callable[[str, int], Callable[[], None]]
 
 
 class Status(enum.StrEnum):
@@ -147,8 +154,70 @@ async def compare_with_registry(
     return found
 
 
-class GitError(EventPlatformError):
-    """git could not read the catalogue at a revision (no git, not a repository, bad ref)."""
+@dataclass(slots=True)
+class Registration:
+    """What :func:`check_and_register` found and did.
+
+    Attributes:
+        evolutions: where each schema stood against the registry before, in entry order.
+        registered: the new versions, by subject; empty when a schema breaks its subject's
+            level or on a dry run.
+    """
+
+    evolutions: list[Evolution]
+    registered: dict[str, RegisteredSchema] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every reason a schema breaks its subject's level, as ``subject: message``."""
+        return [f"{e.subject}: {message}" for e in self.evolutions for message in e.problems]
+
+
+def _full_name(entry: CatalogueEntry) -> str:
+    return entry.full_name
+
+
+async def check_and_register(
+    registry: SchemaRegistry,
+    entries: Sequence[CatalogueEntry],
+    subject_of: Callable[[CatalogueEntry], str] = _full_name,
+    *,
+    dry_run: bool = False,
+    stage: Stage | None = None,
+) -> Registration:
+    """Check every entry against its subject, then register the new and changed ones.
+
+    All or nothing: every schema is compared with the registry and checked against its
+    subject's compatibility level first (:func:`compare_with_registry`), and when one breaks
+    it nothing is registered. Schemas the subject already holds are left alone.
+
+    Args:
+        registry: a started registry.
+        entries: the schemas, in registration (dependency) order.
+        subject_of: the subject an entry is registered under; default its full name
+            (Confluent's RecordNameStrategy).
+        dry_run: compare only.
+        stage: told when comparing and registering start (progress).
+
+    Raises:
+        RegistryError: the registry refused a lookup or a registration (RegistryUnavailable
+            when unreachable; IncompatibleSchema when another writer changed the subject's
+            level between the check and the registration).
+    """
+    tick = stage("comparing with the registry", len(entries)) if stage else None
+    evolutions = await compare_with_registry(registry, entries, subject_of, on_each=tick)
+    done = Registration(evolutions)
+    if dry_run or done.problems:
+        return done
+    pending = [e for e in evolutions if e.status is not Status.UNCHANGED]
+    tick = stage("registering", len(pending)) if stage else None
+    for evolution in pending:
+        done.registered[evolution.subject] = await registry.register(
+            evolution.subject, evolution.entry.resolved_json()
+        )
+        if tick is not None:
+            tick()
+    return done
 
 
 def _git(cwd: Path, *args: str) -> bytes:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from eventplatform.errors import SchemaError
-from eventplatform.schema import normalize
+from eventplatform.schema.avsc import normalize
 
 __all__ = ["SchemaChange", "describe", "diff_schemas", "summarize"]
 

@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from eventplatform.cli._schemadiff import SchemaChange, diff_schemas, summarize
+from eventplatform.schema.diff import SchemaChange, diff_schemas, summarize
 
 BASE: dict[str, Any] = {
     "type": "record",
