@@ -55,13 +55,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from eventplatform.cloudevents import new_event_id
 from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
 from eventplatform.connectors.base import Source, SourceConfig
-from eventplatform.connectors.coalescer import Coalescer
 from eventplatform.connectors.ingress_server import IngressServer, problem
 from eventplatform.connectors.openapi import route_operation
 from eventplatform.connectors.payloads import parse_event
 from eventplatform.connectors.records import SourceRecord
 from eventplatform.connectors.webhooks import MAX_ID_LENGTH, SignatureVerifier, decode_secret
-from eventplatform.deadlines import Deadlines, time_out
 from eventplatform.errors import (
     ConfigurationError,
     ConnectorConfigError,
@@ -75,6 +73,8 @@ from eventplatform.errors import (
 )
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
 from eventplatform.producer import Outgoing, PublishResult
+from eventplatform.producer.coalescer import Coalescer
+from eventplatform.producer.deadlines import Deadlines, time_out
 from eventplatform.schema import AvroEvent
 
 __all__ = ["WebhookIngress", "WebhookIngressConfig"]
