@@ -48,6 +48,7 @@ from eventplatform.errors import (
     ConfigurationError,
     EventPlatformError,
     KafkaError,
+    ProducerFenced,
     PublishTimeout,
     ResourceStateError,
 )
@@ -257,7 +258,11 @@ class EventProducer:
             "max_batch_size": producer.max_batch_size,
             "max_request_size": producer.max_request_size,
             "compression_type": producer.compression_type,
-            "request_timeout_ms": int(self.delivery_timeout * 1000),
+            # The call's deadline must outlast aiokafka's own waits (one request, a topic's
+            # metadata), as Kafka's delivery.timeout.ms outlasts request.timeout.ms (KIP-91):
+            # else a missing topic or an expired batch would surface as the call's
+            # PublishTimeout on one path and as aiokafka's error on another.
+            "request_timeout_ms": max(1, int(self.delivery_timeout * 800)),
             "transactional_id": self.transactional_id,
         }
         options = self.settings.kafka.connection_options() | options | self._client_options
@@ -744,7 +749,17 @@ class EventProducer:
             raise self._translate_txn(exc, "beginning a transaction") from exc
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
+            txn = client._txn_manager
+            if txn is not None and txn.is_fatal_error():
+                # Fenced (KIP-98): nothing can be aborted, and aiokafka refuses to try.
+                if isinstance(exc, KafkaError | kafka_errors.KafkaError) and not isinstance(
+                    exc, ProducerFenced
+                ):
+                    raise self._translate_txn(
+                        kafka_errors.ProducerFenced(), "publishing in a transaction"
+                    ) from exc
+                raise
             try:
                 await client.abort_transaction()
             except KAFKA_FAILURES:
