@@ -453,9 +453,15 @@ class EventProducer:
                 traceparent=traceparent,
             )
         )
+        # Deadlines.wait, inlined: this is the per-event path of every concurrent caller.
+        self._deadlines.track(future)
         try:
-            return await self._deadlines.wait(future)
-        except TimeoutError as exc:
+            return await future
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the caller was cancelled
+            # Nothing but the deadline watcher cancels the call's future.
             raise PublishTimeout(
                 f"publishing to topic {target!r} was not acknowledged within "
                 f"{self.delivery_timeout:g}s (event id {event_id}); it may have been written: "
