@@ -129,9 +129,10 @@ def _key_bytes(key: Key) -> bytes | None:
 
 
 #: Events one coalesced ``publish_batch`` of concurrent ``publish()`` calls takes at most.
-COALESCE_MAX_BATCH = 1000
-#: Coalesced batches in flight at once (the next one gathers while these wait for acks).
-COALESCE_IN_FLIGHT = 2
+COALESCE_MAX_BATCH = 250
+#: Coalesced batches in flight at once: the next batches are encoded while the first wait for
+#: their acks, so a burst of calls is not encoded whole before anything is sent.
+COALESCE_IN_FLIGHT = 4
 
 
 # The idempotent producer numbers each partition's batches (KIP-98) and the broker appends a
