@@ -234,8 +234,11 @@ class EventProducer:
         return self._client
 
     def _state_error(self) -> ResourceStateError:
+        state = self._state.value
+        if self._state is _State.STARTED:  # close() has begun: no new calls
+            state = "closing"
         return ResourceStateError(
-            f"EventProducer is {self._state.value}; use it inside `async with` or after start()"
+            f"EventProducer is {state}; use it inside `async with` or after start()"
         )
 
     async def start(self) -> None:
