@@ -72,7 +72,10 @@ The tree::
     └── KafkaError                    a Kafka operation failed
         ├── PublishError              a record was not acknowledged
         │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
-        │   └── PublishTimeout        (retriable) delivery timed out
+        │   ├── PublishTimeout        (retriable) no ack in time: it may have been written
+        │   ├── PublishUnavailable    (retriable) the cluster cannot take records now
+        │   ├── UnknownTopic          (retriable) the topic does not exist (topic)
+        │   └── NotAuthorized         the ACLs refuse this principal (topic)
         ├── ProducerFenced            another instance took over this transactional id
         ├── InstanceFenced            another process joined the group with this instance id
         └── QueueError                a share-group (queue) operation failed (group, topic)
@@ -84,7 +87,7 @@ The tree::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -122,6 +125,7 @@ __all__ = [
     "MalformedCommand",
     "MalformedPayload",
     "NoBrokerAvailable",
+    "NotAuthorized",
     "NotWireFormat",
     "PostgresStartError",
     "PortInUse",
@@ -131,6 +135,7 @@ __all__ = [
     "PublishTimeout",
     "QueueError",
     "QueueUnavailable",
+    "PublishUnavailable",
     "RecordTooLarge",
     "OperationNotPermitted",
     "ReferenceExists",
@@ -150,6 +155,7 @@ __all__ = [
     "SubjectNotFound",
     "TruncatedPayload",
     "UnknownSchemaId",
+    "UnknownTopic",
     "UnsafeDestination",
     "UnsupportedFormat",
     "VersionNotFound",
@@ -556,9 +562,66 @@ class RecordTooLarge(PublishError):
 
 
 class PublishTimeout(PublishError):
-    """A record was not acknowledged within the delivery timeout."""
+    """A record was not acknowledged within the delivery timeout: it may have been written.
+
+    A timeout does not mean the event was not written: the broker may have appended it and
+    its acknowledgement was late or lost (when a broker was killed, every event of the calls
+    that timed out had landed). Retrying with the **same** event ids and idempotency keys is
+    safe: consumers deduplicate by idempotency key, so the event takes effect once. Retrying
+    with new ids is not: a second copy would be a second event.
+
+    Attributes:
+        event_ids: the ids of the events of the call that timed out (empty when unknown, as
+            for raw records).
+        idempotency_keys: their idempotency keys, in the same order; pass both back to
+            ``publish(event, event_id=…, idempotency_key=…)`` (or ``Outgoing``) to retry.
+    """
 
     retriable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_ids: Sequence[str] = (),
+        idempotency_keys: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.event_ids = tuple(event_ids)
+        self.idempotency_keys = tuple(idempotency_keys)
+
+
+class PublishUnavailable(PublishError):
+    """The cluster could not take the record now (no leader, too few in-sync replicas, no
+    connection); it was not written, and retrying later may succeed."""
+
+    retriable = True
+
+
+class UnknownTopic(PublishError):
+    """The topic does not exist (or is not visible to this client yet).
+
+    Attributes:
+        topic: the topic, when known.
+    """
+
+    retriable = True
+
+    def __init__(self, message: str, *, topic: str | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
+class NotAuthorized(PublishError):
+    """The cluster's ACLs refuse this principal the operation (a topic, the cluster, a group).
+
+    Attributes:
+        topic: the topic, when known.
+    """
+
+    def __init__(self, message: str, *, topic: str | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
 
 
 class ProducerFenced(KafkaError):

@@ -39,23 +39,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import errors as kafka_errors
-
 from eventplatform.app.dlq import DeadLetter
-from eventplatform.errors import KafkaError, ProducerFenced, PublishError, PublishTimeout
+from eventplatform.errors import EventPlatformError, KafkaError, ProducerFenced, PublishTimeout
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
+from eventplatform.producer._errors import KAFKA_FAILURES, translate
 from eventplatform.serde import AvroSerializer
 
 __all__ = ["PollTransaction", "TransactionBuffer"]
 
 log = logging.getLogger("eventplatform.app")
-
-# Errors after which the producer cannot go on: another instance owns the transactional id.
-_FATAL = (
-    kafka_errors.ProducerFenced,
-    kafka_errors.InvalidProducerEpoch,
-    kafka_errors.TransactionalIdAuthorizationFailed,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +107,11 @@ class PollTransaction:
         self._futures: list[asyncio.Future[Any]] = []
         self._open = False
 
-    def _translate(self, exc: BaseException, what: str) -> KafkaError:
+    def _translate(self, exc: BaseException, what: str) -> EventPlatformError:
+        # The producer's one translation (eventplatform.producer._errors), so a fenced or
+        # refused transaction raises here what it raises through EventProducer.transaction().
         txn_id = self._producer.transactional_id
-        if isinstance(exc, _FATAL):
-            return ProducerFenced(
-                f"transactional id {txn_id!r} was taken over by another instance "
-                f"({type(exc).__name__}); this instance stops: {exc}"
-            )
-        if isinstance(exc, kafka_errors.KafkaError) and exc.retriable:
-            return PublishTimeout(f"{what} in transaction {txn_id!r} failed: {exc}")
-        return PublishError(f"{what} in transaction {txn_id!r} failed: {exc}")
+        return translate(exc, doing=f"{what} in transaction {txn_id!r}", transactional_id=txn_id)
 
     async def begin(self) -> None:
         """Begin the transaction.
@@ -135,7 +122,7 @@ class PollTransaction:
         """
         try:
             await self._client.begin_transaction()
-        except kafka_errors.KafkaError as exc:
+        except KAFKA_FAILURES as exc:
             raise self._translate(exc, "begin") from exc
         self._open = True
 
@@ -152,7 +139,7 @@ class PollTransaction:
                     record.topic, record.value, key=record.key, headers=record.headers
                 )
                 self._futures.append(future)
-        except kafka_errors.KafkaError as exc:
+        except KAFKA_FAILURES as exc:
             raise self._translate(exc, "send") from exc
 
     async def commit(self, offsets: Mapping[Any, int]) -> None:
@@ -176,7 +163,7 @@ class PollTransaction:
                     f"records of transaction {self._producer.transactional_id!r} were not "
                     f"acknowledged within {self._timeout:.0f}s"
                 ) from exc
-            except kafka_errors.KafkaError as exc:
+            except KAFKA_FAILURES as exc:
                 raise self._translate(exc, "commit") from exc
         except KafkaError:
             await self.abort()
@@ -202,7 +189,7 @@ class PollTransaction:
             )
         try:
             await self._client.abort_transaction()
-        except kafka_errors.KafkaError as exc:
+        except KAFKA_FAILURES as exc:
             translated = self._translate(exc, "abort")
             if isinstance(translated, ProducerFenced):
                 raise translated from exc

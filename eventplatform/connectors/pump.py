@@ -35,10 +35,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from eventplatform.cloudevents import EventMetadata
-from eventplatform.connectors.coalescer import blames_one_event, translate_kafka_error
 from eventplatform.connectors.records import SourcePosition, SourceRecord
 from eventplatform.errors import ConnectorError, EventPlatformError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
+from eventplatform.producer._errors import translate
+from eventplatform.producer.coalescer import publish_each
 
 if TYPE_CHECKING:
     from eventplatform.connectors.base import Source
@@ -170,47 +171,20 @@ class RecordWriter:
     async def _publish_events(
         self, records: list[SourceRecord]
     ) -> list[PublishResult | BaseException]:
-        """The outcomes of publishing typed ``records``, one ``publish_batch`` if all is well."""
-        items: list[Outgoing | BaseException] = []
+        """The outcomes of publishing typed ``records`` in one pass (:func:`publish_each`).
+
+        A record that cannot be built or encoded fails alone; when it is not answered, the
+        records after it are not sent (:meth:`send` leaves them unsent).
+        """
+        items: list[Outgoing | EventPlatformError] = []
         for record in records:
             try:
-                item = self.outgoing(record)
+                items.append(self.outgoing(record))
             except EventPlatformError as exc:
                 items.append(exc)
-            else:
-                items.append(item)
-        ready = [item for item in items if isinstance(item, Outgoing)]
-        if len(ready) == len(items):
-            try:
-                return list(await self.producer.publish_batch(ready))
-            except Exception as exc:
-                if len(ready) == 1 or not blames_one_event(exc):
-                    return [_translated(exc, ready[0].topic or "?")] * len(ready)
-        return await self._one_by_one(records, items)
-
-    async def _one_by_one(
-        self, records: list[SourceRecord], items: list[Outgoing | BaseException]
-    ) -> list[PublishResult | BaseException]:
-        """Publish each record alone (same metadata, so the same event ids) to isolate a bad one.
-
-        Stops at the first failure of a record that is not answered: :meth:`send` leaves the
-        records after it unsent.
-        """
-        outcomes: list[PublishResult | BaseException] = []
-        for record, item in zip(records, items, strict=True):
-            outcome: PublishResult | BaseException
-            if isinstance(item, BaseException):
-                outcome = item
-            else:
-                try:
-                    outcome = (await self.producer.publish_batch([item]))[0]
-                except Exception as exc:
-                    outcome = _translated(exc, item.topic or "?")
-            outcomes.append(outcome)
-            if isinstance(outcome, BaseException) and not record.answered:
-                outcomes.extend([outcome] * (len(records) - len(outcomes)))
-                break
-        return outcomes
+        return list(
+            await publish_each(self.producer, items, stop=lambda index: not records[index].answered)
+        )
 
     async def _send_raw(self, record: SourceRecord) -> PublishResult | BaseException:
         assert record.value is not None
@@ -232,7 +206,7 @@ class RecordWriter:
 
 
 def _translated(exc: BaseException, topic: str) -> BaseException:
-    error = translate_kafka_error(exc, topic)
+    error = translate(exc, topic=topic)
     if error is not exc:
         error.__cause__ = exc
     return error

@@ -63,7 +63,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from eventplatform.cloudevents import new_event_id
 from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
 from eventplatform.connectors.base import Source, SourceConfig
-from eventplatform.connectors.coalescer import Coalescer
 from eventplatform.connectors.ingress_server import IngressServer, problem
 from eventplatform.connectors.jsonschema import body_validator
 from eventplatform.connectors.openapi import TRACEPARENT, route_operation
@@ -75,7 +74,6 @@ from eventplatform.connectors.webhooks import (
     SignatureVerifier,
     decode_secret,
 )
-from eventplatform.deadlines import Deadlines, time_out
 from eventplatform.errors import (
     ConfigurationError,
     ConnectorConfigError,
@@ -89,6 +87,8 @@ from eventplatform.errors import (
 )
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
 from eventplatform.producer import Outgoing, PublishResult
+from eventplatform.producer.coalescer import Coalescer
+from eventplatform.producer.deadlines import Deadlines, time_out
 from eventplatform.schema import AvroEvent
 
 __all__ = ["WebhookIngress", "WebhookIngressConfig"]
@@ -241,7 +241,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
     async def records(self) -> AsyncIterator[SourceRecord]:
         """Yields nothing: requests are published by the handlers, until stopped.
 
-        Each handler submits its event to a :class:`~eventplatform.connectors.coalescer.
+        Each handler submits its event to a :class:`~eventplatform.producer.coalescer.
         Coalescer` and answers once the event is durable. That skips the source pump's
         per-record hops (generator, queues, permits); the pump would add nothing here, as
         requests have no source position to commit.

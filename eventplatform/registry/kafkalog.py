@@ -38,6 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from eventplatform.errors import ConfigurationError, RegistryError, RegistryUnavailable
+from eventplatform.producer._errors import KAFKA_FAILURES, translate
 from eventplatform.registry.commandlog import CommandLogRegistry
 from eventplatform.registry.commands import Command, Init, MalformedCommand, decode, encode
 from eventplatform.registry.state import ApplyResult
@@ -52,19 +53,6 @@ DEFAULT_TOPIC = "_eventplatform_schemas"
 
 _TOPIC_ALREADY_EXISTS = kafka_errors.TopicAlreadyExistsError.errno
 _REQUIRED_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
-# Errors no retry will cure: the client lacks rights, or the request itself is refused.
-_REFUSALS: tuple[type[Exception], ...] = (
-    kafka_errors.TopicAuthorizationFailedError,
-    kafka_errors.ClusterAuthorizationFailedError,
-    kafka_errors.AuthenticationFailedError,
-    kafka_errors.AuthenticationMethodNotSupported,
-    kafka_errors.UnsupportedSaslMechanismError,
-    kafka_errors.RecordTooLargeError,
-    kafka_errors.MessageSizeTooLargeError,
-    kafka_errors.PolicyViolationError,
-    kafka_errors.InvalidConfigurationError,
-    kafka_errors.InvalidReplicationFactorError,
-)
 
 
 class KafkaLogRegistry(CommandLogRegistry):
@@ -138,13 +126,18 @@ class KafkaLogRegistry(CommandLogRegistry):
 
     @contextmanager
     def _kafka_errors(self, doing: str) -> Iterator[None]:
-        """Translate the errors of aiokafka (and of the network under it) into ours."""
+        """Translate the errors of aiokafka (and of the network under it) into ours.
+
+        The producer's one translation decides (:mod:`eventplatform.producer._errors`): what
+        it finds retriable leaves the registry unavailable, anything else refuses the request.
+        """
         try:
             yield
-        except _REFUSALS as exc:
-            raise RegistryError(f"{self._where()}: {doing} was refused: {exc!r}") from exc
-        except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
-            raise RegistryUnavailable(f"{self._where()}: {doing} failed: {exc!r}") from exc
+        except KAFKA_FAILURES as exc:
+            error = translate(exc, topic=self._topic, doing=doing)
+            if error.retriable:
+                raise RegistryUnavailable(f"{self._where()}: {error}") from exc
+            raise RegistryError(f"{self._where()}: {doing} was refused: {error}") from exc
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """EventProducer.publish's delivery deadline, enforced by one watcher task per producer.
 
 The aiokafka client is replaced by a stand-in whose acknowledgements the test controls, so
-that an ack that never comes takes milliseconds, not a broker outage.
+that an ack that never comes takes milliseconds, not a broker outage. ``publish()`` goes
+through the coalescer and the batch path, so the stand-in takes aiokafka batches
+(``create_batch``/``send_batch``); each test publishes one event per batch by awaiting
+each submission before the next.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from eventplatform.demo.events import Currency, LineItem, OrderPlaced
 from eventplatform.errors import PublishTimeout
-from eventplatform.producer import EventProducer, _State
+from eventplatform.producer import EventProducer
+from eventplatform.producer.coalescer import Coalescer
+from eventplatform.producer.producer import _State
 from eventplatform.registry.memory import MemoryRegistry
 from eventplatform.serde import AvroSerializer
 from eventplatform.settings import KafkaSettings, ProducerSettings, Settings
@@ -27,13 +33,21 @@ TIMEOUT = 0.2
 
 
 class StandInClient:
-    """Accepts sends; acknowledges them only when the test says so."""
+    """Accepts batches for partition 0; acknowledges them only when the test says so."""
 
     def __init__(self) -> None:
         self.pending: list[asyncio.Future[RecordMetadata]] = []
         self.arrived = asyncio.Event()
 
-    async def send(self, topic: str, value: bytes, **options: Any) -> asyncio.Future[Any]:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(1 << 16, 0)
+
+    async def send_batch(
+        self, builder: BatchBuilder, topic: str, *, partition: int
+    ) -> asyncio.Future[Any]:
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         self.pending.append(future)
         self.arrived.set()
@@ -77,6 +91,7 @@ async def producer() -> AsyncIterator[tuple[EventProducer, StandInClient]]:
         made._client = client
         made._serializer = AvroSerializer(registry)
         made._state = _State.STARTED
+        made._coalescer = Coalescer(made, max_in_flight=8)
         try:
             yield made, client
         finally:
@@ -86,14 +101,27 @@ async def producer() -> AsyncIterator[tuple[EventProducer, StandInClient]]:
 async def test_publish_without_ack_raises_publish_timeout_naming_the_topic(
     producer: tuple[EventProducer, StandInClient],
 ) -> None:
-    made, client = producer
+    made, _ = producer
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(PublishTimeout, match="'orders' was not acknowledged within") as caught:
-        await made.publish(order(), topic="orders")
+        await made.publish(order(), topic="orders", event_id="e-1", idempotency_key="k-1")
     assert TIMEOUT <= loop.time() - started < TIMEOUT + 1.0
     assert caught.value.retriable
-    assert client.pending[0].cancelled()
+    # The timeout names what to retry with; the record itself may still be written.
+    assert (caught.value.event_ids, caught.value.idempotency_keys) == (("e-1",), ("k-1",))
+    assert "may have been written" in str(caught.value)
+
+
+async def test_a_timeout_names_the_generated_event_id(
+    producer: tuple[EventProducer, StandInClient],
+) -> None:
+    made, _ = producer
+    with pytest.raises(PublishTimeout) as caught:
+        await made.publish(order(), topic="orders")
+    (event_id,) = caught.value.event_ids
+    assert caught.value.idempotency_keys == (event_id,)
+    assert event_id in str(caught.value)
 
 
 async def test_acknowledged_publish_returns_its_offset_and_the_watcher_goes_idle(
@@ -116,8 +144,10 @@ async def test_only_late_publishes_time_out_when_many_are_in_flight(
     producer: tuple[EventProducer, StandInClient],
 ) -> None:
     made, client = producer
-    calls = [asyncio.create_task(made.publish(order(), topic="orders")) for _ in range(3)]
-    await client.sends(3)
+    calls = []
+    for count in range(1, 4):  # one batch each, so that each can be acknowledged alone
+        calls.append(asyncio.create_task(made.publish(order(), topic="orders")))
+        await client.sends(count)
     client.ack(1, offset=7)
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(outcomes[0], PublishTimeout)

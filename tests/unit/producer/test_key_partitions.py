@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventplatform.batching import KeyPartitions
+from eventplatform.producer.batching import KeyPartitions
 
 
 def test_choices_persist_per_topic_while_partitions_stay() -> None:

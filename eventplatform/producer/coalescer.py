@@ -1,12 +1,13 @@
 """Coalescing concurrent publishes into batches: many callers, one acknowledgement wait.
 
-A request-reply source such as the webhook ingress publishes one event per request and may
-answer only once Kafka acknowledged it (DESIGN.md, "Guarantees"). Publishing each event by
-itself costs aiokafka's per-message ``send()`` bookkeeping and one acknowledgement wait per
-request. :class:`Coalescer` instead queues what concurrent callers submit and ships it through
-:meth:`EventProducer.publish_batch <eventplatform.producer.EventProducer.publish_batch>`:
-one batch per partition, one wait for all acknowledgements, and each caller gets its own
-:class:`~eventplatform.producer.PublishResult` or error.
+Two users: :meth:`EventProducer.publish <eventplatform.producer.EventProducer.publish>`
+submits every call's event to its producer's coalescer, and a request-reply source such as the
+webhook ingress, which publishes one event per request and may answer only once Kafka
+acknowledged it (DESIGN.md, "Guarantees"). Publishing each event by itself would cost
+aiokafka's per-message ``send()`` bookkeeping and one acknowledgement wait per call.
+:class:`Coalescer` instead queues what concurrent callers submit and ships it through
+:func:`publish_each`: one batch per partition, one wait for all acknowledgements, and each
+caller gets its own :class:`~eventplatform.producer.PublishResult` or error.
 
 Batches form by themselves, Nagle-style, without a timer: while batches are in flight the
 next one gathers, so an idle coalescer ships a lone event at once and a busy one ships up to
@@ -23,60 +24,54 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from aiokafka import errors as kafka_errors
+from eventplatform.errors import EventPlatformError, PublishError, ResourceStateError
+from eventplatform.producer._errors import KAFKA_FAILURES, translate
 
-from eventplatform.errors import (
-    EventPlatformError,
-    KafkaError,
-    PublishError,
-    PublishTimeout,
-    RecordTooLarge,
-    ResourceStateError,
-)
-from eventplatform.producer import EventProducer, Outgoing, PublishResult
+if TYPE_CHECKING:
+    from eventplatform.producer.producer import EventProducer, Outgoing, PublishResult
 
-__all__ = ["Coalescer", "blames_one_event", "translate_kafka_error"]
+__all__ = ["Coalescer", "publish_each"]
 
-log = logging.getLogger("eventplatform.connectors")
+log = logging.getLogger("eventplatform.producer")
 
-_Pending = tuple[Outgoing, "asyncio.Future[PublishResult]"]
+_Pending = tuple["Outgoing", "asyncio.Future[PublishResult]"]
 
 
-def translate_kafka_error(exc: BaseException, topic: str) -> EventPlatformError:
-    """The eventplatform error for an aiokafka (or network) failure writing to ``topic``."""
-    if isinstance(exc, EventPlatformError):
-        return exc
-    text = f"publishing to topic {topic!r} failed: {type(exc).__name__}: {exc}"
-    if isinstance(
-        exc,
-        kafka_errors.KafkaTimeoutError
-        | kafka_errors.RequestTimedOutError
-        | kafka_errors.KafkaConnectionError
-        | kafka_errors.NotEnoughReplicasError
-        | kafka_errors.NotLeaderForPartitionError
-        | OSError
-        | TimeoutError,
-    ):
-        return PublishTimeout(text)
-    if isinstance(exc, kafka_errors.KafkaError):
-        return PublishError(text)
-    return KafkaError(text)
+async def publish_each(
+    producer: EventProducer,
+    items: Sequence[Outgoing | EventPlatformError],
+    *,
+    stop: Callable[[int], bool] | None = None,
+) -> list[PublishResult | EventPlatformError]:
+    """Publish ``items`` in one ``publish_batch`` pass; each item's result or its own error.
 
+    The one way a batch isolates a bad event (the coalescer's and the source pump's): an
+    event that cannot be encoded, whose schema or topic cannot be resolved, or that is too
+    large fails alone and the others are published in the same pass -- nothing is published
+    twice to find out which one was bad. An item that is an error already (the caller could
+    not build it) fails the same way. When ``stop(index)`` is true for a failed item, the
+    items after it are not sent and get its error (the source pump stops at a record whose
+    position it must not commit past). A batch the broker refuses, or does not acknowledge
+    within the delivery timeout, is the error of the events it carried, translated by
+    :func:`~eventplatform.producer._errors.translate`.
 
-def blames_one_event(exc: BaseException) -> bool:
-    """Whether a failed ``publish_batch`` may be the fault of one event, not of the batch.
-
-    ``publish_batch`` encodes every event (and resolves its schema) before it sends the
-    first, so a failure that is not Kafka's (a serialization, schema or configuration error)
-    left nothing written, and publishing the events one by one tells which is bad. After a
-    Kafka failure some events may have been written, and their order is not known, so it
-    concerns every event of the batch alike.
+    Raises:
+        asyncio.CancelledError: the caller was cancelled (some events may be written).
     """
-    if isinstance(exc, RecordTooLarge):
-        return True  # refused before anything was sent
-    return not isinstance(exc, KafkaError | kafka_errors.KafkaError | OSError | TimeoutError)
+    try:
+        return await producer._publish_outcomes(items, isolate=True, stop=stop)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # not started, or a failure that is no event's own
+        if not isinstance(exc, (EventPlatformError, *KAFKA_FAILURES)):
+            log.error("publishing a batch failed unexpectedly", exc_info=exc)
+        error = translate(exc)
+        if error is not exc:
+            error.__cause__ = exc
+        return [error] * len(items)
 
 
 class Coalescer:
@@ -91,12 +86,12 @@ class Coalescer:
     concurrent ``publish_batch`` calls and keep their order.
 
     Args:
-        producer: a started producer, used only through its public API (so its recovery
-            from refused sequence numbers and its delivery timeout apply).
+        producer: a started producer (its recovery from refused sequence numbers and its
+            delivery timeout apply).
         max_batch: events per ``publish_batch`` call at most.
         max_in_flight: ``publish_batch`` calls at once at most.
         on_published: called with the number of events each shipped batch made durable.
-        on_failed: called with each failed batch's error.
+        on_failed: called with each distinct error of a shipped batch.
 
     Raises:
         ValueError: ``max_batch`` or ``max_in_flight`` is below 1.
@@ -158,8 +153,8 @@ class Coalescer:
 
         Raises:
             ResourceStateError: after :meth:`aclose`.
-            The errors of :meth:`EventProducer.publish_batch
-            <eventplatform.producer.EventProducer.publish_batch>`.
+            The errors of :meth:`EventProducer.publish
+            <eventplatform.producer.EventProducer.publish>`.
         """
         return await self.submit(item)
 
@@ -213,29 +208,29 @@ class Coalescer:
 
     async def _publish(self, batch: list[_Pending]) -> None:
         try:
-            results = await self.producer.publish_batch([item for item, _ in batch])
-        except asyncio.CancelledError:
-            _fail(batch, PublishError("publishing was cancelled"))
+            outcomes = await publish_each(self.producer, [item for item, _ in batch])
+        except BaseException as exc:  # cancelled, or a bug: no caller may wait forever
+            _fail(batch, PublishError(f"publishing was interrupted: {type(exc).__name__}"))
             raise
-        except Exception as exc:
-            if len(batch) > 1 and blames_one_event(exc):
-                # Find which event is bad by publishing each alone, so that one bad event
-                # does not fail its neighbours' requests.
-                for single in batch:
-                    await self._publish([single])
-                return
-            error = translate_kafka_error(exc, batch[0][0].topic or "?")
-            if error is not exc:
-                error.__cause__ = exc
-            if self._on_failed is not None:
-                self._on_failed(error)
-            _fail(batch, error)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
+        published = 0
+        failures: list[EventPlatformError] = []
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, EventPlatformError):
+                if not failures or failures[-1] is not outcome:
+                    failures.append(outcome)
+                if not future.done():
+                    future.set_exception(outcome)
+                    # Its caller may have stopped waiting (a timeout): no "never retrieved".
+                    future.exception()
+                continue
+            published += 1
             if not future.done():
-                future.set_result(result)
-        if self._on_published is not None:
-            self._on_published(len(results))
+                future.set_result(outcome)
+        if published and self._on_published is not None:
+            self._on_published(published)
+        if self._on_failed is not None:
+            for failure in failures:
+                self._on_failed(failure)
 
 
 def _fail(batch: list[_Pending], error: BaseException) -> None:

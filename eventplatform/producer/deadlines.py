@@ -7,6 +7,10 @@ more of a webhook request's. When every future of a component has the same timeo
 deadlines fall due in the order they were set, and one task watching a FIFO queue enforces
 them all: it wakes at the oldest deadline (and at least every ``tick`` seconds, to drop
 settled entries) and expires each future still waiting.
+
+This is the one way eventplatform bounds a call's time on the publish paths: the producer's
+``publish()``, ``publish_batch``, ``send_raw`` and ``send_raw_batch`` (:meth:`Deadlines.wait`)
+and the webhook ingress's answers (:meth:`Deadlines.track` with :func:`time_out`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["Deadlines", "cancel", "time_out"]
+
+T = TypeVar("T")
 
 
 def cancel(future: asyncio.Future[Any]) -> None:
@@ -58,6 +64,24 @@ class Deadlines:
         self._queue.append((loop.time() + self.timeout, future))
         if self._task is None:
             self._task = loop.create_task(self._expire(loop), name="eventplatform.deadlines")
+
+    async def wait(self, future: asyncio.Future[T]) -> T:
+        """Await ``future``, bounded by the timeout.
+
+        Raises:
+            TimeoutError: its deadline passed first (the future was expired).
+            asyncio.CancelledError: the caller was cancelled.
+            Whatever ``future`` fails with.
+        """
+        self.track(future)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the caller was cancelled
+            # Nothing but the watcher cancels a tracked future.
+            raise TimeoutError from None
 
     async def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         queue = self._queue

@@ -6,13 +6,19 @@ key and W3C trace context. Producers are idempotent with ``acks=all`` by default
 retried send never duplicates a record within the producer session; :meth:`EventProducer.publish`
 returns only once the broker acknowledged the record.
 
-Two paths:
+One path to the broker: :meth:`EventProducer.publish_batch` serializes events up front and
+appends them to one aiokafka ``BatchBuilder`` per partition (``create_batch``/``send_batch``,
+:mod:`~eventplatform.producer.batching`), which costs a fraction of ``send()``'s per-message
+bookkeeping; all acks are awaited together once. :meth:`EventProducer.publish` submits its one
+event to the producer's :class:`~eventplatform.producer.coalescer.Coalescer`, which gathers the
+events of concurrent callers into such batches: each call still returns once its own record
+is durable, and a bad event fails its own call only. Every wait is bounded by
+``delivery_timeout`` through :class:`~eventplatform.producer.deadlines.Deadlines`, and every
+Kafka failure is translated by :func:`~eventplatform.producer._errors.translate`.
 
-- :meth:`EventProducer.publish` for one event: aiokafka ``send()`` and a wait for the ack,
-  bounded by ``delivery_timeout``.
-- :meth:`EventProducer.publish_batch` for many: events are serialized up front and appended to
-  one aiokafka ``BatchBuilder`` per partition (``create_batch``/``send_batch``), which costs a
-  fraction of ``send()``'s per-message bookkeeping; all acks are awaited together once.
+A :class:`~eventplatform.errors.PublishTimeout` does not mean the event was not written (the
+ack may be late or lost): it carries the events' ids and idempotency keys, and retrying with
+them is safe, since consumers deduplicate by idempotency key; retrying with new ids is not.
 
 Transactional mode (a ``transactional_id``): :meth:`EventProducer.transaction` wraps
 begin/commit/abort, and :meth:`EventProducer.send_offsets_to_transaction` commits consumer
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time as _time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,16 +43,19 @@ from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from eventplatform.batching import BatchPlan, KeyPartitions
 from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_id
-from eventplatform.deadlines import Deadlines
 from eventplatform.errors import (
     ConfigurationError,
+    EventPlatformError,
     KafkaError,
-    PublishError,
+    ProducerFenced,
     PublishTimeout,
     ResourceStateError,
 )
+from eventplatform.producer._errors import KAFKA_FAILURES, translate
+from eventplatform.producer.batching import BatchPlan, KeyPartitions
+from eventplatform.producer.coalescer import Coalescer
+from eventplatform.producer.deadlines import Deadlines
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.factory import open_registry
 from eventplatform.schema import AvroEvent
@@ -119,19 +128,11 @@ def _key_bytes(key: Key) -> bytes | None:
     return key.encode()
 
 
-_PUBLISH_ERRORS: dict[type[BaseException], type[KafkaError]] = {
-    kafka_errors.KafkaTimeoutError: PublishTimeout,
-    kafka_errors.RequestTimedOutError: PublishTimeout,
-    kafka_errors.KafkaConnectionError: PublishTimeout,
-    kafka_errors.KafkaError: PublishError,
-}
-
-
-def _translate(exc: BaseException, topic: str) -> KafkaError:
-    for source, target in _PUBLISH_ERRORS.items():
-        if isinstance(exc, source):
-            return target(f"publishing to topic {topic!r} failed: {type(exc).__name__}: {exc}")
-    return PublishError(f"publishing to topic {topic!r} failed: {type(exc).__name__}: {exc}")
+#: Events one coalesced ``publish_batch`` of concurrent ``publish()`` calls takes at most.
+COALESCE_MAX_BATCH = 250
+#: Coalesced batches in flight at once: the next batches are encoded while the first wait for
+#: their acks, so a burst of calls is not encoded whole before anything is sent.
+COALESCE_IN_FLIGHT = 4
 
 
 # The idempotent producer numbers each partition's batches (KIP-98) and the broker appends a
@@ -195,6 +196,7 @@ class EventProducer:
         self._partitioner = DefaultPartitioner()
         self._key_partitions = KeyPartitions()
         self._templates: dict[tuple[type[AvroEvent], str], HeaderTemplate] = {}
+        self._coalescer: Coalescer | None = None
         self._state = _State.NEW
 
     async def __aenter__(self) -> Self:
@@ -228,10 +230,16 @@ class EventProducer:
             ResourceStateError: before :meth:`start` or after :meth:`close`.
         """
         if self._state is not _State.STARTED or self._client is None:
-            raise ResourceStateError(
-                f"EventProducer is {self._state.value}; use it inside `async with` or after start()"
-            )
+            raise self._state_error()
         return self._client
+
+    def _state_error(self) -> ResourceStateError:
+        state = self._state.value
+        if self._state is _State.STARTED:  # close() has begun: no new calls
+            state = "closing"
+        return ResourceStateError(
+            f"EventProducer is {state}; use it inside `async with` or after start()"
+        )
 
     async def start(self) -> None:
         """Connect to Kafka (and the registry, when owned).
@@ -254,7 +262,11 @@ class EventProducer:
             "max_batch_size": producer.max_batch_size,
             "max_request_size": producer.max_request_size,
             "compression_type": producer.compression_type,
-            "request_timeout_ms": int(self.delivery_timeout * 1000),
+            # The call's deadline must outlast aiokafka's own waits (one request, a topic's
+            # metadata), as Kafka's delivery.timeout.ms outlasts request.timeout.ms (KIP-91):
+            # else a missing topic or an expired batch would surface as the call's
+            # PublishTimeout on one path and as aiokafka's error on another.
+            "request_timeout_ms": max(1, int(self.delivery_timeout * 800)),
             "transactional_id": self.transactional_id,
         }
         options = self.settings.kafka.connection_options() | options | self._client_options
@@ -279,11 +291,18 @@ class EventProducer:
             raise KafkaError(f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}") from exc
         self._client = client
         self._state = _State.STARTED
+        self._coalescer = Coalescer(
+            self, max_batch=COALESCE_MAX_BATCH, max_in_flight=COALESCE_IN_FLIGHT
+        )
 
     async def close(self) -> None:
         """Flush pending records and disconnect. Idempotent."""
         if self._state is _State.CLOSED:
             return
+        # publish() calls already submitted are published (or fail) before the client stops.
+        coalescer, self._coalescer = self._coalescer, None
+        if coalescer is not None:
+            await coalescer.aclose()
         self._state = _State.CLOSED
         client, self._client = self._client, None
         try:
@@ -386,56 +405,74 @@ class EventProducer:
     ) -> PublishResult:
         """Publish one event and wait until the broker acknowledged it.
 
+        Concurrent calls are coalesced into ``publish_batch`` calls (one batch per partition,
+        one wait for all acks), so many callers cost about what one batch does; each call
+        still returns only once its own record is durable, and an event that cannot be
+        encoded fails its own call only. Events of one key leave in the order of the calls.
+
+        To retry after a :class:`~eventplatform.errors.PublishTimeout`, pass the ids it
+        carries back as ``event_id`` and ``idempotency_key``: consumers then deduplicate the
+        copies (a retry with new ids would be a second event).
+
+        Args:
+            event: the event.
+            key: the Kafka key (partitioning key).
+            idempotency_key: what consumers deduplicate by; default the event id.
+            headers: extra record headers.
+            topic: default the event class's topic.
+            subject: CloudEvents ``subject``.
+            event_id: CloudEvents ``id``; default a fresh UUID.
+            time: CloudEvents ``time``; default now.
+            traceparent: W3C trace context.
+
         Raises:
             ResourceStateError: the producer is not started.
             ConfigurationError: no topic for the event.
             SerializationError: the event does not fit its schema.
             RegistryError: its schema could not be registered or found.
-            PublishTimeout: no acknowledgement within ``delivery_timeout`` (retriable).
-            PublishError: the broker refused the record.
+            RecordTooLarge: the record exceeds ``max_request_size`` (nothing was sent).
+            PublishTimeout: no acknowledgement within ``delivery_timeout`` (retriable); the
+                event may have been written, see above.
+            UnknownTopic, NotAuthorized, PublishUnavailable, PublishError: the broker
+                refused the record (:mod:`eventplatform.producer._errors`).
+            ProducerFenced: inside a transaction, another instance took over its id.
         """
-        client = self.client
+        coalescer = self._coalescer
+        if coalescer is None:
+            raise self._state_error()
         target = self.topic_for(event, topic)
-        meta = EventMetadata.new(
-            source=self.source,
-            type=type(event).__avro_name__,
-            id=event_id,
-            time=time,
-            subject=subject,
-            idempotency_key=idempotency_key,
-            traceparent=traceparent,
-        )
-        assert self._serializer is not None
-        writer = self._serializer.cached(type(event), target)
-        if writer is None:  # the first event of its type and topic: register or look up
-            writer = await self._writer(event, target)
-        value = writer.encode(event)
-        try:
-            future = await client.send(
-                target, value, key=_key_bytes(key), headers=meta.to_headers(headers)
+        # The id is fixed here, not when the batch is built, so that a timeout can name it.
+        if event_id is None:
+            event_id = new_event_id()
+        future = coalescer.submit(
+            Outgoing(
+                event,
+                key=key,
+                topic=target,
+                idempotency_key=idempotency_key,
+                headers=headers,
+                subject=subject,
+                event_id=event_id,
+                time=time,
+                traceparent=traceparent,
             )
-            self._deadlines.track(future)
-            record = await future
+        )
+        # Deadlines.wait, inlined: this is the per-event path of every concurrent caller.
+        self._deadlines.track(future)
+        try:
+            return await future
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
                 raise  # the caller was cancelled
-            # Nothing but the deadline watcher cancels the record's future.
+            # Nothing but the deadline watcher cancels the call's future.
             raise PublishTimeout(
                 f"publishing to topic {target!r} was not acknowledged within "
-                f"{self.delivery_timeout:.0f}s (event id {meta.id})"
+                f"{self.delivery_timeout:g}s (event id {event_id}); it may have been written: "
+                "retry with the same event id and idempotency key",
+                event_ids=[event_id],
+                idempotency_keys=[idempotency_key or event_id],
             ) from exc
-        except kafka_errors.KafkaError as exc:
-            await self._recover(client, exc)
-            raise _translate(exc, target) from exc
-        return PublishResult(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.timestamp,
-            meta.id,
-            meta.idempotency_key,
-        )
 
     async def publish_batch(
         self, items: Iterable[AvroEvent | Outgoing], *, topic: str | None = None
@@ -446,17 +483,42 @@ class EventProducer:
         their order. Every event is serialized and placed in its partition's batch before the
         first batch is sent, so a bad event fails the call with nothing written. After that
         the call is all-or-error: when it raises, some events may have been written (each
-        keeps its event id and idempotency key, so a retry of the whole batch is deduplicated
-        by consumers). Events without their own id or time get fresh ids and the call's time.
+        keeps its event id and idempotency key, so a retry of the whole batch with the same
+        ids is deduplicated by consumers; a :class:`~eventplatform.errors.PublishTimeout`
+        carries them). Events without their own id or time get fresh ids and the call's time.
 
         Raises:
             The errors of :meth:`publish`.
+        """
+        outcomes = await self._publish_outcomes(items, topic=topic)
+        for outcome in outcomes:
+            if not isinstance(outcome, PublishResult):
+                raise outcome
+        return cast(list[PublishResult], outcomes)
+
+    async def _publish_outcomes(
+        self,
+        items: Iterable[AvroEvent | Outgoing | EventPlatformError],
+        *,
+        topic: str | None = None,
+        isolate: bool = False,
+        stop: Callable[[int], bool] | None = None,
+    ) -> list[PublishResult | EventPlatformError]:
+        """Each event's result, or the error that kept it from being written.
+
+        A batch the broker refuses or does not acknowledge in time is the error of its own
+        events (another partition's batch may have been written). Failures before anything
+        is sent (encoding, schema, topic lookup, size) raise with nothing written, unless
+        ``isolate``: then each is its event's outcome and the other events are published (an
+        item that is an error already counts as such a failure); when ``stop(position)`` is
+        true for a failed event, the events after it are not sent and share its error.
         """
         plan = self._plan()  # raises if the producer is not started
         serializer = self._serializer
         assert serializer is not None
         entries = items if isinstance(items, list) else list(items)
-        if not entries:
+        count = len(entries)
+        if not count:
             return []
         now = datetime.now(UTC)
         timestamp = int(now.timestamp() * 1000)
@@ -464,41 +526,59 @@ class EventProducer:
         templates = self._templates
         # Per event only flat lists of str (the ids), so a batch leaves little for the
         # cyclic garbage collector to walk while it waits for its acks.
-        event_ids: list[str] = []
-        idempotency_keys: list[str] = []
+        event_ids: list[str] = [""] * count
+        idempotency_keys: list[str] = [""] * count
+        outcomes: list[PublishResult | EventPlatformError] = [_PENDING] * count
+        unknown: dict[str, EventPlatformError] = {}  # topics whose lookup failed
         for position, entry in enumerate(entries):
-            if type(entry) is Outgoing:
-                item, event, key = entry, entry.event, _key_bytes(entry.key)
-                target = self.topic_for(event, entry.topic or topic)
-            else:
-                item, event, key = None, cast(AvroEvent, entry), None
-                target = self.topic_for(event, topic)
-            event_type = type(event)
-            writer = serializer.cached(event_type, target)
-            if writer is None:
-                writer = await self._writer(event, target)
-            value = writer.encode(event)
-            if item is None or item.plain:
-                source = item.source or self.source if item else self.source
-                event_id = item.event_id if item and item.event_id else new_event_id()
-                template = templates.get((event_type, source))
-                if template is None:
-                    template = templates[(event_type, source)] = HeaderTemplate(
-                        source, event_type.__avro_name__
-                    )
-                headers = template.headers(event_id, stamp, item.headers if item else ())
-                event_ids.append(event_id)
-                idempotency_keys.append(event_id)
-            else:
-                meta = self.metadata_for(item)
-                headers = meta.to_headers(item.headers)
-                event_ids.append(meta.id)
-                idempotency_keys.append(meta.idempotency_key)
-            if not plan.knows(target):
-                await plan.learn(target)
-            plan.append(position, target, key, value, headers, timestamp)
-
-        return await self._ship(plan, len(entries), timestamp, event_ids, idempotency_keys)
+            try:
+                if isinstance(entry, EventPlatformError):
+                    raise entry
+                if type(entry) is Outgoing:
+                    item, event, key = entry, entry.event, _key_bytes(entry.key)
+                    target = self.topic_for(event, entry.topic or topic)
+                else:
+                    item, event, key = None, cast(AvroEvent, entry), None
+                    target = self.topic_for(event, topic)
+                event_type = type(event)
+                writer = serializer.cached(event_type, target)
+                if writer is None:
+                    writer = await self._writer(event, target)
+                value = writer.encode(event)
+                if item is None or item.plain:
+                    source = item.source or self.source if item else self.source
+                    event_id = item.event_id if item and item.event_id else new_event_id()
+                    template = templates.get((event_type, source))
+                    if template is None:
+                        template = templates[(event_type, source)] = HeaderTemplate(
+                            source, event_type.__avro_name__
+                        )
+                    headers = template.headers(event_id, stamp, item.headers if item else ())
+                    event_ids[position] = idempotency_keys[position] = event_id
+                else:
+                    meta = self.metadata_for(item)
+                    headers = meta.to_headers(item.headers)
+                    event_ids[position] = meta.id
+                    idempotency_keys[position] = meta.idempotency_key
+                if not plan.knows(target):
+                    if target in unknown:
+                        raise unknown[target]
+                    try:
+                        await self._learn(plan, target)
+                    except EventPlatformError as exc:
+                        unknown[target] = exc
+                        raise
+                plan.append(position, target, key, value, headers, timestamp)
+            except EventPlatformError as exc:
+                if not isolate:
+                    raise
+                outcomes[position] = exc
+                if stop is not None and stop(position):
+                    outcomes[position + 1 :] = [exc] * (count - position - 1)
+                    break
+        if plan.batches:
+            await self._ship(plan, outcomes, timestamp, event_ids, idempotency_keys)
+        return outcomes
 
     def _plan(self) -> BatchPlan:
         return BatchPlan(
@@ -508,41 +588,100 @@ class EventProducer:
             max_record_bytes=self._options.get("max_request_size"),
         )
 
+    async def _learn(self, plan: BatchPlan, topic: str) -> None:
+        """Look up the partitions of ``topic`` for ``plan`` (before anything is sent).
+
+        Raises:
+            UnknownTopic, NotAuthorized, PublishTimeout, PublishError: as translated.
+        """
+        try:
+            await plan.learn(topic)
+        except KAFKA_FAILURES as exc:
+            raise translate(exc, topic=topic, doing="looking up the partitions") from exc
+
     async def _ship(
         self,
         plan: BatchPlan,
-        count: int,
+        outcomes: list[PublishResult | EventPlatformError],
         timestamp: int,
         event_ids: Sequence[str] | None = None,
         idempotency_keys: Sequence[str] | None = None,
-    ) -> list[PublishResult]:
-        """Send every batch of ``plan``, wait for all acks; each record's result in order.
+    ) -> None:
+        """Send every batch of ``plan``, wait for all acks; set each record's outcome.
 
         Raw records (no ``event_ids``) get empty event ids and idempotency keys.
         """
         client = self.client
         try:
             futures = await plan.send()
-            acks = await asyncio.wait_for(asyncio.gather(*futures), self.delivery_timeout)
-        except TimeoutError as exc:
-            raise PublishTimeout(
-                f"a batch of {count} records was not acknowledged within "
-                f"{self.delivery_timeout:.0f}s"
-            ) from exc
-        except kafka_errors.KafkaError as exc:
+        except KAFKA_FAILURES as exc:
             await self._recover(client, exc)
-            raise _translate(exc, plan.batches[0].topic) from exc
-        results: list[PublishResult] = [_PENDING] * count
-        for position, topic, partition, offset in plan.placements(acks):
-            results[position] = PublishResult(
-                topic,
-                partition,
-                offset,
-                timestamp,
-                event_ids[position] if event_ids is not None else "",
-                idempotency_keys[position] if idempotency_keys is not None else "",
+            error = self._translate_batch(exc, plan, event_ids, idempotency_keys)
+            error.__cause__ = exc
+            for batch in plan.batches:
+                for position in batch.positions:
+                    outcomes[position] = error
+            return
+        gathered = asyncio.gather(*futures, return_exceptions=True)
+        try:
+            acks = await self._deadlines.wait(gathered)
+        except TimeoutError as exc:
+            positions = [p for batch in plan.batches for p in batch.positions]
+            error = PublishTimeout(
+                f"{len(positions)} records to topic {plan.batches[0].topic!r} were not "
+                f"acknowledged within {self.delivery_timeout:g}s; they may have been written: "
+                "retry with the same event ids and idempotency keys",
+                event_ids=[event_ids[p] for p in positions] if event_ids else (),
+                idempotency_keys=[idempotency_keys[p] for p in positions]
+                if idempotency_keys
+                else (),
             )
-        return results
+            error.__cause__ = exc
+            for position in positions:
+                outcomes[position] = error
+            return
+        for batch, ack in zip(plan.batches, acks, strict=True):
+            if isinstance(ack, BaseException):
+                await self._recover(client, ack)
+                positions = batch.positions
+                error = translate(
+                    ack,
+                    topic=batch.topic,
+                    transactional_id=self.transactional_id,
+                    event_ids=[event_ids[p] for p in positions] if event_ids else (),
+                    idempotency_keys=[idempotency_keys[p] for p in positions]
+                    if idempotency_keys
+                    else (),
+                )
+                error.__cause__ = ack
+                for position in positions:
+                    outcomes[position] = error
+                continue
+            base, topic, partition = ack.offset, batch.topic, batch.partition
+            for position, relative in zip(batch.positions, batch.offsets, strict=True):
+                outcomes[position] = PublishResult(
+                    topic,
+                    partition,
+                    base + relative,
+                    timestamp,
+                    event_ids[position] if event_ids is not None else "",
+                    idempotency_keys[position] if idempotency_keys is not None else "",
+                )
+
+    def _translate_batch(
+        self,
+        exc: BaseException,
+        plan: BatchPlan,
+        event_ids: Sequence[str] | None,
+        idempotency_keys: Sequence[str] | None,
+    ) -> EventPlatformError:
+        return translate(
+            exc,
+            topic=plan.batches[0].topic if plan.batches else None,
+            transactional_id=self.transactional_id,
+            event_ids=event_ids or (),
+            idempotency_keys=idempotency_keys or (),
+        )
 
     async def send_raw_batch(self, topic: str, records: Iterable[RawRecord]) -> list[PublishResult]:
         """Write many ``(key, value, headers)`` records as they are, with one wait for all acks.
@@ -551,10 +690,10 @@ class EventProducer:
         in the order of ``records``, with empty event ids.
 
         Raises:
-            PublishTimeout, PublishError: as :meth:`publish_batch`.
+            The errors of :meth:`publish_batch`.
         """
         plan = self._plan()
-        await plan.learn(topic)
+        await self._learn(plan, topic)
         timestamp = int(_time.time() * 1000)
         count = 0
         for position, (key, value, headers) in enumerate(records):
@@ -562,7 +701,12 @@ class EventProducer:
             count += 1
         if not count:
             return []
-        return await self._ship(plan, count, timestamp)
+        outcomes: list[PublishResult | EventPlatformError] = [_PENDING] * count
+        await self._ship(plan, outcomes, timestamp)
+        for outcome in outcomes:
+            if not isinstance(outcome, PublishResult):
+                raise outcome
+        return cast(list[PublishResult], outcomes)
 
     async def send_raw(
         self,
@@ -575,20 +719,20 @@ class EventProducer:
         """Write bytes as they are (dead-letter records, relays) and wait for the ack.
 
         Raises:
-            PublishTimeout, PublishError.
+            The errors of :meth:`publish_batch`.
         """
         client = self.client
         try:
             future = await client.send(topic, value, key=key, headers=list(headers))
-            record = await asyncio.wait_for(future, self.delivery_timeout)
+            record = await self._deadlines.wait(future)
         except TimeoutError as exc:
             raise PublishTimeout(
                 f"writing to topic {topic!r} was not acknowledged within "
-                f"{self.delivery_timeout:.0f}s"
+                f"{self.delivery_timeout:g}s; it may have been written"
             ) from exc
-        except kafka_errors.KafkaError as exc:
+        except KAFKA_FAILURES as exc:
             await self._recover(client, exc)
-            raise _translate(exc, topic) from exc
+            raise translate(exc, topic=topic, transactional_id=self.transactional_id) from exc
         return PublishResult(
             record.topic, record.partition, record.offset, record.timestamp, "", ""
         )
@@ -599,6 +743,8 @@ class EventProducer:
 
         Raises:
             ConfigurationError: the producer has no ``transactional_id``.
+            ProducerFenced: another instance took over the transactional id (KIP-98); this
+                producer cannot go on.
             PublishError: the commit failed (the transaction was aborted).
         """
         client = self.client
@@ -609,22 +755,35 @@ class EventProducer:
             )
         try:
             await client.begin_transaction()
-        except kafka_errors.KafkaError as exc:
-            raise PublishError(f"cannot begin a transaction: {exc}") from exc
+        except KAFKA_FAILURES as exc:
+            raise self._translate_txn(exc, "beginning a transaction") from exc
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
+            txn = client._txn_manager
+            if txn is not None and txn.is_fatal_error():
+                # Fenced (KIP-98): nothing can be aborted, and aiokafka refuses to try.
+                if isinstance(exc, KafkaError | kafka_errors.KafkaError) and not isinstance(
+                    exc, ProducerFenced
+                ):
+                    raise self._translate_txn(
+                        kafka_errors.ProducerFenced(), "publishing in a transaction"
+                    ) from exc
+                raise
             try:
                 await client.abort_transaction()
-            except kafka_errors.KafkaError:
+            except KAFKA_FAILURES:
                 log.exception("aborting transaction %s failed", self.transactional_id)
             raise
         try:
             await client.commit_transaction()
-        except kafka_errors.KafkaError as exc:
-            raise PublishError(
-                f"committing transaction {self.transactional_id!r} failed: {exc}"
+        except KAFKA_FAILURES as exc:
+            raise self._translate_txn(
+                exc, f"committing transaction {self.transactional_id!r}"
             ) from exc
+
+    def _translate_txn(self, exc: BaseException, doing: str) -> EventPlatformError:
+        return translate(exc, doing=doing, transactional_id=self.transactional_id)
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str
@@ -632,11 +791,12 @@ class EventProducer:
         """Commit consumer ``offsets`` of ``group_id`` in the current transaction.
 
         Raises:
-            PublishError: the broker refused (e.g. this producer was fenced).
+            ProducerFenced: this producer was fenced.
+            PublishError: the broker refused.
         """
         try:
             await self.client.send_offsets_to_transaction(dict(offsets), group_id)
-        except kafka_errors.KafkaError as exc:
-            raise PublishError(
-                f"sending offsets of group {group_id!r} to the transaction failed: {exc}"
+        except KAFKA_FAILURES as exc:
+            raise self._translate_txn(
+                exc, f"sending offsets of group {group_id!r} to the transaction"
             ) from exc

@@ -138,14 +138,15 @@ class BatchPlan:
                 batch.offsets.append(record.offset)
                 return
         # No batch for this partition yet, or the open one is full: start another.
-        batch = self._open[tp] = PartitionBatch(self._client.create_batch(), topic, partition)
-        self.batches.append(batch)
+        batch = PartitionBatch(self._client.create_batch(), topic, partition)
         record = batch.builder.append(key=key, value=value, timestamp=timestamp, headers=headers)
-        if record is None:
+        if record is None:  # nothing of it is kept: the plan's other records can still go
             raise PublishError(
                 f"a record of {len(value or b'')} bytes does not fit a batch for topic {topic!r}; "
                 "raise EVENTPLATFORM_PRODUCER__MAX_BATCH_SIZE"
             )
+        self._open[tp] = batch
+        self.batches.append(batch)
         batch.positions.append(position)
         batch.offsets.append(record.offset)
 
