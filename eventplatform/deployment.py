@@ -51,6 +51,7 @@ from eventplatform.errors import (
     ResourceStateError,
     SubjectNotFound,
 )
+from eventplatform.observability.server import observe
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 from eventplatform.registry.rest_server import serve, server_url
@@ -503,7 +504,14 @@ async def _serve(
         progress=view.progress,
     )
     try:
-        async with deployment:
+        async with (
+            observe(
+                settings.observability,
+                bootstrap_servers=deployment.bootstrap_servers,
+                runtime=lambda: deployment.runtime,
+            ),
+            deployment,
+        ):
             heap.settle()
             running = asyncio.create_task(deployment.run(), name="eventplatform up: connectors")
             showing = asyncio.create_task(view.show(deployment, broker), name="eventplatform up")

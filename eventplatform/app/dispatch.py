@@ -39,6 +39,7 @@ from eventplatform.errors import (
     ProducerFenced,
 )
 from eventplatform.idempotency import Batch, Claim
+from eventplatform.observability.events import bind_event
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.serde import AvroSerializer
 
@@ -284,7 +285,7 @@ class Dispatcher:
     async def _call(route: Route[Any], event: Any, ctx: Context) -> None:
         deadline = asyncio.timeout(route.timeout)
         try:
-            async with deadline:
+            async with bind_event(ctx), deadline:
                 await route.handler(event, ctx)
         except TimeoutError as exc:
             if not deadline.expired():
