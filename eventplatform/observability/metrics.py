@@ -52,6 +52,7 @@ def require_prometheus() -> ModuleType:
     """
     try:
         import prometheus_client  # noqa: PLC0415 - an optional extra
+        import prometheus_client.core  # noqa: PLC0415 - the metric families
     except ImportError as exc:
         raise ImportError(
             "Prometheus metrics need prometheus-client: pip install 'eventplatform[metrics]'"
