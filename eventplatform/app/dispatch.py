@@ -285,8 +285,8 @@ class Dispatcher:
     async def _call(route: Route[Any], event: Any, ctx: Context) -> None:
         deadline = asyncio.timeout(route.timeout)
         try:
-            async with bind_event(ctx), deadline:
-                await route.handler(event, ctx)
+            async with deadline:
+                await bind_event(ctx, route.handler(event, ctx))
         except TimeoutError as exc:
             if not deadline.expired():
                 raise  # the handler's own timeout, not ours

@@ -1,10 +1,10 @@
 """The event a handler call is about, for log lines and the process-duration histogram.
 
-The consumption loop wraps every handler call in :func:`bind_event` (one line in
+The consumption loop passes every handler call through :func:`bind_event` (one line in
 :mod:`eventplatform.app.dispatch`)::
 
-    async with bind_event(ctx), deadline:
-        await route.handler(event, ctx)
+    async with deadline:
+        await bind_event(ctx, route.handler(event, ctx))
 
 While the call runs, :func:`current_event` gives the handler's
 :class:`~eventplatform.app.Context`, so a JSON log line written anywhere below it (the
@@ -14,8 +14,8 @@ one poll each see their own. When metrics are on, the call's duration also goes 
 ``messaging_process_duration_seconds`` (OpenTelemetry's ``messaging.process.duration``).
 
 Both are switched on by the command that runs the app (``--log-format json``, ``--health-port``
-with metrics); when neither is, :func:`bind_event` returns one shared do-nothing context
-manager: no context variable is set and no clock is read per event.
+with metrics); when neither is, :func:`bind_event` hands the handler's coroutine back as it
+is: no context variable is set, no clock is read, no coroutine is added per event.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Awaitable
-from contextvars import ContextVar, Token
-from types import TracebackType
+from contextvars import ContextVar
 from typing import Protocol, TypeVar
 
 __all__ = [
@@ -193,62 +192,34 @@ def process_durations() -> DurationHistogram | None:
     return SWITCHES.process
 
 
-class _Nothing:
-    __slots__ = ()
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-
-_NOTHING = _Nothing()
-
-
-class _Scope:
-    __slots__ = ("_durations", "_event", "_started", "_token")
-
-    def __init__(self, event: ScopedEvent, durations: DurationHistogram | None) -> None:
-        self._event = event
-        self._durations = durations
-        self._token: Token[ScopedEvent | None] | None = None
-        self._started = 0.0
-
-    async def __aenter__(self) -> None:
-        if SWITCHES.binding:
-            self._token = _current.set(self._event)
-        if self._durations is not None:
-            self._started = time.perf_counter()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        durations = self._durations
+async def _observed(event: ScopedEvent, call: Awaitable[R], switches: Switches) -> R:
+    token = _current.set(event) if switches.binding else None
+    durations = switches.process
+    started = time.perf_counter()
+    error = ""
+    try:
+        return await call
+    except BaseException as exc:
+        # error.type: the exception's class name (semconv: low cardinality); a handler cut
+        # off by its timeout shows as CancelledError, the way the deadline stops it.
+        error = type(exc).__name__
+        raise
+    finally:
         if durations is not None:
-            event = self._event
-            # error.type: the exception's class name, "" for success (semconv: low cardinality).
-            error = "" if exc_type is None else exc_type.__name__
             labels = (event.topic, event.group_id, error)
-            durations.observe(labels, time.perf_counter() - self._started)
-        if self._token is not None:
-            _current.reset(self._token)
+            durations.observe(labels, time.perf_counter() - started)
+        if token is not None:
+            _current.reset(token)
 
 
-def bind_event(event: ScopedEvent) -> _Scope | _Nothing:
-    """An async context manager around one handler call of ``event`` (see the module doc).
+def bind_event(event: ScopedEvent, call: Awaitable[R]) -> Awaitable[R]:
+    """``call`` (a handler's coroutine for ``event``), run with ``event`` as
+    :func:`current_event` and timed into the process-duration histogram (see the module doc).
 
-    Returns a shared do-nothing one while neither JSON logs nor metrics are on.
+    While neither JSON logs nor metrics are on, ``call`` itself is returned: nothing is added
+    to the handler call.
     """
     switches = SWITCHES
     if not switches.binding and switches.process is None:
-        return _NOTHING
-    return _Scope(event, switches.process)
+        return call
+    return _observed(event, call, switches)

@@ -51,11 +51,16 @@ def test_buckets_are_cumulative_and_end_with_inf() -> None:
 
 async def test_handler_calls_are_timed_by_topic_group_and_error_type(timing: None) -> None:
     event = Scoped(Meta("e"), "orders", 0, 1, "billing")
-    async with bind_event(event):
-        pass
+
+    async def handled() -> None:
+        return None
+
+    async def failed() -> None:
+        raise KeyError("x")
+
+    await bind_event(event, handled())
     with pytest.raises(KeyError):
-        async with bind_event(event):
-            raise KeyError("x")
+        await bind_event(event, failed())
     durations = events.process_durations()
     assert durations is not None
     counts = {labels: buckets[-1][1] for labels, buckets, _ in durations.snapshot()}

@@ -80,9 +80,13 @@ async def test_a_line_logged_in_a_handler_call_carries_the_event(
     log: tuple[logging.Logger, io.StringIO],
 ) -> None:
     logger, stream = log
-    async with bind_event(EVENT):
+
+    async def handler() -> str:
         assert current_event() is EVENT
         logger.info("inside")
+        return "done"
+
+    assert await bind_event(EVENT, handler()) == "done"
     assert current_event() is None
     logger.info("after")
     inside, after = lines(stream)
@@ -96,13 +100,16 @@ async def test_a_line_logged_in_a_handler_call_carries_the_event(
     assert "event_id" not in after
 
 
-async def test_bind_event_is_one_shared_no_op_while_logs_and_metrics_are_off() -> None:
+async def test_bind_event_adds_nothing_while_logs_and_metrics_are_off() -> None:
     bind_events(False)
     events.time_processing(False)
-    first, second = bind_event(EVENT), bind_event(EVENT)
-    assert first is second
-    async with first:
+
+    async def handler() -> None:
         assert current_event() is None
+
+    call = handler()
+    assert bind_event(EVENT, call) is call
+    await call
 
 
 def test_a_line_in_an_active_span_carries_its_trace_and_span_ids(
