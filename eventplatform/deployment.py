@@ -50,6 +50,7 @@ from eventplatform.errors import (
     KafkaError,
     ResourceStateError,
 )
+from eventplatform.observability.server import observe
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 from eventplatform.registry.rest_server import serve, server_url
@@ -485,7 +486,14 @@ async def _serve(
         progress=view.progress,
     )
     try:
-        async with deployment:
+        async with (
+            observe(
+                settings.observability,
+                bootstrap_servers=deployment.bootstrap_servers,
+                runtime=lambda: deployment.runtime,
+            ),
+            deployment,
+        ):
             heap.settle()
             running = asyncio.create_task(deployment.run(), name="eventplatform up: connectors")
             showing = asyncio.create_task(view.show(deployment, broker), name="eventplatform up")

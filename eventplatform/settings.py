@@ -48,6 +48,7 @@ __all__ = [
     "DevKafkaSettings",
     "IdempotencySettings",
     "KafkaSettings",
+    "ObservabilitySettings",
     "ProducerSettings",
     "RegistrySettings",
     "RetrySettings",
@@ -278,6 +279,26 @@ class IdempotencySettings(_Section):
     )
 
 
+class ObservabilitySettings(_Section):
+    """Health probes, Prometheus metrics and the log format of ``serve``, ``up`` and
+    ``connectors run`` (see :mod:`eventplatform.observability`)."""
+
+    host: str = Field(default="127.0.0.1", description="Interface the health server listens on.")
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of /health/live, /health/ready and /metrics; unset: no server, "
+        "0: a free port.",
+    )
+    metrics: bool = Field(
+        default=True, description="Serve /metrics (needs eventplatform[metrics]) on that port."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per log line."
+    )
+
+
 class Settings(BaseSettings):
     """All eventplatform settings."""
 
@@ -297,6 +318,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = ConsumerSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
     up: UpSettings = UpSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -58,6 +58,7 @@ from eventplatform.app.routing import Route, Router
 from eventplatform.app.stats import AppStats
 from eventplatform.errors import ConfigurationError, KafkaError, ResourceStateError
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
+from eventplatform.observability.health import AppHealth
 from eventplatform.producer import EventProducer
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.factory import open_registry
@@ -157,6 +158,7 @@ class EventApp:
         self._state = _State.NEW
         self._stack = AsyncExitStack()
         self._loop: ConsumptionLoop | None = None
+        self._client: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
         self._running = False
@@ -340,6 +342,50 @@ class EventApp:
     def running(self) -> bool:
         """Whether :meth:`run` is consuming."""
         return self._running
+
+    # -- health (read by eventplatform.observability) -------------------------------------------
+
+    def health(self) -> AppHealth:
+        """What a readiness probe needs: consuming, in the group, which partitions."""
+        client = self._client if self._state is _State.STARTED else None
+        # aiokafka forgets the coordinator (coordinator_id = None) after a failed heartbeat
+        # or request, and finds it again once the broker answers.
+        coordinator = getattr(getattr(client, "_coordinator", None), "coordinator_id", None)
+        assigned = client.assignment() if client is not None else ()
+        return AppHealth(
+            name=self.name,
+            group_id=self.group_id,
+            started=self._state is _State.STARTED,
+            running=self._running,
+            rebalances=self._stats.rebalances,
+            coordinator_known=coordinator is not None,
+            partitions=tuple(sorted((tp.topic, tp.partition) for tp in assigned)),
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Consuming, in its group, with partitions assigned (see :meth:`health`)."""
+        return self.health().ready
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the end of each assigned partition: high watermark minus position.
+
+        Partitions not fetched from yet (no high watermark known) are left out.
+        """
+        client = self._client
+        lags: dict[tuple[str, int], int] = {}
+        if client is None or self._state is not _State.STARTED:
+            return lags
+        for tp in client.assignment():
+            try:
+                high = client.highwater(tp)
+                # Immediate when the position is known; bounded when it is being reset.
+                position = await asyncio.wait_for(client.position(tp), 0.5)
+            except (AssertionError, TimeoutError, kafka_errors.IllegalStateError):
+                continue  # revoked meanwhile, or no position yet
+            if high is not None:
+                lags[(tp.topic, tp.partition)] = max(0, high - position)
+        return lags
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -532,6 +578,7 @@ class EventApp:
         # Stopping a dynamic member sends LeaveGroup, so the partitions move at once (not
         # after the session timeout); a static member keeps them for its next incarnation.
         stack.push_async_callback(stop_consumer, client, loop.membership)
+        self._client = client
         return client
 
     async def run(self) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from eventplatform.cloudevents import H_TRACESTATE, EventMetadata
 from eventplatform.errors import IdempotencyStoreError, StoreNotTransactional
 from eventplatform.idempotency import Unit
+from eventplatform.observability import events as observed
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent
 
@@ -58,7 +59,7 @@ class ProducerPublisher:
 
     async def publish(self, item: Outgoing) -> PublishResult | None:
         """Publish ``item`` and return where it landed."""
-        return await self.producer.publish(
+        sending = self.producer.publish(
             item.event,
             key=item.key,
             idempotency_key=item.idempotency_key,
@@ -69,6 +70,9 @@ class ProducerPublisher:
             time=item.time,
             traceparent=item.traceparent,
         )
+        if observed.SWITCHES.sends is None:  # metrics off: nothing is timed
+            return await sending
+        return await observed.timed_send(sending, item.topic)
 
 
 class Context:

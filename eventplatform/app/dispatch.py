@@ -38,6 +38,7 @@ from eventplatform.errors import (
     IdempotencyStoreUnavailable,
     ProducerFenced,
 )
+from eventplatform.observability.events import bind_event
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.serde import AvroSerializer
 
@@ -262,7 +263,7 @@ class Dispatcher:
         deadline = asyncio.timeout(route.timeout)
         try:
             async with deadline:
-                await route.handler(event, ctx)
+                await bind_event(ctx, route.handler(event, ctx))
         except TimeoutError as exc:
             if not deadline.expired():
                 raise  # the handler's own timeout, not ours

@@ -10,6 +10,11 @@ all is well.
   that cannot reach Kafka fails, with the reason).
 - :func:`report_rate` logs one INFO line per interval while events are being handled
   (``billing: 1520 events in 10 s (152.0/s), 48210 in all``), nothing while idle.
+- ``--log-format json`` (or ``EVENTPLATFORM_OBSERVABILITY__LOG_FORMAT=json``):
+  :func:`use_log_format` puts :class:`~eventplatform.observability.logs.JsonFormatter` on every
+  handler, so stderr holds one JSON object per line, and lets handler calls bind their event
+  to the lines they log. The commands' own notices (:func:`notice`) then go through the log
+  too, so that no line of stderr is anything but JSON.
 """
 
 from __future__ import annotations
@@ -19,9 +24,26 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Literal, TextIO
 
-__all__ = ["TransientKafkaStates", "configure_logging", "quiet_transient_states", "report_rate"]
+from rich.markup import escape
+
+from eventplatform.cli._common import err_console
+from eventplatform.observability.events import bind_events
+from eventplatform.observability.logs import JsonFormatter
+
+__all__ = [
+    "LogFormat",
+    "TransientKafkaStates",
+    "configure_logging",
+    "json_logs",
+    "notice",
+    "quiet_transient_states",
+    "report_rate",
+    "use_log_format",
+]
+
+LogFormat = Literal["text", "json"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -78,12 +100,45 @@ def quiet_transient_states(level: int) -> None:
         handler.addFilter(noise)
 
 
-def configure_logging(level: int, *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: int, *, stream: TextIO | None = None, log_format: LogFormat = "text"
+) -> None:
     """The command's log: ``level`` for eventplatform and the app's own loggers, other
-    libraries from WARNING, aiokafka's transient states at DEBUG."""
+    libraries from WARNING, aiokafka's transient states at DEBUG; text or JSON lines."""
     logging.basicConfig(level=level, stream=stream or sys.stderr, format=FORMAT)
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
     quiet_transient_states(level)
+    use_log_format(log_format)
+
+
+_format: list[LogFormat] = ["text"]  # this process's log format, set once per command
+
+
+def use_log_format(log_format: LogFormat) -> None:
+    """``json``: every handler of the root logger writes JSON lines, handler calls bind their
+    event to what they log, and :func:`notice` logs instead of printing."""
+    _format[0] = log_format
+    bind_events(log_format == "json")
+    if log_format == "json":
+        formatter = JsonFormatter()
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(formatter)
+
+
+def json_logs() -> bool:
+    """Whether the log is JSON lines (:func:`use_log_format`)."""
+    return _format[0] == "json"
+
+
+def notice(message: str, *, markup: str = "") -> None:
+    """A command's own notice on stderr: printed (in ``markup`` style, e.g. ``dim``), or an
+    INFO record of ``eventplatform.cli`` when the log is JSON."""
+    if json_logs():
+        logging.getLogger("eventplatform.cli").info("%s", message)
+    elif markup:
+        err_console.print(f"[{markup}]{escape(message)}[/]")
+    else:
+        err_console.print(message, markup=False, highlight=False)
 
 
 async def report_rate(

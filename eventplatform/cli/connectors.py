@@ -29,7 +29,12 @@ from rich.table import Table
 
 from eventplatform import heap
 from eventplatform.cli._common import console, err_console, fail_on_errors
-from eventplatform.cli._logging import configure_logging, report_rate
+from eventplatform.cli._logging import configure_logging, notice, report_rate
+from eventplatform.cli._observability import (
+    HealthPortOption,
+    LogFormatOption,
+    observability_settings,
+)
 from eventplatform.cli._tables import fit
 from eventplatform.connectors.config import ConnectorSpec, EventTypeResolver, load_instance
 from eventplatform.connectors.config import load_instances as _load_instances
@@ -38,7 +43,8 @@ from eventplatform.connectors.plugins import available
 from eventplatform.connectors.runtime import ConnectorRuntime
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus, StatusStore
 from eventplatform.errors import ConfigurationError, EventPlatformError
-from eventplatform.settings import Settings, load_settings
+from eventplatform.observability.server import observe
+from eventplatform.settings import ObservabilitySettings, Settings, load_settings
 
 __all__ = ["app"]
 
@@ -125,25 +131,34 @@ def run_command(
         float,
         typer.Option(min=0, help="Seconds between INFO lines of the record rate; 0: none."),
     ] = 10.0,
+    health_port: HealthPortOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run connector instances until Ctrl-C or SIGTERM (in-flight records finish first)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         err_console.print(f"[bold red]error:[/] unknown log level {log_level!r}")
         raise typer.Exit(2)
-    configure_logging(level)
+    with fail_on_errors():
+        settings = _settings()
+        observability = observability_settings(health_port, log_format, base=settings.observability)
+    configure_logging(level, log_format=observability.log_format)
     with fail_on_errors():
         specs = _load_instances(directory, names=names or None, schemas_dir=schemas)
         if not specs:
             raise ConfigurationError(f"{directory}: no enabled connector instances to run")
-        settings = _settings()
         try:
-            asyncio.run(_run(specs, settings, stats_interval))
+            asyncio.run(_run(specs, settings, stats_interval, observability))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
             raise typer.Exit(130) from None
 
 
-async def _run(specs: list[ConnectorSpec], settings: Settings, stats_interval: float) -> None:
+async def _run(
+    specs: list[ConnectorSpec],
+    settings: Settings,
+    stats_interval: float,
+    observability: ObservabilitySettings,
+) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     runtime = ConnectorRuntime(specs, settings=settings, status_interval=STATUS_INTERVAL)
@@ -152,7 +167,7 @@ async def _run(specs: list[ConnectorSpec], settings: Settings, stats_interval: f
         if runtime_stopping.is_set() and task is not None:
             task.cancel()
             return
-        err_console.print(f"{signum.name}: stopping the connectors (again to abort)")
+        notice(f"{signum.name}: stopping the connectors (again to abort)")
         runtime_stopping.set()
         runtime.stop()
 
@@ -160,8 +175,12 @@ async def _run(specs: list[ConnectorSpec], settings: Settings, stats_interval: f
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
+    servers = runtime.bootstrap_servers or ""
     try:
-        async with runtime:
+        async with (
+            observe(observability, bootstrap_servers=servers, runtime=lambda: runtime),
+            runtime,
+        ):
             print(f"ready connectors={','.join(runtime.names)}", flush=True)
             heap.settle()
             rate = None
@@ -176,10 +195,9 @@ async def _run(specs: list[ConnectorSpec], settings: Settings, stats_interval: f
                 if rate is not None:
                     rate.cancel()
         for status in runtime.status():
-            err_console.print(
+            notice(
                 f"{status.name}: {status.state.value}, {status.records} records, "
-                f"{status.errors} errors, {status.restarts} restarts",
-                highlight=False,
+                f"{status.errors} errors, {status.restarts} restarts"
             )
     finally:
         for signum in signals:

@@ -6,9 +6,12 @@ first on ``sys.path``, so a project's own modules import without installing them
 ``--factory`` the attribute is called with no arguments to build the app.
 
 Prints ``ready group=… topics=…`` on stdout once the app has joined its group, so scripts and
-tests can wait for it. SIGTERM or SIGINT stops it gracefully: in-flight events finish, their
-offsets commit and the member leaves the group; a second signal cancels at once. Exit status:
-0 after a graceful stop, 1 on an eventplatform error, 2 on a bad spec.
+tests can wait for it. With ``--health-port`` (or ``EVENTPLATFORM_OBSERVABILITY__PORT``) it also
+serves ``/health/live``, ``/health/ready`` and ``/metrics`` (:mod:`eventplatform.observability`);
+``--log-format json`` writes the log as JSON lines. SIGTERM or SIGINT stops it gracefully:
+in-flight events finish, their offsets commit and the member leaves the group; a second signal
+cancels at once. Exit status: 0 after a graceful stop, 1 on an eventplatform error, 2 on a bad
+spec.
 """
 
 from __future__ import annotations
@@ -23,8 +26,15 @@ from eventplatform import heap
 from eventplatform._importing import import_object
 from eventplatform.app import EventApp
 from eventplatform.cli._common import err_console, fail_on_errors
-from eventplatform.cli._logging import configure_logging, report_rate
+from eventplatform.cli._logging import configure_logging, notice, report_rate
+from eventplatform.cli._observability import (
+    HealthPortOption,
+    LogFormatOption,
+    observability_settings,
+)
 from eventplatform.errors import AppSpecError, ImportSpecError
+from eventplatform.observability.server import observe
+from eventplatform.settings import ObservabilitySettings
 
 __all__ = ["AppSpecError", "app", "load_app", "serve"]  # AppSpecError: re-exported from errors
 
@@ -54,8 +64,11 @@ def load_app(spec: str, *, factory: bool = False, app_dir: str = ".") -> EventAp
     return target
 
 
-async def _serve(event_app: EventApp, stats_interval: float) -> None:
-    async with event_app:
+async def _serve(
+    event_app: EventApp, stats_interval: float, observability: ObservabilitySettings
+) -> None:
+    servers = event_app.bootstrap_servers or ""
+    async with observe(observability, bootstrap_servers=servers, app=event_app), event_app:
         print(
             f"ready group={event_app.group_id} topics={','.join(event_app.topics)} "
             f"instance={event_app.instance_id}",
@@ -100,13 +113,17 @@ def serve(
         float,
         typer.Option(min=0, help="Seconds between INFO lines of the handling rate; 0: none."),
     ] = 10.0,
+    health_port: HealthPortOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run an EventApp until SIGTERM or Ctrl-C (graceful: in-flight events finish)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         err_console.print(f"[bold red]error:[/] unknown log level {log_level!r}")
         raise typer.Exit(2)
-    configure_logging(level)
+    with fail_on_errors():
+        observability = observability_settings(health_port, log_format)
+    configure_logging(level, log_format=observability.log_format)
     with fail_on_errors():
         try:
             event_app = load_app(spec, factory=factory, app_dir=app_dir)
@@ -116,10 +133,10 @@ def serve(
         if instance_id:
             event_app.instance_id = instance_id
         try:
-            asyncio.run(_serve(event_app, stats_interval))
+            asyncio.run(_serve(event_app, stats_interval, observability))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal, or an early one
             raise typer.Exit(130) from None
-    err_console.print(f"[dim]{event_app.name} stopped: {event_app.stats.as_dict()}[/]")
+    notice(f"{event_app.name} stopped: {event_app.stats.as_dict()}", markup="dim")
 
 
 app.command("serve")(serve)

@@ -30,7 +30,12 @@ from rich.table import Table
 from rich.text import Text
 
 from eventplatform.cli._common import err_console, fail_on_errors
-from eventplatform.cli._logging import quiet_transient_states
+from eventplatform.cli._logging import json_logs, notice, quiet_transient_states, use_log_format
+from eventplatform.cli._observability import (
+    HealthPortOption,
+    LogFormatOption,
+    observability_settings,
+)
 from eventplatform.cli._tables import fit
 from eventplatform.connectors.status import ConnectorState, ConnectorStatus
 from eventplatform.deployment import Deployment, UpOptions, serve_deployment
@@ -100,6 +105,8 @@ def up(
     log_level: Annotated[
         str, typer.Option(help="Level of eventplatform's log: DEBUG, INFO, WARNING, ERROR.")
     ] = "INFO",
+    health_port: HealthPortOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run everything: Kafka, the schema registry, the catalogue and the connectors.
 
@@ -116,9 +123,15 @@ def up(
     if not isinstance(level, int):
         err_console.print(f"[bold red]error:[/] unknown log level {log_level!r}")
         raise typer.Exit(2)
-    plain = no_tty or not sys.stdout.isatty()
+    with fail_on_errors():
+        settings = load_settings()
+        observability = observability_settings(health_port, log_format, base=settings.observability)
+        settings = settings.model_copy(update={"observability": observability})
+    # JSON lines are for a log pipeline: no live table around them.
+    plain = no_tty or not sys.stdout.isatty() or observability.log_format == "json"
     view: PlainView | LiveView = PlainView() if plain else LiveView(Console())
     view.configure_logging(level)
+    use_log_format(observability.log_format)
     options = UpOptions(
         connectors_dir=directory,
         schemas_dir=schemas,
@@ -131,7 +144,7 @@ def up(
     )
     with fail_on_errors():
         try:
-            serve_deployment(load_settings(), options, view)
+            serve_deployment(settings, options, view)
         except KeyboardInterrupt:  # a signal while the broker was starting
             raise typer.Exit(130) from None
 
@@ -156,8 +169,11 @@ class PlainView:
         quiet_transient_states(level)
 
     def progress(self, message: str) -> None:
-        """A step of starting or stopping, on stderr."""
-        print(message, file=sys.stderr, flush=True)
+        """A step of starting or stopping, on stderr (a log record when the log is JSON)."""
+        if json_logs():
+            notice(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
 
     async def show(self, deployment: Deployment, broker: Broker) -> None:
         """``ready …`` once started, then a line per connector state change."""

@@ -291,6 +291,8 @@ class EndpointWorker:
         self._ready = asyncio.Event()
         #: The event being delivered, if any.
         self.current: PendingEvent | None = None
+        #: Delivery attempts by outcome (one dict update next to an HTTP request).
+        self.outcomes: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<EndpointWorker {self.endpoint.name} queued={len(self._queue)}>"
@@ -444,6 +446,7 @@ class EndpointWorker:
         *,
         retry_in: float | None = None,
     ) -> None:
+        self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
         error = None
         if answer is not None and answer.error is not None:
             error = _describe(answer.error)

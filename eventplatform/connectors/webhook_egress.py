@@ -179,6 +179,15 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
         """The configured endpoints."""
         return self.config.endpoints
 
+    def delivery_outcomes(self) -> dict[tuple[str, str], int]:
+        """Delivery attempts since this instance started, by (endpoint, outcome): what the
+        deliveries topic records, counted (``eventplatform_egress_deliveries_total``)."""
+        return {
+            (name, outcome): count
+            for name, worker in self._workers.items()
+            for outcome, count in worker.outcomes.items()
+        }
+
     @property
     def states(self) -> EndpointStates:
         """Which endpoints are disabled (and :meth:`EndpointStates.enable`).
