@@ -46,6 +46,7 @@ under their full names and referenced with ``$ref`` everywhere, as OpenAPI's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -97,6 +98,20 @@ DATETIME_PATTERN = (
     f"|9999-12-31T{_TIME}(?:{_ZERO}|\\+{_HOURS}))$"
 )
 UUID_PATTERN = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+
+#: What a value of each pattern must be, said in words: an error quotes this, not the pattern
+#: (a timestamp pattern is hundreds of characters no client can read). Decimal and fixed
+#: patterns add themselves as schemas are translated.
+PATTERN_MEANINGS: dict[str, str] = {
+    DATE_PATTERN: "a date YYYY-MM-DD in years 0001-9999",
+    TIME_PATTERN: "a time of day HH:MM:SS[.ffffff] without an offset",
+    LOCAL_DATETIME_PATTERN: "a local date and time YYYY-MM-DDTHH:MM:SS[.ffffff] without an offset",
+    DATETIME_PATTERN: (
+        "an RFC 3339 timestamp with an offset (YYYY-MM-DDTHH:MM:SS[.ffffff]Z or ±HH:MM, "
+        "at most 6 fraction digits) whose instant lies in UTC years 0001-9999"
+    ),
+    UUID_PATTERN: "a UUID (8-4-4-4-12 hexadecimal digits)",
+}
 
 _PRIMITIVES: dict[str, dict[str, Any]] = {
     "null": {"type": "null"},
@@ -184,6 +199,7 @@ def avro_to_json_schema(schema: Any, components: MutableMapping[str, Any]) -> di
             "description": f"{size} bytes, written as {size} ASCII characters.",
             "pattern": f"^[\\u0000-\\u007f]{{{size}}}$",
         }
+        PATTERN_MEANINGS.setdefault(fixed["pattern"], f"exactly {size} ASCII characters")
         components[name] = _described(fixed, schema)
         return {"$ref": REF_PREFIX + name}
     if kind == "array":
@@ -234,13 +250,17 @@ def _decimal(schema: dict[str, Any]) -> dict[str, Any]:
     # With no digit before the point (precision == scale) the whole part can only be 0.
     integral = f"[0-9]{{1,{whole}}}" if whole else "0"
     fraction = f"(?:\\.[0-9]{{1,{scale}}})?" if scale else ""
+    pattern = f"^-?{integral}{fraction}$"
+    PATTERN_MEANINGS.setdefault(
+        pattern, f"a decimal string of at most {precision} digits, {scale} after the point"
+    )
     return {
         "type": "string",
         "description": (
             f"A decimal of at most {precision} digits, {scale} after the point, as a string "
             "(a JSON number cannot carry it exactly)."
         ),
-        "pattern": f"^-?{integral}{fraction}$",
+        "pattern": pattern,
     }
 
 
@@ -292,12 +312,22 @@ def body_validator(
         problems: list[tuple[str, str]] = []
         for error in validator.iter_errors(value):
             path = json_path(list(error.instance_path))
-            problems.append((path, _short_reason(error.message)))
+            problems.append((path, _reason(error)))
             if len(problems) >= 50:
                 break
         return problems
 
     return check
+
+
+def _reason(error: Any) -> str:
+    kind = error.kind
+    pattern = getattr(kind, "pattern", None)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern) and isinstance(pattern, str):
+        meaning = PATTERN_MEANINGS.get(pattern)
+        if meaning is not None:
+            return _short_reason(f"{json.dumps(error.instance)[:80]} is not {meaning}")
+    return _short_reason(error.message)
 
 
 def _short_reason(message: str, limit: int = 200) -> str:

@@ -35,6 +35,7 @@ async def test_a_timestamp_before_year_one_in_utc_is_answered_422_and_nothing_is
     async with ingress(settings, registry, offsets, topic) as connector:
         status, problem = await _post(http, connector.url, body, signed(body, "early", SECRET))
     assert status == 422, problem
-    assert "placed_at" in problem["detail"]
-    assert "before 0001-01-01T00:00:00Z" in problem["detail"]
+    [error] = problem["errors"]
+    assert error["path"] == "$.placed_at", problem
+    assert "in UTC years 0001-9999" in error["reason"], problem
     assert await reader.end_offset(topic) == 0

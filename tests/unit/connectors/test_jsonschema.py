@@ -149,3 +149,24 @@ def test_the_body_check_names_each_violation_by_path() -> None:
 def test_a_long_value_is_not_quoted_in_full() -> None:
     (reason,) = violations({"four": "x" * 10_000}).values()
     assert len(reason) <= 200
+
+
+def test_a_pattern_refusal_says_what_the_value_must_be_not_the_pattern() -> None:
+    from eventplatform.connectors.jsonschema import body_validator
+    from eventplatform.demo.events import OrderPlaced
+
+    check = body_validator(OrderPlaced)
+    body = {
+        "order_id": "x",
+        "customer_id": "c",
+        "items": [{"sku": "a", "quantity": 1, "unit_price": "1.234567"}],
+        "total": "9",
+        "currency": "EUR",
+        "placed_at": "0001-01-01T00:47:14.930+06:17",
+    }
+    reasons = dict(check(body))
+    assert set(reasons) == {"$.order_id", "$.items[0].unit_price", "$.placed_at"}
+    assert reasons["$.order_id"] == '"x" is not a UUID (8-4-4-4-12 hexadecimal digits)'
+    assert "at most 10 digits, 2 after the point" in reasons["$.items[0].unit_price"]
+    assert "in UTC years 0001-9999" in reasons["$.placed_at"]
+    assert all("^" not in reason for reason in reasons.values())
