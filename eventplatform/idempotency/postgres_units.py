@@ -17,6 +17,7 @@ worker runs many keys in a row), sparing the pool's acquire and reset per key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -114,7 +115,8 @@ class PostgresUnitSession:
             await self.store.pool().release(conn)
         except BaseException as exc:
             log.warning("returning a connection to the pool failed: %s", exc)
-            conn.terminate()
+            with contextlib.suppress(Exception):  # already released by a closing pool
+                conn.terminate()
             if not isinstance(exc, Exception):
                 raise
 
@@ -210,7 +212,11 @@ class PostgresKeyUnit(KeyUnitBase):
                 raise
             log.debug("rolling back the unit of key %r failed", self._key, exc_info=True)
         finally:
-            await self._session._give_back(keep=keep and not conn.is_in_transaction())
+            try:
+                clean = keep and not conn.is_closed() and not conn.is_in_transaction()
+            except Exception:  # e.g. the pool was closed under the unit
+                clean = False
+            await self._session._give_back(keep=clean)
 
     def _connection(self) -> Any:
         self._check_running()
