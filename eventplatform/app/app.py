@@ -470,6 +470,7 @@ class EventApp:
                 inbox=inbox,
                 max_concurrency=consumer_settings.max_concurrency,
                 concurrency_asked="max_concurrency" in consumer_settings.model_fields_set,
+                transactions=consumer_settings.inbox_transactions,
             ),
             membership=StaticMembership(
                 group_id=self.group_id,

@@ -43,7 +43,12 @@ def pool_options(url: str, max_concurrency: int) -> dict[str, Any]:
 
 
 def key_units(
-    store: IdempotencyStore, *, inbox: bool, max_concurrency: int, concurrency_asked: bool
+    store: IdempotencyStore,
+    *,
+    inbox: bool,
+    max_concurrency: int,
+    concurrency_asked: bool,
+    transactions: str = "auto",
 ) -> bool:
     """Whether the app runs each event of its inbox in a key unit of its own; logs the choice.
 
@@ -53,10 +58,16 @@ def key_units(
         max_concurrency: handlers run at once per partition.
         concurrency_asked: whether ``max_concurrency`` was set explicitly (not the default),
             which makes the SQLite warning worth a line.
+        transactions: ``settings.consumer.inbox_transactions``: ``auto`` (per event when the
+            store can run units at once and ``max_concurrency > 1``), ``event`` or ``poll``.
     """
-    if not inbox or max_concurrency <= 1:
+    if not inbox or transactions == "poll":
         return False
     slots = store.concurrent_units
+    if max_concurrency <= 1 and slots > 1 and transactions == "event":
+        return True  # asked for: one transaction per event, one at a time
+    if max_concurrency <= 1:
+        return False
     if slots > 1:
         if slots < max_concurrency:
             log.warning(

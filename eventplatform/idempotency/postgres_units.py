@@ -2,11 +2,11 @@
 
 A batch holds one connection for a whole poll, so its units take turns: a handler waiting
 20 ms on I/O holds every other key of the poll back. A key unit is the inbox pattern per
-event instead: ``BEGIN``, the claim of its one key (the same statement as a batch's, which
-writes the row as done at once: the row lock keeps other members out until ``COMMIT``), the
-handler's writes, and ``COMMIT``, on a connection of its own. Up to the pool's size of them
-run at once. Three round trips per key and no savepoint: a failure rolls the whole
-transaction back, claim included, so the key is simply unclaimed again.
+event instead: ``BEGIN`` and the claim of its one key in one message (the claim writes the row
+as done at once, as a batch's does: the row lock keeps other members out until ``COMMIT``),
+the handler's writes, and ``COMMIT``, on a connection of its own. Up to the pool's size of
+them run at once. Two round trips per key besides the handler's and no savepoint: a failure
+rolls the whole transaction back, claim included, so the key is simply unclaimed again.
 
 A claim that waits past ``lock_timeout`` for another member's open transaction reports the key
 busy rather than failing: that member is working on it.
@@ -31,9 +31,23 @@ from eventplatform.idempotency.units import KeyUnitBase
 if TYPE_CHECKING:
     from eventplatform.idempotency.postgres import PostgresStore
 
-__all__ = ["PostgresKeyUnit", "PostgresUnitSession"]
+__all__ = ["PostgresKeyUnit", "PostgresUnitSession", "literal"]
 
 log = logging.getLogger("eventplatform.idempotency")
+
+
+def literal(value: str) -> str:
+    """``value`` as a dollar-quoted string constant (PostgreSQL docs, 4.1.2.4).
+
+    A dollar-quoted body is taken verbatim up to the first ``$tag$``; the tag is chosen so
+    that ``$tag`` occurs nowhere in the value, hence no value can end the constant early or
+    add SQL after it, whatever ``standard_conforming_strings`` says.
+    """
+    tag, n = "k", 0
+    while f"${tag}" in value:
+        n += 1
+        tag = f"k{n}"
+    return f"${tag}${value}${tag}$"
 
 
 class PostgresUnitSession:
@@ -57,6 +71,26 @@ class PostgresUnitSession:
         self._open = single
         self._single = single
         self._running: PostgresKeyUnit | None = None
+        self._group_literal = literal(group)
+        self._owner_literal = literal(owner)
+
+    def begin_claim(self, key: str) -> str:
+        """``BEGIN`` and the claim of ``key``, as one simple-query message.
+
+        asyncpg sends one statement per round trip and has no pipelining; the simple-query
+        protocol carries several statements in one message but takes no parameters, so the
+        values are literals (:func:`literal`). One round trip fewer per event than ``BEGIN``
+        then a prepared claim, which is a quarter of a key unit's round trips.
+        """
+        clock = self.store._clock
+        now = "NULL" if clock is None else f"to_timestamp({float(clock())!r})"
+        return self.store._sql.begin_claim_one.format(
+            group=self._group_literal,
+            key=literal(key),
+            owner=self._owner_literal,
+            now=now,
+            ttl=repr(float(self.store.ttl)),
+        )
 
     def __repr__(self) -> str:
         return f"<PostgresUnitSession group={self.group!r} owner={self.owner!r}>"
@@ -145,33 +179,28 @@ class PostgresKeyUnit(KeyUnitBase):
         store = session.store
         conn = await session._take(self)
         self._conn = conn
-        rows: list[Any] | None
+        fresh: bool | None  # None: held past lock_timeout by another member's transaction
         try:
-            with translate("BEGIN"):
-                await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             try:
                 with translate("claim"):
-                    rows = await conn.fetch(
-                        store._sql.claim,
-                        session.group,
-                        [self._key],
-                        session.owner,
-                        store._server_now(),
-                        True,
-                        session.lease,
-                        store.ttl,
-                    )
+                    tag = await conn.execute(session.begin_claim(self._key))
+                fresh = tag == "INSERT 0 1"
+                if not fresh:
+                    with translate("claim"):
+                        done = await conn.fetchval(
+                            store._sql.done_one, session.group, self._key, store._server_now()
+                        )
             except IdempotencyConflict:
-                rows = None  # held past lock_timeout by another member's open transaction
+                fresh, done = None, False
         except BaseException:
             self._state = KeyState.BUSY
             await self._end(commit=False, keep=False)
             raise
-        if rows and rows[0][1]:
+        if fresh:
             self._state = KeyState.FRESH
             self._open = True
             return self
-        self._state = KeyState.DONE if rows and rows[0][2] else KeyState.BUSY
+        self._state = KeyState.DONE if done else KeyState.BUSY
         await self._end(commit=False, keep=True)
         return self
 

@@ -145,3 +145,21 @@ async def test_a_handler_that_swallows_a_failed_statement_does_not_complete(
         assert (await h.effects())[key] == 0
     finally:
         await h.teardown()
+
+
+TRICKY_KEYS = ["$k$", "a$k", "$k1$$k$", "'; DROP TABLE x; --", "back\\slash", "ünïcode ✓", "$"]
+
+
+async def test_keys_that_look_like_sql_are_claimed_as_they_are(harness: Harness) -> None:
+    h = harness
+    store = await h.store()
+    for key in TRICKY_KEYS:
+        async with store.unit("g$k$", key, owner="o'$k") as unit:
+            assert unit.fresh, key
+            await h.effect(unit)
+        async with store.unit("g$k$", key, owner="o'$k") as again:
+            assert again.done, key
+    records = await store.lookup("g$k$", TRICKY_KEYS)
+    assert sorted(records) == sorted(TRICKY_KEYS)
+    assert all(record.done for record in records.values())
+    assert await h.effects() == dict.fromkeys(TRICKY_KEYS, 1)
