@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import statistics
 import uuid
 from typing import Any
 
@@ -189,6 +190,14 @@ async def run(servers: str, dsn: str, *, rounds: int = 3) -> list[Comparison]:
         + ", ".join(f"{x:,.0f}" for x in r.rounds)
         for r in results.values()
     ]
+    # The sides of a round ran back to back: their ratio is the least disturbed by the load.
+    ratios = [
+        e / s for e, s in zip(results["events"].rounds, results["serial"].rounds, strict=True)
+    ]
+    notes.append(
+        f"concurrent/serial per round: {', '.join(f'{x:.1f}×' for x in ratios)} "
+        f"(median {statistics.median(ratios):.1f}×, goal {0.8 * CONCURRENCY:.1f}×)"
+    )
     print_results(
         f"inbox: PostgreSQL store, 1 partition, {KEYS} keys, max_poll_records "
         f"{MAX_POLL_RECORDS}, fresh group per side; median of {rounds} rounds (events/s)",
