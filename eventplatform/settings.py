@@ -253,6 +253,12 @@ class ConsumerSettings(_Section):
     max_concurrency: int = Field(
         default=16, gt=0, description="Events of different keys handled at once per partition."
     )
+    inbox_transactions: Literal["auto", "event", "poll"] = Field(
+        default="auto",
+        description="Inbox handlers on PostgreSQL: one transaction per event (concurrent, for "
+        "handlers that wait on I/O), or per poll (cheapest for handlers that do not wait); auto "
+        "is per event when max_concurrency > 1. SQLite is always per poll (one writer).",
+    )
     handler_timeout: float = Field(default=30.0, gt=0)
     session_timeout_ms: int = Field(default=10_000, gt=0)
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)

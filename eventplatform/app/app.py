@@ -50,6 +50,7 @@ from eventplatform.app import _groupfencing as groupfencing
 from eventplatform.app.context import Context
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
+from eventplatform.app.inbox import key_units, pool_options
 from eventplatform.app.keys import IdempotencyKey
 from eventplatform.app.loop import ConsumptionLoop, LoopConfig, RebalanceListener
 from eventplatform.app.membership import StaticMembership, stop_consumer
@@ -112,9 +113,11 @@ class EventApp:
             nothing). Each running process needs its own: a second one with the same id takes
             the membership over and the first stops with ``InstanceFenced``.
         inbox: run handlers inside the store's transaction (``ctx.transaction``); default:
-            when the store supports it. Units of one poll then take turns on the store's
-            connection; ``inbox=False`` lets keys run concurrently but without
-            ``ctx.transaction``.
+            when the store supports it. On PostgreSQL each event then runs in its own
+            transaction, ``max_concurrency`` at once per partition; on SQLite (one writer) the
+            handlers of a poll take turns in one transaction (see
+            :mod:`eventplatform.app.inbox`). ``inbox=False`` lets keys run concurrently but
+            without ``ctx.transaction``.
         consumer_options: extra keyword arguments for ``aiokafka.AIOKafkaConsumer``.
         producer_options: extra keyword arguments for the producers' ``AIOKafkaProducer``.
 
@@ -449,7 +452,12 @@ class EventApp:
         store = self._store
         if store is None:
             idempotency = settings.idempotency
-            store = open_store(idempotency.store, lease=idempotency.lease, ttl=idempotency.ttl)
+            store = open_store(
+                idempotency.store,
+                lease=idempotency.lease,
+                ttl=idempotency.ttl,
+                **pool_options(idempotency.store, settings.consumer.max_concurrency),
+            )
         if not getattr(store, "started", True):
             await store.start()
             stack.push_async_callback(store.close)
@@ -503,6 +511,13 @@ class EventApp:
             delivery_timeout=settings.producer.delivery_timeout,
             stats=self._stats,
             stopping=self._stopping,
+            units=key_units(
+                store,
+                inbox=inbox,
+                max_concurrency=consumer_settings.max_concurrency,
+                concurrency_asked="max_concurrency" in consumer_settings.model_fields_set,
+                transactions=consumer_settings.inbox_transactions,
+            ),
             membership=StaticMembership(
                 group_id=self.group_id,
                 instance_id=self.instance_id,

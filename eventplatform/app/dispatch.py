@@ -13,6 +13,13 @@ swallows ``CancelledError`` defeats it) and, in an inbox app, inside its store u
 savepoint): a failure rolls the unit back and the handler is retried, or dead-lettered (see
 :mod:`eventplatform.app.retry`). A handler's ``SkipEvent`` rolls its unit back and records its
 key as done.
+
+In a poll of **key units** (:meth:`PollState.open_units`: an inbox on PostgreSQL with
+``max_concurrency > 1``) there is no store batch: each attempt is a transaction of its own
+(``BEGIN``, the claim of its key, the handler's writes, ``COMMIT``) on the connection its
+worker holds, so up to ``max_concurrency`` handlers per partition, and at most
+``store.concurrent_units`` in all, wait on their I/O at once instead of taking turns. A key
+found done is a duplicate; a key found busy is deferred with the rest of its chain.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from eventplatform.errors import (
     IdempotencyStoreUnavailable,
     ProducerFenced,
 )
+from eventplatform.idempotency import IdempotencyStore, UnitSession
 from eventplatform.observability.events import bind_event
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.serde import AvroSerializer
@@ -87,6 +95,8 @@ class Dispatcher:
         max_concurrency: chains run at once per partition.
         stats: counters (retries).
         pause: sleeps a backoff; False when the app is stopping.
+        store: the idempotency store, for polls of key units.
+        owner: this instance's owner id in the store.
     """
 
     def __init__(
@@ -101,8 +111,14 @@ class Dispatcher:
         max_concurrency: int,
         stats: AppStats,
         pause: Callable[[float], Awaitable[bool]],
+        store: IdempotencyStore | None = None,
+        owner: str = "",
     ) -> None:
         self._group = group_id
+        self._store = store
+        self._owner = owner
+        # Workers of a poll of key units each hold a connection: never more than the pool has.
+        self._unit_slots = asyncio.Semaphore(store.concurrent_units if store is not None else 1)
         self._router = router
         self._plain = plain
         self._plain_publisher: Publisher = (
@@ -154,6 +170,19 @@ class Dispatcher:
             raise _unwrap(failed) from None
 
     async def _worker(self, queue: deque[Chain], poll: PollState) -> None:
+        if not poll.units:
+            await self._work(queue, poll, None)
+            return
+        assert self._store is not None
+        async with self._unit_slots:
+            if not queue:
+                return  # the other workers finished the partition meanwhile
+            async with self._store.session(self._group, owner=self._owner) as session:
+                await self._work(queue, poll, session)
+
+    async def _work(
+        self, queue: deque[Chain], poll: PollState, session: UnitSession | None
+    ) -> None:
         while queue:
             chain = queue.popleft()
             blocked = False
@@ -161,10 +190,10 @@ class Dispatcher:
                 if blocked:
                     delivery.outcome = Outcome.DEFERRED
                     continue
-                await self._deliver(delivery, poll)
+                await self._deliver(delivery, poll, session)
                 blocked = delivery.outcome is Outcome.DEFERRED
 
-    async def _deliver(self, d: Delivery, poll: PollState) -> None:
+    async def _deliver(self, d: Delivery, poll: PollState, session: UnitSession | None) -> None:
         decided = poll.check(d.idempotency_key)
         if decided is not None:
             d.outcome = decided
@@ -177,14 +206,15 @@ class Dispatcher:
             await self._dead_letter(d, exc, poll)
             return
         try:
-            await self._attempts(d, event, poll)
+            await self._attempts(d, event, poll, session)
         finally:
             d.release()
 
-    async def _attempts(self, d: Delivery, event: Any, poll: PollState) -> None:
+    async def _attempts(
+        self, d: Delivery, event: Any, poll: PollState, session: UnitSession | None
+    ) -> None:
         """Call the handler until it succeeds, skips, is dead-lettered or is deferred."""
         route = d.route
-        batch = poll.batch
         assert route is not None
         assert d.metadata is not None
         ik = d.idempotency_key
@@ -212,8 +242,15 @@ class Dispatcher:
                     buffer = TransactionBuffer(self._txn_producer, self._serializer)
                     ctx._begin_attempt(attempt, None, buffer)
                     await self._call(route, event, ctx)
-                elif batch.transactional:
-                    async with batch.unit(ik) as unit:
+                elif session is not None:
+                    async with session.unit(ik) as key_unit:
+                        if not key_unit.fresh:
+                            self._not_fresh(d, poll, done=key_unit.done)
+                            return
+                        ctx._begin_attempt(attempt, key_unit, self._plain_publisher)
+                        await self._call(route, event, ctx)
+                elif poll.batch.transactional:
+                    async with poll.batch.unit(ik) as unit:
                         ctx._begin_attempt(attempt, unit, self._plain_publisher)
                         await self._call(route, event, ctx)
                 else:
@@ -221,6 +258,12 @@ class Dispatcher:
                     await self._call(route, event, ctx)
             except SkipEvent as signal:
                 log.info("%s skipped %s: %s", route.name, where(record), signal.reason or "-")
+                if session is not None:
+                    # The unit rolled back the writes and the claim: record the key alone.
+                    async with session.unit(ik) as key_unit:
+                        if not key_unit.fresh:
+                            self._not_fresh(d, poll, done=key_unit.done)
+                            return
                 self._finish(d, poll, Outcome.SKIPPED)
                 return
             except (IdempotencyStoreUnavailable, ProducerFenced):
@@ -277,6 +320,15 @@ class Dispatcher:
                 raise  # the app is being cancelled
             # The handler awaited something that was cancelled: a failure like any other.
             raise RuntimeError(f"{route.name} raised CancelledError: {exc!r}") from exc
+
+    @staticmethod
+    def _not_fresh(d: Delivery, poll: PollState, *, done: bool) -> None:
+        """A key unit found the key done (a duplicate) or busy (deferred, read again later)."""
+        if done:
+            d.outcome = Outcome.DUPLICATE
+            poll.found_done(d.idempotency_key)
+        else:
+            d.outcome = Outcome.DEFERRED
 
     @staticmethod
     def _finish(d: Delivery, poll: PollState, outcome: Outcome) -> None:

@@ -5,6 +5,7 @@ One poll (``getmany``, up to ``max_poll_records``) is processed at a time::
     decode        headers → metadata, one registry round trip for new schema ids, route
                   (values are decoded one by one as their handlers run)
     claim         ONE store round trip for the poll's idempotency keys: fresh / done / busy
+                  (or, with key units, each event claims its key in its own transaction)
     handle        chains of one key in order, up to max_concurrency chains per partition;
                   failures retried with backoff, then dead-lettered (acknowledged first)
     durable       Kafka transaction commit (transactional topics), then the store batch
@@ -90,6 +91,10 @@ class LoopConfig:
         stopping: set by the app to stop after the poll in flight.
         poll_timeout: seconds one empty poll waits (bounds how quickly a stop is noticed).
         membership: watches the member id of a static member (KIP-345); None when dynamic.
+        units: run each event of an inbox in a key unit of its own (its own transaction, on
+            its worker's connection) instead of one store batch per poll, so that handlers
+            waiting on I/O overlap (see :mod:`eventplatform.app.inbox`). Polls with a
+            Kafka-transactional topic still use a batch.
     """
 
     router: Router
@@ -111,6 +116,7 @@ class LoopConfig:
     stopping: asyncio.Event
     poll_timeout: float = 0.2
     membership: StaticMembership | None = None
+    units: bool = False
 
 
 class ConsumptionLoop:
@@ -146,6 +152,8 @@ class ConsumptionLoop:
             max_concurrency=config.max_concurrency,
             stats=config.stats,
             pause=self.pause,
+            store=config.store,
+            owner=config.owner,
         )
 
     def attach(self, consumer: Any) -> None:
@@ -271,6 +279,11 @@ class ConsumptionLoop:
         """Claim, handle and make durable: Kafka transaction first, then the store batch."""
         runnable = [d for batch in poll.batches for d in batch if d.route is not None]
         letters = [d for batch in poll.batches for d in batch if d.error is not None]
+        if self._config.units and self._config.inbox and not poll.txn_tps:
+            # Each event claims, writes and commits in its own transaction; nothing to settle.
+            poll.open_units()
+            await self._dispatcher.run(poll, runnable, letters)
+            return
         keys = [d.idempotency_key for d in runnable]
         async with self._config.store.batch(
             self._config.group_id,

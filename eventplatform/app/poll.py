@@ -1,7 +1,8 @@
 """The state of one poll while it is processed, and the only place it changes.
 
 A poll goes through three hands: the consumption loop opens it (:meth:`PollState.open`: the
-store batch, the claim of its keys, the Kafka transaction of its transactional topics), the
+store batch, the claim of its keys, the Kafka transaction of its transactional topics; or
+:meth:`PollState.open_units`: each event claims its key in a store unit of its own), the
 dispatcher asks what to do with each key (:meth:`PollState.check`) and records the keys it
 finished (:meth:`PollState.finish`), and the loop, when the poll's Kafka transaction commits,
 marks the keys of the transactional handlers done (:meth:`PollState.transaction_committed`).
@@ -41,6 +42,7 @@ class PollState:
         "_finished",
         "_txn",
         "_txn_keys",
+        "_units",
         "batches",
         "txn_tps",
     )
@@ -54,6 +56,16 @@ class PollState:
         self._finished: set[str] = set()  # keys handled or skipped in this poll
         self._txn_keys: list[str] = []  # done only once the Kafka transaction commits
         self._committed = False
+        self._units = False
+
+    def open_units(self) -> None:
+        """The poll runs without a store batch: each event's key unit claims and commits it."""
+        self._units = True
+
+    @property
+    def units(self) -> bool:
+        """Whether each event runs in a key unit of its own (see :meth:`open_units`)."""
+        return self._units
 
     def open(self, batch: Batch, claim: Claim, txn: PollTransaction | None) -> None:
         """The store batch the poll runs in, what claiming its keys decided, its transaction."""
@@ -101,13 +113,20 @@ class PollState:
         The key is marked done in the store batch now, unless its effects commit elsewhere:
         in the poll's Kafka transaction (``in_transaction``: done once it commits), or in the
         handler's store unit, which completed the key when it exited normally (an inbox
-        batch, not skipped; a skip rolled the unit back).
+        batch, not skipped; a skip rolled the unit back), or in the event's key unit, which
+        committed it (a poll of key units; the dispatcher marks a skipped key itself).
         """
         self._finished.add(key)
+        if self._units:
+            return  # the key unit committed the done-mark with the handler's writes
         if in_transaction:
             self._txn_keys.append(key)
         elif skipped or not self.batch.transactional:
             self._complete(key)
+
+    def found_done(self, key: str) -> None:
+        """A key unit found ``key`` done: later events of the poll with it are duplicates."""
+        self._finished.add(key)
 
     def transaction_committed(self) -> None:
         """The poll's Kafka transaction committed: its handlers' keys are done."""

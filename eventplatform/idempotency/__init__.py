@@ -18,7 +18,10 @@ from eventplatform.idempotency.base import (
     Claim,
     IdempotencyStore,
     KeyRecord,
+    KeyState,
+    KeyUnit,
     Unit,
+    UnitSession,
     new_owner_id,
 )
 from eventplatform.idempotency.memory import MemoryStore
@@ -35,12 +38,15 @@ __all__ = [
     "Claim",
     "IdempotencyStore",
     "KeyRecord",
+    "KeyState",
+    "KeyUnit",
     "MemoryStore",
     "PostgresStore",
     "PostgresUnit",
     "SqliteStore",
     "SqliteUnit",
     "Unit",
+    "UnitSession",
     "new_owner_id",
     "open_store",
 ]

@@ -21,6 +21,20 @@ The consumer works a poll at a time through a :class:`Batch`::
                 await handler(event, unit)                  # unit.execute(...) writes in the tx
     # exit: COMMIT effects and done-marks together; then commit the Kafka offsets
 
+Or a key at a time, each in a transaction of its own, so that handlers waiting on I/O do not
+take turns on one connection (the inbox pattern per event; a queue worker per record)::
+
+    async with store.unit(group, key, owner=member) as unit:   # BEGIN; claim this key
+        if unit.fresh:
+            await handler(event, unit)                          # unit.execute(...) in the tx
+    # exit: COMMIT the writes and the done-mark; an exception rolls both back
+    # unit.done: applied earlier, skip it; unit.busy: another member holds it, try later
+
+``store.session(group, owner=member)`` runs several such units one after the other on one
+connection (what a consumer's worker does), sparing a pool round trip per key. How many
+units can hold a transaction at once is :attr:`IdempotencyStore.concurrent_units`: the
+PostgreSQL pool's size; 1 for SQLite, which has one writer.
+
 After the batch exits normally, the consumer may commit the offset of every event whose key
 came back ``done`` or was completed, and never commit past one that is ``busy`` or still
 pending (its unit failed): those are claimed again later, or routed to a dead-letter topic and
@@ -36,6 +50,7 @@ lease is what keeps a second member away, so it must outlast the batch (see :met
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import socket
@@ -57,7 +72,10 @@ __all__ = [
     "Clock",
     "IdempotencyStore",
     "KeyRecord",
+    "KeyState",
+    "KeyUnit",
     "Unit",
+    "UnitSession",
     "new_owner_id",
 ]
 
@@ -174,6 +192,78 @@ class Unit(Protocol):
             IdempotencyStoreError, IdempotencyStoreUnavailable, ResourceStateError: as
                 :meth:`execute`.
         """
+
+
+class KeyState(enum.Enum):
+    """What claiming one key in a :class:`KeyUnit` found."""
+
+    #: The unit holds the key: run it; a normal exit records it done with the unit's writes.
+    FRESH = "fresh"
+    #: Its effects were applied earlier (within the TTL): skip it.
+    DONE = "done"
+    #: Another owner holds it (a lease, or an open transaction past the lock timeout): do not
+    #: run it now and do not acknowledge it; try again later.
+    BUSY = "busy"
+
+
+@runtime_checkable
+class KeyUnit(Unit, Protocol):
+    """One key claimed and run in a transaction of its own (``store.unit``, ``session.unit``).
+
+    An async context manager. Entering claims the key (:attr:`state`). When fresh, a normal
+    exit commits the unit's writes together with the key's done-mark; an exception rolls both
+    back and leaves the key unfinished, to be claimed again. When done or busy, nothing is
+    held and the statements raise.
+    """
+
+    @property
+    def state(self) -> KeyState:
+        """What the claim found (valid once entered)."""
+
+    @property
+    def fresh(self) -> bool:
+        """Whether this unit holds the key: run the work."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the key's effects were applied earlier: skip the work."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether another owner holds the key: neither run nor acknowledge it now."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class UnitSession(Protocol):
+    """Units of one group and owner run one after another on one connection.
+
+    An async context manager; the connection is taken at the first unit and given back at exit.
+    """
+
+    def unit(self, key: str) -> KeyUnit:
+        """The unit that claims and runs ``key`` (enter it with ``async with``).
+
+        Raises:
+            ResourceStateError: the session is not open, or another of its units is.
+        """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 @runtime_checkable
@@ -326,6 +416,29 @@ class IdempotencyStore(Protocol):
             ConfigurationError: ``group`` or ``owner`` is empty, or ``lease`` not positive.
             StoreNotTransactional: a transactional batch was asked of a store that has none.
             ResourceStateError: the store is not started.
+        """
+
+    @property
+    def concurrent_units(self) -> int:
+        """How many units or sessions can hold a transaction at once (SQLite: 1)."""
+
+    def unit(self, group: str, key: str, *, owner: str, lease: float | None = None) -> KeyUnit:
+        """Claim and run one key of ``group`` in a transaction of its own (``async with``).
+
+        Entering it raises what :meth:`Batch.claim` raises, except that a key held past the
+        lock timeout comes back busy.
+
+        Raises:
+            ConfigurationError: ``group``, ``owner`` or ``key`` is empty, or ``lease`` is not
+                positive.
+            ResourceStateError: the store is not started.
+        """
+
+    def session(self, group: str, *, owner: str, lease: float | None = None) -> UnitSession:
+        """Units of ``group`` for ``owner`` that share one connection, one at a time.
+
+        Raises:
+            ConfigurationError, ResourceStateError: as :meth:`unit`.
         """
 
     async def lookup(self, group: str, keys: Iterable[str]) -> dict[str, KeyRecord]:

@@ -51,6 +51,8 @@ from eventplatform.idempotency.base import (
     DEFAULT_TABLE,
     Clock,
     KeyRecord,
+    KeyUnit,
+    UnitSession,
 )
 from eventplatform.idempotency.batch import BaseBatch, BaseUnit
 from eventplatform.idempotency.statements import PostgresStatements
@@ -63,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the PostgreSQL idempotency store needs asyncpg: pip install 'eventplatform[postgres]'"
     ) from exc
 
-__all__ = ["PostgresStore", "PostgresUnit"]
+__all__ = ["PostgresStore", "PostgresUnit", "translate"]
 
 log = logging.getLogger("eventplatform.idempotency")
 
@@ -82,8 +84,12 @@ _ERRORS: dict[type[BaseException], type[EventPlatformError]] = {
 }
 
 
-def _translate(what: str) -> AbstractContextManager[None]:
+def translate(what: str) -> AbstractContextManager[None]:
+    """asyncpg's errors inside the block, as the store's (``PostgreSQL <what> failed: …``)."""
     return map_exceptions(_ERRORS, f"PostgreSQL {what} failed")
+
+
+_translate = translate
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -102,7 +108,8 @@ class PostgresStore(BaseStore):
         purge_batch: rows deleted per purge statement.
         clock: seconds since the epoch; the server's clock when None.
         min_connections, max_connections: the connection pool's bounds; a transactional
-            batch holds one connection while it is open.
+            batch or a key unit holds one connection while it is open, so up to
+            ``max_connections - 1`` key units run at once (:attr:`concurrent_units`).
         lock_timeout: seconds a statement waits for a row lock before
             :class:`~eventplatform.errors.IdempotencyConflict`.
         connect_timeout: seconds to connect or to wait for a free pooled connection.
@@ -226,6 +233,26 @@ class PostgresStore(BaseStore):
         with _translate(f"running {sql[:60]!r}"):
             async with pool.acquire(timeout=self.connect_timeout) as conn:
                 await conn.execute(sql, *args)
+
+    @property
+    def concurrent_units(self) -> int:
+        """How many key units can hold a transaction at once: the pool's size, less one
+        connection kept for the purge and lookups."""
+        return max(1, self.max_connections - 1)
+
+    def _new_key_unit(self, group: str, key: str, owner: str, lease: float) -> KeyUnit:
+        from eventplatform.idempotency.postgres_units import (  # noqa: PLC0415 - cycle
+            PostgresUnitSession,
+        )
+
+        return PostgresUnitSession(self, group, owner, lease, single=True).unit(key)
+
+    def _new_session(self, group: str, owner: str, lease: float) -> UnitSession:
+        from eventplatform.idempotency.postgres_units import (  # noqa: PLC0415 - cycle
+            PostgresUnitSession,
+        )
+
+        return PostgresUnitSession(self, group, owner, lease)
 
     def _new_batch(self, group: str, owner: str, lease: float, transactional: bool) -> BaseBatch:
         return _PostgresBatch(

@@ -128,6 +128,29 @@ claimed AS (
 SELECT i.k, c.key IS NOT NULL AS fresh, coalesce(b.done, false) AS done
 FROM input AS i LEFT JOIN claimed AS c ON c.key = i.k LEFT JOIN blocked AS b ON b.key = i.k
 """
+        # A key unit's claim of one key, sent with its BEGIN in one simple-query message (see
+        # postgres_units), so its values are literals: {group} {key} {owner} {now} {ttl}. It
+        # inserts (or takes over) the row as done; the command tag says whether it did
+        # ("INSERT 0 1"). A row it may not take is locked by ON CONFLICT DO UPDATE anyway, so a
+        # key in another member's open transaction waits for that transaction, as in a batch.
+        self.begin_claim_one = (
+            "BEGIN ISOLATION LEVEL READ COMMITTED;"
+            f" INSERT INTO {table} AS cur"
+            " (consumer_group, key, owner, lease_until, done_at, expires_at)"
+            " SELECT {group}, {key}, {owner}, NULL, c.now, c.now + make_interval(secs => {ttl})"
+            " FROM (SELECT coalesce({now}::timestamptz, clock_timestamp()) AS now) AS c"
+            " ON CONFLICT (consumer_group, key) DO UPDATE"
+            " SET owner = excluded.owner, lease_until = NULL, done_at = excluded.done_at,"
+            " expires_at = excluded.expires_at"
+            " WHERE cur.expires_at <= excluded.done_at OR (cur.done_at IS NULL"
+            " AND (cur.owner = excluded.owner OR cur.lease_until <= excluded.done_at))"
+        )
+        # Why a unit's claim took nothing: $1 group, $2 key, $3 now (NULL: server clock).
+        self.done_one = (
+            f"SELECT done_at IS NOT NULL FROM {table}"
+            " WHERE consumer_group = $1 AND key = $2"
+            " AND expires_at > coalesce($3::timestamptz, clock_timestamp())"
+        )
         # $1 group, $2 completed, $3 owner, $4 now, $5 pending, $6 ttl seconds.
         self.settle = f"""
 WITH {clock},

@@ -35,8 +35,10 @@ from eventplatform.idempotency.base import (
     KeyRecord,
     log,
 )
+from eventplatform.idempotency.units import BatchKeyUnit, BatchUnitSession
 
 if TYPE_CHECKING:
+    from eventplatform.idempotency.base import KeyUnit, UnitSession
     from eventplatform.idempotency.batch import BaseBatch
 
 __all__ = ["BaseStore", "non_empty", "positive", "table_names"]
@@ -259,6 +261,62 @@ class BaseStore(ABC):
                 "use transactional=False or a SQLite/PostgreSQL store"
             )
         return self._new_batch(group, owner, lease, transactional)
+
+    @property
+    def concurrent_units(self) -> int:
+        """How many units or sessions can hold a transaction at once.
+
+        1 for a transactional store with one connection (SQLite: one writer); unbounded for
+        a store without transactions (its units hold leases, not connections).
+        """
+        return 1 if self._transactional else 1 << 30
+
+    def unit(self, group: str, key: str, *, owner: str, lease: float | None = None) -> KeyUnit:
+        """Claim and run one key of ``group`` in a transaction of its own (``async with``).
+
+        Entering it claims the key: ``unit.fresh`` (run the work: a normal exit commits its
+        writes through the unit with the key's done-mark; an exception rolls both back),
+        ``unit.done`` (applied earlier: skip it) or ``unit.busy`` (another owner holds it, or
+        held it past the lock timeout: try again later). Entering raises what
+        :meth:`~eventplatform.idempotency.base.Batch.claim` raises otherwise.
+
+        Raises:
+            ConfigurationError: ``group``, ``key`` or ``owner`` is empty, or ``lease`` is not
+                positive.
+            ResourceStateError: the store is not started.
+        """
+        self.check_started()
+        non_empty("group", group)
+        non_empty("owner", owner)
+        non_empty("key", key)
+        lease = self.lease if lease is None else positive("lease", lease)
+        return self._new_key_unit(group, key, owner, lease)
+
+    def session(self, group: str, *, owner: str, lease: float | None = None) -> UnitSession:
+        """Units of ``group`` for ``owner`` run one after another on one connection.
+
+        ``async with store.session(group, owner=o) as s:`` then ``async with s.unit(key)``
+        as :meth:`unit` describes, without a pool round trip per key.
+
+        Raises:
+            ConfigurationError: ``group`` or ``owner`` is empty, or ``lease`` not positive.
+            ResourceStateError: the store is not started.
+        """
+        self.check_started()
+        non_empty("group", group)
+        non_empty("owner", owner)
+        lease = self.lease if lease is None else positive("lease", lease)
+        return self._new_session(group, owner, lease)
+
+    # The PostgreSQL store overrides both with units on a connection of their own.
+
+    def _new_key_unit(self, group: str, key: str, owner: str, lease: float) -> KeyUnit:
+        """A key unit made of a batch of one (correct on every store)."""
+        return BatchKeyUnit(self, group, key, owner, lease)
+
+    def _new_session(self, group: str, owner: str, lease: float) -> UnitSession:
+        """A session of batch-of-one units."""
+        return BatchUnitSession(self, group, owner, lease)
 
     async def lookup(self, group: str, keys: Iterable[str]) -> dict[str, KeyRecord]:
         """The records of ``keys`` that the store holds, expired or not, in one round trip.

@@ -8,6 +8,10 @@ until the group's lag is 0. The handler inserts one row per event into an effect
 without a unique constraint, through ``ctx.transaction``: the row commits with the key or not
 at all. Exactly once means one row per distinct key: none lost, none doubled.
 
+It runs on SQLite, on PostgreSQL with one store transaction per poll, and on PostgreSQL with
+a transaction per event and 16 handlers at once per partition (``postgres-concurrent``), where
+a kill lands among many open transactions at once.
+
 A killed member leaves no LeaveGroup behind, so each restart waits for the broker to expel it
 (the 6 s session timeout the proofs use); that wait is most of the runtime.
 """
@@ -38,15 +42,42 @@ KILLS = 6
 PARTITIONS = 4
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def effects(request: pytest.FixtureRequest) -> EffectTable:
+#: How the app runs its inbox, per parameter: the settings it gets on top of the proof's.
+INBOX_MODES: dict[str, dict[str, str]] = {
+    "sqlite": {},
+    # One store transaction per poll, handlers taking turns in it.
+    "postgres": {"EVENTPLATFORM_CONSUMER__INBOX_TRANSACTIONS": "poll"},
+    # A transaction per event, 16 handlers at once per partition (issue 14 item 4).
+    "postgres-concurrent": {
+        "EVENTPLATFORM_CONSUMER__INBOX_TRANSACTIONS": "event",
+        "EVENTPLATFORM_CONSUMER__MAX_CONCURRENCY": "16",
+    },
+}
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres-concurrent", marks=pytest.mark.postgres),
+    ]
+)
+def inbox_mode(request: pytest.FixtureRequest) -> str:
+    """The store and the way the app runs its inbox (see :data:`INBOX_MODES`)."""
+    mode: str = request.param
+    return mode
+
+
+@pytest.fixture
+def effects(request: pytest.FixtureRequest, inbox_mode: str) -> EffectTable:
     """The effect table, in the SQLite store's file or in the PostgreSQL store's database."""
-    table: EffectTable = request.getfixturevalue(f"{request.param}_effects")
+    table: EffectTable = request.getfixturevalue(f"{inbox_mode.partition('-')[0]}_effects")
     return table
 
 
 @pytest.mark.timeout(240)
 async def test_an_inbox_app_killed_mid_stream_applies_every_key_exactly_once(
+    inbox_mode: str,
     effects: EffectTable,
     names: Names,
     producer: EventProducer,
@@ -62,7 +93,11 @@ async def test_an_inbox_app_killed_mid_stream_applies_every_key_exactly_once(
     work = deposits(EVENTS, duplicate_ratio=DUPLICATE_RATIO, rng=rng)
     slices = work.chunks(KILLS + 1)
     env = app_environment(
-        kafka_bootstrap_servers, names, effects.store_url, PROOF_EFFECTS_TABLE=effects.name
+        kafka_bootstrap_servers,
+        names,
+        effects.store_url,
+        PROOF_EFFECTS_TABLE=effects.name,
+        **INBOX_MODES[inbox_mode],
     )
     published: set[str] = set()
     kills: list[str] = []
@@ -113,7 +148,7 @@ async def test_an_inbox_app_killed_mid_stream_applies_every_key_exactly_once(
 
     rows, offenders = await exactly_once(effects, work.keys)
     report(
-        f"crash[{effects.store_url.split(':', 1)[0]}]: events={EVENTS} "
+        f"crash[{inbox_mode}]: events={EVENTS} "
         f"distinct_keys={len(work.keys)} duplicates={work.duplicates} kills={app.kills} "
         f"rows={rows} lost+duplicated={len(offenders)} "
         f"progress per kill (rows before→after of published keys): {', '.join(kills)} "
