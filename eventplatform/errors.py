@@ -60,7 +60,9 @@ The tree::
         │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
         │   └── PublishTimeout        (retriable) delivery timed out
         ├── ProducerFenced            another instance took over this transactional id
-        └── InstanceFenced            another process joined the group with this instance id
+        ├── InstanceFenced            another process joined the group with this instance id
+        ├── AuthenticationFailed      the cluster refused the credentials or TLS (principal)
+        └── AuthorizationFailed       an ACL refuses the principal an operation (resource)
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 __all__ = [
+    "AuthenticationFailed",
+    "AuthorizationFailed",
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
@@ -510,6 +514,35 @@ class InstanceFenced(KafkaError):
         super().__init__(message)
         self.group = group
         self.instance_id = instance_id
+
+
+class AuthenticationFailed(KafkaError):
+    """The cluster refused this client's credentials (SASL) or it refused the TLS handshake.
+
+    Attributes:
+        principal: who tried, as the broker names it (``User:alice``); never the password.
+        server: the ``host:port`` that refused.
+    """
+
+    def __init__(self, message: str, *, principal: str, server: str) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.server = server
+
+
+class AuthorizationFailed(KafkaError):
+    """An ACL refuses the principal an operation on a resource (KIP-11 authoriser).
+
+    Attributes:
+        principal: who was refused (``User:alice``).
+        resource: what it asked for: ``topic:NAME``, ``group:NAME``, ``transactional id:ID``
+            or ``cluster``.
+    """
+
+    def __init__(self, message: str, *, principal: str, resource: str) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.resource = resource
 
 
 @contextmanager

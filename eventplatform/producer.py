@@ -37,6 +37,7 @@ from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
+from eventplatform import access
 from eventplatform.batching import BatchPlan, KeyPartitions
 from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_id
 from eventplatform.deadlines import Deadlines
@@ -52,7 +53,7 @@ from eventplatform.registry.factory import open_registry
 from eventplatform.schema import AvroEvent
 from eventplatform.serde.serializer import AvroSerializer, PreparedWriter
 from eventplatform.serde.subjects import SubjectNameStrategy
-from eventplatform.settings import Settings, load_settings
+from eventplatform.settings import KafkaSettings, Settings, load_settings
 
 __all__ = ["EventProducer", "Outgoing", "PublishResult", "RawRecord"]
 
@@ -127,7 +128,9 @@ _PUBLISH_ERRORS: dict[type[BaseException], type[KafkaError]] = {
 }
 
 
-def _translate(exc: BaseException, topic: str) -> KafkaError:
+def _translate(exc: BaseException, topic: str, kafka: KafkaSettings | None = None) -> KafkaError:
+    if kafka is not None and (refusal := access.denied(exc, kafka, resource=topic)) is not None:
+        return refusal
     for source, target in _PUBLISH_ERRORS.items():
         if isinstance(exc, source):
             return target(f"publishing to topic {topic!r} failed: {type(exc).__name__}: {exc}")
@@ -276,7 +279,9 @@ class EventProducer:
             await client.stop()
             if self._owns_registry:
                 await self._registry.close()
-            raise KafkaError(f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}") from exc
+            kafka = self.settings.kafka
+            what = "the producer"
+            raise await access.start_failure(kafka, self.bootstrap_servers, exc, what=what) from exc
         self._client = client
         self._state = _State.STARTED
 
@@ -427,7 +432,7 @@ class EventProducer:
             ) from exc
         except kafka_errors.KafkaError as exc:
             await self._recover(client, exc)
-            raise _translate(exc, target) from exc
+            raise _translate(exc, target, self.settings.kafka) from exc
         return PublishResult(
             record.topic,
             record.partition,
@@ -531,7 +536,7 @@ class EventProducer:
             ) from exc
         except kafka_errors.KafkaError as exc:
             await self._recover(client, exc)
-            raise _translate(exc, plan.batches[0].topic) from exc
+            raise _translate(exc, plan.batches[0].topic, self.settings.kafka) from exc
         results: list[PublishResult] = [_PENDING] * count
         for position, topic, partition, offset in plan.placements(acks):
             results[position] = PublishResult(
@@ -588,7 +593,7 @@ class EventProducer:
             ) from exc
         except kafka_errors.KafkaError as exc:
             await self._recover(client, exc)
-            raise _translate(exc, topic) from exc
+            raise _translate(exc, topic, self.settings.kafka) from exc
         return PublishResult(
             record.topic, record.partition, record.offset, record.timestamp, "", ""
         )

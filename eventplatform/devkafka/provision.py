@@ -10,8 +10,8 @@ The order is fixed:
 ``devkafka.provider`` can force ``docker`` or ``local``. ``devkafka.port``, ``controller_port``
 and ``data_dir`` (fixed ports, storage kept across runs) apply to the local path only:
 testcontainers chooses its own. So do ``devkafka.brokers`` (a cluster) and
-``devkafka.security = "sasl_ssl"``: with either, ``auto`` skips Docker. The decision is a pure function of a
-:class:`Probe` so that it is unit-tested without Docker or Java being present.
+``devkafka.security = "sasl_ssl"``: with either, ``auto`` skips Docker. The decision is a
+pure function of a :class:`Probe` so that it is unit-tested without Docker or Java being present.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class Broker:
         settings: what a client needs to reach it as the admin: bootstrap servers, and on a
             SASL_SSL cluster the protocol, SCRAM mechanism, admin username, password
             (:class:`~pydantic.SecretStr`) and CA file (``ssl_cafile``).
+        password_file: the file (mode 0600) holding the admin password, if any.
     """
 
     bootstrap_servers: str
@@ -84,6 +85,7 @@ class Broker:
     log_path: Path | None = None
     brokers: int = 1
     settings: KafkaSettings | None = None
+    password_file: Path | None = None
 
     @property
     def ca_file(self) -> Path | None:
@@ -266,6 +268,7 @@ def provision(
                 kafka.node(1).log_path,
                 brokers=dev.brokers,
                 settings=kafka.kafka_settings() if dev.security != "plaintext" else None,
+                password_file=kafka.admin_password_file,
             )
 
 
