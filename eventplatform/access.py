@@ -37,6 +37,13 @@ _AUTHORIZATION: dict[type[Exception], str] = {
 }
 
 
+_HINTS = {
+    # KIP-679: an idempotent producer's InitProducerId needs one of these.
+    "cluster": " (an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on a "
+    "topic; creating topics needs CREATE)",
+}
+
+
 def principal_of(kafka: KafkaSettings) -> str:
     """The principal the broker sees for these settings (``User:NAME``, or ``ANONYMOUS``)."""
     if kafka.sasl_mechanism is not None and kafka.sasl_username:
@@ -123,9 +130,10 @@ def denied(
             principal = principal_of(kafka)
             named = resource or _named(exc)
             target = f"{kind} {named!r}" if named and kind != "cluster" else f"the {kind}"
+            hint = _HINTS.get(kind, "")
             return AuthorizationFailed(
                 f"Kafka refused principal {principal} access to {target} "
-                f"({type(exc).__name__}): grant it an ACL (CreateAcls) for the operation",
+                f"({type(exc).__name__}): grant it an ACL (CreateAcls) for the operation{hint}",
                 principal=principal,
                 resource=f"{kind}:{named}" if named and kind != "cluster" else kind,
             )

@@ -19,10 +19,11 @@ with ``PR_SET_PDEATHSIG`` so that it dies with its parent even when the parent i
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ctypes
 import fcntl
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -527,9 +529,6 @@ class ClusterDir:
 # a short-lived thread (asyncio.to_thread, a test helper) does not kill it when that thread
 # ends, while a SIGKILL of the whole process still takes it down.
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventplatform-kafka-spawner")
-# Readiness probes of a SASL_SSL node run an aiokafka client on an event loop of their own, so
-# that start() works from synchronous code and from inside a running loop alike.
-_PROBER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventplatform-kafka-probe")
 
 
 def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
@@ -1113,10 +1112,9 @@ class LocalCluster:
         """
         if self._sasl is None:
             return broker_ids("127.0.0.1", port, timeout=2.0)
-        with socket.create_connection(("127.0.0.1", port), timeout=2.0):
-            pass  # listening at all? (spares aiokafka's error log while the JVM starts)
-        options = self.kafka_settings().connection_options()
-        return _PROBER.submit(asyncio.run, _secure_broker_ids(port, options)).result()
+        tls = ssl.create_default_context(cafile=self._sasl.tls.ca_file)
+        scram = (ADMIN_USER, self._sasl.admin_password)
+        return broker_ids("127.0.0.1", port, timeout=2.0, tls=tls, scram=scram)
 
     def _failure(self, node: Node, headline: str) -> str:
         text = ""
@@ -1263,27 +1261,6 @@ def _write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-async def _secure_broker_ids(port: int, options: dict[str, Any]) -> list[int]:
-    """:func:`broker_ids` through aiokafka's client, which speaks TLS and SCRAM.
-
-    Raises:
-        OSError: no connection, or no answer.
-    """
-    from aiokafka import AIOKafkaClient  # noqa: PLC0415 - only for SASL_SSL
-    from aiokafka.errors import KafkaError as AIOKafkaError  # noqa: PLC0415
-
-    client = AIOKafkaClient(
-        bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000, **options
-    )
-    try:
-        await client.bootstrap()
-        return [broker.nodeId for broker in client.cluster.brokers()]
-    except AIOKafkaError as exc:
-        raise OSError(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        await client.close()
-
-
 def probe_metadata(host: str, port: int, *, timeout: float) -> None:
     """Send a Kafka Metadata v1 request for no topics and wait for a response with a broker.
 
@@ -1298,34 +1275,39 @@ def probe_metadata(host: str, port: int, *, timeout: float) -> None:
         raise OSError("broker has not registered yet")
 
 
-def broker_ids(host: str, port: int, *, timeout: float) -> list[int]:
-    """The node ids of the brokers a PLAINTEXT node lists in a Metadata v1 response.
+def broker_ids(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
+    scram: tuple[str, SecretStr] | None = None,
+) -> list[int]:
+    """The node ids of the brokers a node lists in a Metadata v1 response.
+
+    Raw requests on a blocking socket, so that it works from synchronous code and inside a
+    running event loop alike, and leaves nothing open behind it.
+
+    Args:
+        host, port: the node's client listener.
+        timeout: seconds for the connection and each answer.
+        tls: a client context for an SSL or SASL_SSL listener.
+        scram: a SCRAM-SHA-512 user and password for a SASL listener.
 
     Raises:
-        OSError: no connection, or no answer.
+        OSError: no connection, no answer, or authentication refused (not ready yet).
     """
-    # Request header v1: api_key=3 (Metadata), api_version=1, correlation_id, client_id;
-    # body: topics array of length 0 (v1 treats -1 as "all", 0 as "none").
-    client_id = b"eventplatform-probe"
-    body = (
-        (3).to_bytes(2, "big")
-        + (1).to_bytes(2, "big")
-        + (7).to_bytes(4, "big")
-        + len(client_id).to_bytes(2, "big")
-        + client_id
-        + (0).to_bytes(4, "big")
-    )
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(len(body).to_bytes(4, "big") + body)
-        header = _recv_exact(sock, 4)
-        size = int.from_bytes(header, "big")
-        payload = _recv_exact(sock, size)
-    # correlation id (4), brokers array: count (4), then per broker node_id (4), host (string:
-    # int16 length + bytes), port (4), rack (nullable string: int16 length, -1 for null).
-    if int.from_bytes(payload[:4], "big") != 7:
-        raise OSError("unexpected correlation id in metadata response")
-    count = int.from_bytes(payload[4:8], "big", signed=True)
-    ids, at = [], 8
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock = tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw
+        with sock:
+            if scram is not None:
+                _scram_login(sock, scram[0], scram[1].get_secret_value())
+            # Metadata v1 with a topics array of length 0 (v1 treats -1 as "all", 0 "none").
+            payload = _request(sock, 3, 1, (0).to_bytes(4, "big"))
+    # brokers array: count (4), then per broker node_id (4), host (string: int16 length +
+    # bytes), port (4), rack (nullable string: int16 length, -1 for null).
+    count = int.from_bytes(payload[:4], "big", signed=True)
+    ids, at = [], 4
     for _ in range(max(0, count)):
         ids.append(int.from_bytes(payload[at : at + 4], "big", signed=True))
         host_len = int.from_bytes(payload[at + 4 : at + 6], "big", signed=True)
@@ -1333,6 +1315,67 @@ def broker_ids(host: str, port: int, *, timeout: float) -> list[int]:
         rack_len = int.from_bytes(payload[at : at + 2], "big", signed=True)
         at += 2 + max(0, rack_len)
     return ids
+
+
+def _request(sock: socket.socket, api_key: int, version: int, body: bytes) -> bytes:
+    """Send one request (header v1) and return its response after the correlation id.
+
+    Raises:
+        OSError: the connection closed, or the answer is not to this request.
+    """
+    client_id = b"eventplatform-probe"
+    header = (
+        api_key.to_bytes(2, "big")
+        + version.to_bytes(2, "big")
+        + (7).to_bytes(4, "big")
+        + len(client_id).to_bytes(2, "big")
+        + client_id
+    )
+    sock.sendall(len(header + body).to_bytes(4, "big") + header + body)
+    size = int.from_bytes(_recv_exact(sock, 4), "big")
+    payload = _recv_exact(sock, size)
+    if int.from_bytes(payload[:4], "big") != 7:
+        raise OSError("unexpected correlation id in the broker's response")
+    return payload[4:]
+
+
+def _scram_login(sock: socket.socket, user: str, password: str) -> None:
+    """SaslHandshake v1 and SCRAM-SHA-512 (RFC 5802) through SaslAuthenticate v0 (KIP-152).
+
+    Raises:
+        OSError: the broker refused the mechanism or the credentials.
+    """
+
+    def authenticate(message: str) -> str:
+        data = message.encode()
+        answer = _request(sock, 36, 0, len(data).to_bytes(4, "big") + data)
+        if int.from_bytes(answer[:2], "big", signed=True) != 0:
+            raise OSError("the broker refused the SCRAM credentials (not ready yet?)")
+        text_len = max(0, int.from_bytes(answer[2:4], "big", signed=True))
+        at = 4 + text_len
+        size = int.from_bytes(answer[at : at + 4], "big", signed=True)
+        return answer[at + 4 : at + 4 + max(0, size)].decode()
+
+    mechanism = SCRAM_MECHANISM.encode()
+    answer = _request(sock, 17, 1, len(mechanism).to_bytes(2, "big") + mechanism)
+    if int.from_bytes(answer[:2], "big", signed=True) != 0:
+        raise OSError(f"the broker does not offer {SCRAM_MECHANISM}")
+    nonce = secrets.token_urlsafe(18)
+    name = user.replace("=", "=3D").replace(",", "=2C")
+    first_bare = f"n={name},r={nonce}"
+    server_first = authenticate(f"n,,{first_bare}")
+    fields = dict(part.split("=", 1) for part in server_first.split(","))
+    if not fields.get("r", "").startswith(nonce):
+        raise OSError("the broker's SCRAM nonce does not extend ours")
+    salted = hashlib.pbkdf2_hmac(
+        "sha512", password.encode(), base64.b64decode(fields["s"]), int(fields["i"])
+    )
+    client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+    without_proof = f"c=biws,r={fields['r']}"
+    auth_message = f"{first_bare},{server_first},{without_proof}".encode()
+    signature = hmac.new(hashlib.sha512(client_key).digest(), auth_message, "sha512").digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    authenticate(f"{without_proof},p={base64.b64encode(proof).decode()}")
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -12,6 +12,7 @@ from uuid import uuid4
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import TopicPartition
 
 from eventplatform.demo.events import Currency, LineItem, OrderPlaced
 from eventplatform.settings import KafkaSettings
@@ -114,3 +115,16 @@ async def read_values(
     finally:
         await consumer.stop()
     return values
+
+
+async def end_offset(kafka: KafkaSettings, topic: str) -> int:
+    """The log end offset of partition 0 of ``topic``: how many records were ever written."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, **kafka.connection_options()
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
