@@ -17,6 +17,7 @@ from eventplatform.settings import load_settings
 
 __all__ = ["app"]
 
+
 class Security(StrEnum):
     """``devkafka.security`` choices."""
 
