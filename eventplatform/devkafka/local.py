@@ -904,8 +904,10 @@ class LocalCluster:
                     if port in taken or port > 65535:
                         raise ConfigurationError(
                             f"node {node_id} of {self.brokers} would use port {port} ({what}), "
-                            f"which another node uses or which is out of range: choose {setting} "
-                            "so that the broker and controller ports differ by an odd number"
+                            "which another node uses or which is out of range: choose "
+                            "EVENTPLATFORM_DEVKAFKA__PORT and "
+                            "EVENTPLATFORM_DEVKAFKA__CONTROLLER_PORT so that they differ by an "
+                            "odd number"
                         )
                     ensure_port_free(port, what=f"{what} of node {node_id}", setting=setting)
                 else:
