@@ -68,7 +68,12 @@ async def test_the_admin_with_scram_and_the_ca_produces_and_consumes(
         for n in range(5):
             await producer.publish(order(n), topic=topic, key=f"k{n}")
     assert len(await read_values(kafka, topic, 5)) == 5
-    # Nothing that describes the cluster or its settings shows a password.
+    # Nothing that describes the cluster or its settings shows a password, nor do the
+    # brokers' logs (Kafka prints password-type configs as [hidden]).
+    for node_id in cluster.node_ids:
+        node = cluster.node(node_id)
+        assert_no_secret(node.log_path.read_text(), cluster)
+        assert_no_secret((node.home / "console.log").read_text(), cluster)
     assert_no_secret(
         repr(cluster) + repr(kafka) + repr(settings) + kafka.model_dump_json(), cluster
     )
