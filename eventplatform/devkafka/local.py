@@ -492,6 +492,10 @@ class ClusterDir:
         """Whether the node's log dir holds KRaft storage already (format only when new)."""
         return (node.log_dir / "meta.properties").exists()
 
+    def formatted_nodes(self) -> int:
+        """How many node folders hold formatted storage."""
+        return len(list(self.path.glob("node-*/data/meta.properties")))
+
     def secret(self, name: str) -> SecretStr:
         """The password ``name`` kept in ``secrets/NAME``; drawn (192 random bits) when new.
 
@@ -854,6 +858,7 @@ class LocalCluster:
 
         Raises:
             PortInUse: a requested port is taken.
+            ConfigurationError: ``data_dir`` holds a cluster of another size.
             JavaNotFound, JavaTooOld: no suitable JVM.
             BrokerResolutionError: the jars could not be resolved.
             ProvisioningError: ``sasl_ssl`` without the ``cryptography`` package.
@@ -927,6 +932,15 @@ class LocalCluster:
             for node_id, (port, cport) in zip(self._procs, ports, strict=True)
         ]
         self._nodes = {node.node_id: node for node in nodes}
+        formatted = sum(cluster.is_formatted(node) for node in nodes)
+        if 0 < formatted < len(nodes) or cluster.formatted_nodes() > len(nodes):
+            # A kept folder formatted for another size: its metadata log knows other voters
+            # and replicas, and a mixed quorum would fail in ways far from the cause.
+            raise ConfigurationError(
+                f"{cluster.path} holds a cluster of {cluster.formatted_nodes()} broker(s), not "
+                f"{len(nodes)}: start it with that many, or start clean (`eventplatform up "
+                "--fresh`, or another data dir)"
+            )
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
         if self.security == "sasl_ssl":
             self._say("generating a throwaway CA and broker certificate")

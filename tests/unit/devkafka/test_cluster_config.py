@@ -10,7 +10,13 @@ import pytest
 from pydantic import SecretStr
 
 from eventplatform.devkafka import Probe, Provider, choose
-from eventplatform.devkafka.local import ClusterDir, LocalCluster, SaslSsl, node_properties
+from eventplatform.devkafka.local import (
+    ClusterDir,
+    LocalCluster,
+    SaslSsl,
+    ensure_port_free,
+    node_properties,
+)
 from eventplatform.devkafka.tls import make_tls
 from eventplatform.errors import ConfigurationError, NoBrokerAvailable, PortInUse
 from eventplatform.settings import DevKafkaSettings, Settings
@@ -107,13 +113,27 @@ def test_fixed_ports_that_collide_are_refused_naming_the_settings() -> None:
 
 
 def test_a_taken_port_of_a_later_node_is_named() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        cluster = LocalCluster(version="4.4.0", brokers=2, port=port - 2, controller_port=port - 1)
-        with pytest.raises(PortInUse, match="node 2"):
-            cluster._ports()
+    def free(port: int) -> bool:
+        try:
+            ensure_port_free(port, what="test", setting="test")
+        except PortInUse:
+            return False
+        return True
+
+    for _attempt in range(50):  # a port whose neighbours node 1 and node 2 need are free
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            if not all(free(p) for p in (port - 2, port - 1, port + 1)):
+                continue
+            cluster = LocalCluster(
+                version="4.4.0", brokers=2, port=port - 2, controller_port=port - 1
+            )
+            with pytest.raises(PortInUse, match="node 2"):
+                cluster._ports()
+            return
+    raise AssertionError("no port with free neighbours found in 50 tries")
 
 
 def test_users_need_sasl_ssl_and_the_size_is_bounded() -> None:
@@ -131,3 +151,13 @@ def test_a_cluster_or_sasl_ssl_chooses_java_over_docker() -> None:
     forced = DevKafkaSettings(brokers=3, provider="docker")
     with pytest.raises(NoBrokerAvailable, match="PROVIDER=local"):
         choose(Settings(devkafka=forced), lambda: machine)
+
+
+def test_a_kept_folder_of_another_size_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    cluster = ClusterDir(tmp_path, persistent=True)
+    node = cluster.node(1, port=1, controller_port=2)
+    node.log_dir.mkdir()
+    (node.log_dir / "meta.properties").write_text("cluster.id=abc\nnode.id=1\n")
+    three = LocalCluster(version="4.4.0", brokers=3, data_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="holds a cluster of 1 broker"):
+        three._start_in("java", tmp_path, cluster, [(1, 2), (3, 4), (5, 6)])
