@@ -253,10 +253,39 @@ def _run_telling(
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
+
+    Kafka binds its client listener only once the broker has caught up with the metadata log,
+    tens of seconds after the process starts. A port from the ephemeral range (what binding
+    port 0 returns) can meanwhile become the source port of any outgoing connection on the
+    machine (the readiness probes themselves, the controllers' connections, other programs),
+    and the broker then fails with "Address already in use". Ports below that range are only
+    ever taken by an explicit bind.
+    """
+    low = _ephemeral_low()
+    if low > _LOWEST_FREE_PORT + 1000:
+        for _ in range(200):
+            port = _LOWEST_FREE_PORT + secrets.randbelow(low - _LOWEST_FREE_PORT)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_LOWEST_FREE_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port of Linux's ephemeral range (``ip_local_port_range``), else IANA's."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 def ensure_port_free(port: int, *, host: str = "127.0.0.1", what: str, setting: str) -> None:
