@@ -256,13 +256,20 @@ class Deployment:
         self.catalogue_url = f"{self.registry_url}/catalogue"
 
     async def _create_topics(self, topics: Sequence[str]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        kafka = self.settings.kafka
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, **kafka.connection_options()
+        )
         try:
             await admin.start()
             brokers = len((await admin.describe_cluster())["brokers"])
-            replicas = max(1, min(3, brokers))
+            replicas, min_isr = kafka.topic_replication(brokers)
+            config = {"min.insync.replicas": str(min_isr)}
             response = await admin.create_topics(
-                [NewTopic(topic, self.partitions, replicas) for topic in topics]
+                [
+                    NewTopic(topic, self.partitions, replicas, topic_configs=config)
+                    for topic in topics
+                ]
             )
         except (kafka_errors.KafkaError, OSError) as exc:
             raise KafkaError(f"creating topics on {self.bootstrap_servers} failed: {exc}") from exc
@@ -354,7 +361,8 @@ class UpOptions:
         connectors_dir, schemas_dir, registry_host, partitions: see :class:`Deployment`.
         registry_port: the registry's port; None: ``up.registry_port`` (8081).
         kafka_port, controller_port: the development broker's ports; None: ``up.kafka_port``
-            (9092) and ``up.controller_port`` (9093).
+            (9092) and ``up.controller_port`` (9093). In a cluster node N adds ``2(N-1)``.
+        brokers: nodes of the development cluster; None: ``devkafka.brokers`` (1).
         root: the deployment folder, where ``var/`` is kept (:mod:`eventplatform.upstate`);
             default: the folder holding ``connectors_dir``.
         fresh: start clean (:func:`~eventplatform.upstate.forget_fresh`).
@@ -367,6 +375,7 @@ class UpOptions:
     partitions: int = 3
     kafka_port: int | None = None
     controller_port: int | None = None
+    brokers: int | None = None
     root: Path | None = None
     fresh: bool = False
 
@@ -411,6 +420,7 @@ def serve_deployment(settings: Settings, options: UpOptions, view: DeploymentVie
         registry_port=registry_port,
         kafka_port=options.kafka_port or fixed.kafka_port,
         controller_port=options.controller_port or fixed.controller_port,
+        brokers=options.brokers or settings.devkafka.brokers,
     )
     upstate.check_ports(_fixed_ports(settings, options, specs))
     devkafka = settings.devkafka.model_copy(
@@ -418,12 +428,13 @@ def serve_deployment(settings: Settings, options: UpOptions, view: DeploymentVie
             "port": options.kafka_port,
             "controller_port": options.controller_port,
             "data_dir": upstate.kafka_dir(root),
+            "brokers": options.brokers,
         }
     )
     settings = settings.model_copy(update={"devkafka": devkafka})
     with _interruptible(), provision(settings, progress=view.progress) as broker:
-        servers = broker.bootstrap_servers
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": servers})
+        # The provisioned cluster's address, and on SASL_SSL its admin credentials and CA.
+        kafka = broker.kafka_settings(settings.kafka)
         running = settings.model_copy(update={"kafka": kafka})
         try:
             asyncio.run(_serve(running, options, view, broker))
@@ -437,18 +448,21 @@ def _fixed_ports(
 ) -> list[upstate.Listener]:
     listeners = []
     if not settings.kafka.bootstrap_servers:  # a development broker will be started
-        for port, what, option, name in (
-            (options.kafka_port, "the Kafka broker", "--kafka-port", "KAFKA_PORT"),
-            (
-                options.controller_port,
-                "the Kafka controller",
-                "--controller-port",
-                "CONTROLLER_PORT",
-            ),
-        ):
-            assert port is not None
-            setting = f"{option} or EVENTPLATFORM_UP__{name}"
-            listeners.append(upstate.Listener("127.0.0.1", port, what, setting))
+        for node in range(options.brokers or 1):
+            # LocalCluster's layout: node N on the base ports plus 2(N-1).
+            of = f" of node {node + 1}" if (options.brokers or 1) > 1 else ""
+            for port, what, option, name in (
+                (options.kafka_port, "the Kafka broker", "--kafka-port", "KAFKA_PORT"),
+                (
+                    options.controller_port,
+                    "the Kafka controller",
+                    "--controller-port",
+                    "CONTROLLER_PORT",
+                ),
+            ):
+                assert port is not None
+                setting = f"{option} or EVENTPLATFORM_UP__{name}"
+                listeners.append(upstate.Listener("127.0.0.1", port + 2 * node, what + of, setting))
     if options.registry_port:
         setting = "--registry-port or EVENTPLATFORM_UP__REGISTRY_PORT"
         listeners.append(

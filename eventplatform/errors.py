@@ -74,10 +74,11 @@ The tree::
         │   ├── RecordTooLarge        beyond max_request_size; nothing of its call was sent
         │   ├── PublishTimeout        (retriable) no ack in time: it may have been written
         │   ├── PublishUnavailable    (retriable) the cluster cannot take records now
-        │   ├── UnknownTopic          (retriable) the topic does not exist (topic)
-        │   └── NotAuthorized         the ACLs refuse this principal (topic)
+        │   └── UnknownTopic          (retriable) the topic does not exist (topic)
         ├── ProducerFenced            another instance took over this transactional id
         ├── InstanceFenced            another process joined the group with this instance id
+        ├── AuthenticationFailed      the cluster refused the credentials or TLS (principal)
+        ├── AuthorizationFailed       an ACL refuses the principal an operation (resource)
         └── QueueError                a share-group (queue) operation failed (group, topic)
             ├── SharingUnsupported    the cluster has no share groups (version or feature)
             ├── QueueUnavailable      (retriable) coordinator or partition leader unreachable
@@ -94,6 +95,8 @@ from typing import ClassVar
 __all__ = [
     "AcknowledgeFailed",
     "AppSpecError",
+    "AuthenticationFailed",
+    "AuthorizationFailed",
     "BrokerResolutionError",
     "BrokerStartError",
     "ConfigurationError",
@@ -125,7 +128,6 @@ __all__ = [
     "MalformedCommand",
     "MalformedPayload",
     "NoBrokerAvailable",
-    "NotAuthorized",
     "NotWireFormat",
     "PostgresStartError",
     "PortInUse",
@@ -612,18 +614,6 @@ class UnknownTopic(PublishError):
         self.topic = topic
 
 
-class NotAuthorized(PublishError):
-    """The cluster's ACLs refuse this principal the operation (a topic, the cluster, a group).
-
-    Attributes:
-        topic: the topic, when known.
-    """
-
-    def __init__(self, message: str, *, topic: str | None = None) -> None:
-        super().__init__(message)
-        self.topic = topic
-
-
 class ProducerFenced(KafkaError):
     """Another instance started with this producer's transactional id and fenced it (KIP-98).
 
@@ -684,6 +674,35 @@ class AcknowledgeFailed(QueueError):
 
 class Rejected(QueueError):
     """A worker rejected a queue item (``item.reject(reason)``); dead letters carry it."""
+
+
+class AuthenticationFailed(KafkaError):
+    """The cluster refused this client's credentials (SASL) or it refused the TLS handshake.
+
+    Attributes:
+        principal: who tried, as the broker names it (``User:alice``); never the password.
+        server: the ``host:port`` that refused.
+    """
+
+    def __init__(self, message: str, *, principal: str, server: str) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.server = server
+
+
+class AuthorizationFailed(KafkaError):
+    """An ACL refuses the principal an operation on a resource (KIP-11 authoriser).
+
+    Attributes:
+        principal: who was refused (``User:alice``).
+        resource: what it asked for: ``topic:NAME``, ``group:NAME``, ``transactional id:ID``
+            or ``cluster``.
+    """
+
+    def __init__(self, message: str, *, principal: str, resource: str) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.resource = resource
 
 
 @contextmanager

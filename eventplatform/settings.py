@@ -108,21 +108,55 @@ class KafkaSettings(_Section):
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA certificate(s) to trust (PEM); unset: the system's."
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
+    ssl_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted ssl_keyfile."
+    )
+    ssl_check_hostname: bool = True
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of the topics eventplatform creates; unset: min(3, brokers).",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of the topics eventplatform creates; unset: 2 from "
+        "three replicas on, else 1.",
+    )
+
+    def topic_replication(self, brokers: int) -> tuple[int, int]:
+        """(replication factor, ``min.insync.replicas``) of a topic created on ``brokers``.
+
+        Unset settings follow the cluster: three copies where it has three brokers, and two
+        of them in sync for ``acks=all`` (one broker may fail); a single broker stays 1/1.
+        """
+        replicas = self.replication_factor or max(1, min(3, brokers))
+        min_isr = self.min_insync_replicas or (2 if replicas >= 3 else 1)
+        return replicas, min_isr
 
     def connection_options(self) -> dict[str, Any]:
         """aiokafka keyword arguments for reaching the cluster, besides its bootstrap servers.
 
-        ``client_id``, ``security_protocol``, an SSL context for the TLS protocols and the SASL
-        credentials: what every producer, consumer and admin client of the library shares.
+        ``client_id``, ``security_protocol``, an SSL context for the TLS protocols (trusting
+        ``ssl_cafile``, presenting ``ssl_certfile`` for mutual TLS) and the SASL credentials:
+        what every producer, consumer and admin client of the library shares.
+
+        Raises:
+            ConfigurationError: a TLS file cannot be read or does not hold what it should.
         """
         options: dict[str, Any] = {
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
         }
         if self.security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context  # noqa: PLC0415 - only for TLS
-
-            options["ssl_context"] = create_ssl_context()
+            options["ssl_context"] = self._ssl_context()
         if self.sasl_mechanism is not None:
             password = self.sasl_password
             options |= {
@@ -132,6 +166,34 @@ class KafkaSettings(_Section):
                 "sasl_plain_password": password.get_secret_value() if password else None,
             }
         return options
+
+    def _ssl_context(self) -> Any:
+        from aiokafka.helpers import create_ssl_context  # noqa: PLC0415 - only for TLS
+
+        key_password = self.ssl_password.get_secret_value() if self.ssl_password else None
+        try:
+            context = create_ssl_context(
+                cafile=self.ssl_cafile,
+                certfile=self.ssl_certfile,
+                keyfile=self.ssl_keyfile,
+                password=key_password,
+            )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            files = ", ".join(
+                f"kafka.{name}={path}"
+                for name, path in (
+                    ("ssl_cafile", self.ssl_cafile),
+                    ("ssl_certfile", self.ssl_certfile),
+                    ("ssl_keyfile", self.ssl_keyfile),
+                )
+                if path is not None
+            )
+            raise ConfigurationError(
+                f"cannot set up TLS from {files or 'the system trust store'}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None  # not chained: an SSL error can quote the key password's prompt
+        context.check_hostname = self.ssl_check_hostname
+        return context
 
     @field_validator("sasl_mechanism", mode="before")
     @classmethod
@@ -170,7 +232,18 @@ class DevKafkaSettings(_Section):
     start_timeout: float = Field(default=120.0, gt=0)
     resolve_timeout: float = Field(default=900.0, gt=0)
     cache_dir: Path | None = None
-    heap: str = Field(default="512m", pattern=r"^\d+[kmgKMG]$")
+    heap: str | None = Field(
+        default=None,
+        pattern=r"^\d+[kmgKMG]$",
+        description="Each broker's JVM heap; unset: 512m for one broker, 384m each in a cluster.",
+    )
+    brokers: int = Field(
+        default=1, ge=1, le=9, description="Nodes of the local cluster (3 for replication)."
+    )
+    security: Literal["plaintext", "sasl_ssl"] = Field(
+        default="plaintext",
+        description="sasl_ssl: TLS with a throwaway CA, SCRAM-SHA-512 users and ACLs.",
+    )
     port: int | None = Field(
         default=None, ge=1, le=65535, description="Broker port; unset: a free one."
     )

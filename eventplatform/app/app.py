@@ -46,6 +46,7 @@ from typing import Any, Self, TypeVar
 from aiokafka import AIOKafkaConsumer
 from aiokafka import errors as kafka_errors
 
+from eventplatform import access
 from eventplatform.app import _groupfencing as groupfencing
 from eventplatform.app.context import Context
 from eventplatform.app.delivery import Decoder
@@ -57,7 +58,7 @@ from eventplatform.app.membership import StaticMembership, stop_consumer
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Route, Router
 from eventplatform.app.stats import AppStats
-from eventplatform.errors import ConfigurationError, KafkaError, ResourceStateError
+from eventplatform.errors import ConfigurationError, ResourceStateError
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
 from eventplatform.observability.health import AppHealth
 from eventplatform.producer import EventProducer
@@ -589,7 +590,8 @@ class EventApp:
             await client.start()
         except kafka_errors.KafkaError as exc:
             await client.stop()
-            raise KafkaError(f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}") from exc
+            what = f"the consumer of group {self.group_id!r}"
+            raise await access.start_failure(kafka, self.bootstrap_servers, exc, what=what) from exc
         # Stopping a dynamic member sends LeaveGroup, so the partitions move at once (not
         # after the session timeout); a static member keeps them for its next incarnation.
         stack.push_async_callback(stop_consumer, client, loop.membership)

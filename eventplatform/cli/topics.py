@@ -145,10 +145,13 @@ async def _create(
     async with _admin(settings) as admin:
         servers = bootstrap_servers(settings)
         with kafka_errors_translated(f"creating topic {topic!r}", servers):
+            brokers = len((await admin.describe_cluster())["brokers"])
+            # As the Kafka-log registry does: three copies where the cluster has them, two of
+            # them in sync (kafka.replication_factor and kafka.min_insync_replicas decide).
+            replicas, min_isr = settings.kafka.topic_replication(brokers)
             if replication_factor is None:
-                brokers = len((await admin.describe_cluster())["brokers"])
-                # As the Kafka-log registry does: three copies where the cluster has them.
-                replication_factor = max(1, min(3, brokers))
+                replication_factor = replicas
+            configs = {"min.insync.replicas": str(min(min_isr, replication_factor)), **configs}
             response = await admin.create_topics(
                 [NewTopic(topic, partitions, replication_factor, topic_configs=configs)]
             )

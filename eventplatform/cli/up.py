@@ -89,6 +89,16 @@ def up(
             help="Development broker's KRaft controller port [default: up.controller_port, 9093].",
         ),
     ] = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=9,
+            help="Run a development cluster of this many KRaft nodes (3: replication factor 3, "
+            "min.insync.replicas 2); node N listens on KAFKA_PORT+2(N-1) "
+            "[default: devkafka.brokers, 1].",
+        ),
+    ] = None,
     fresh: Annotated[
         bool,
         typer.Option(
@@ -140,6 +150,7 @@ def up(
         partitions=partitions,
         kafka_port=kafka_port,
         controller_port=controller_port,
+        brokers=brokers,
         fresh=fresh,
     )
     with fail_on_errors():

@@ -81,6 +81,7 @@ class CompactedTable:
         self.bootstrap_servers = servers
         self._partitions = partitions
         self._replication_factor = replication_factor
+        self._kafka = settings.kafka
         self._timeout = request_timeout
         self._options = {"bootstrap_servers": servers, **_client_options(settings.kafka)}
         self._options["request_timeout_ms"] = int(request_timeout * 1000)
@@ -184,11 +185,11 @@ class CompactedTable:
             try:
                 await admin.start()
                 brokers = len((await admin.describe_cluster())["brokers"])
-                replicas = self._replication_factor or max(1, min(3, brokers))
-                config = {
-                    "cleanup.policy": "compact",
-                    "min.insync.replicas": str(max(1, replicas - 1)),
-                }
+                replicas, min_isr = self._kafka.topic_replication(brokers)
+                if self._replication_factor is not None:
+                    replicas = self._replication_factor
+                    min_isr = min(min_isr, replicas)
+                config = {"cleanup.policy": "compact", "min.insync.replicas": str(min_isr)}
                 response = await admin.create_topics(
                     [NewTopic(self.topic, self._partitions, replicas, topic_configs=config)]
                 )

@@ -4,7 +4,16 @@ See :mod:`eventplatform.devkafka.provision` for the order in which a broker is f
 started, and :mod:`eventplatform.devkafka.local` for the Java + Maven path.
 """
 
-from eventplatform.devkafka.local import LocalKafka
+from eventplatform.devkafka.local import LocalCluster, LocalKafka
 from eventplatform.devkafka.provision import Broker, Choice, Probe, Provider, choose, provision
 
-__all__ = ["Broker", "Choice", "LocalKafka", "Probe", "Provider", "choose", "provision"]
+__all__ = [
+    "Broker",
+    "Choice",
+    "LocalCluster",
+    "LocalKafka",
+    "Probe",
+    "Provider",
+    "choose",
+    "provision",
+]

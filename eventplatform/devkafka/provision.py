@@ -9,8 +9,9 @@ The order is fixed:
 
 ``devkafka.provider`` can force ``docker`` or ``local``. ``devkafka.port``, ``controller_port``
 and ``data_dir`` (fixed ports, storage kept across runs) apply to the local path only:
-testcontainers chooses its own. The decision is a pure function of a
-:class:`Probe` so that it is unit-tested without Docker or Java being present.
+testcontainers chooses its own. So do ``devkafka.brokers`` (a cluster) and
+``devkafka.security = "sasl_ssl"``: with either, ``auto`` skips Docker. The decision is a
+pure function of a :class:`Probe` so that it is unit-tested without Docker or Java being present.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from eventplatform.devkafka import local
 from eventplatform.errors import JavaNotFound, JavaTooOld, NoBrokerAvailable, ProvisioningError
-from eventplatform.settings import Settings
+from eventplatform.settings import KafkaSettings, Settings
 
 __all__ = ["Broker", "Choice", "Probe", "Provider", "choose", "provision", "system_probe"]
 
@@ -62,12 +65,56 @@ class Choice:
 
 @dataclass(frozen=True)
 class Broker:
-    """A broker ready for clients."""
+    """A broker (or cluster) ready for clients.
+
+    Attributes:
+        bootstrap_servers: ``host:port[,…]``.
+        provider: where it came from.
+        version: the Kafka version or image, when provisioned here.
+        log_path: the (first) broker's log, for the local path.
+        brokers: how many brokers were started (0 for an external cluster: unknown).
+        settings: what a client needs to reach it as the admin: bootstrap servers, and on a
+            SASL_SSL cluster the protocol, SCRAM mechanism, admin username, password
+            (:class:`~pydantic.SecretStr`) and CA file (``ssl_cafile``).
+        password_file: the file (mode 0600) holding the admin password, if any.
+    """
 
     bootstrap_servers: str
     provider: Provider
     version: str | None = None
     log_path: Path | None = None
+    brokers: int = 1
+    settings: KafkaSettings | None = None
+    password_file: Path | None = None
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate to trust (SASL_SSL), else None."""
+        return self.settings.ssl_cafile if self.settings else None
+
+    @property
+    def username(self) -> str | None:
+        """The admin user (SASL_SSL), else None."""
+        return self.settings.sasl_username if self.settings else None
+
+    @property
+    def password(self) -> SecretStr | None:
+        """The admin password (SASL_SSL), else None."""
+        return self.settings.sasl_password if self.settings else None
+
+    def kafka_settings(self, base: KafkaSettings | None = None) -> KafkaSettings:
+        """``base`` (default: defaults) pointed at this broker, with its credentials."""
+        base = base or KafkaSettings()
+        if self.settings is None:
+            return base.model_copy(update={"bootstrap_servers": self.bootstrap_servers})
+        update = {
+            name: getattr(self.settings, name)
+            for name in (
+                "bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username",
+                "sasl_password", "ssl_cafile",
+            )
+        }  # fmt: skip
+        return base.model_copy(update=update)
 
 
 def docker_available() -> tuple[bool, str]:
@@ -123,15 +170,24 @@ def choose(settings: Settings, probe: Callable[[], Probe] = system_probe) -> Cho
     if servers:
         return Choice(Provider.EXTERNAL, servers, "bootstrap servers configured")
     forced = settings.devkafka.provider
+    dev = settings.devkafka
+    # testcontainers' module starts one PLAINTEXT broker: a cluster or SASL_SSL is local only.
+    local_only = dev.brokers > 1 or dev.security != "plaintext"
     found = probe()
     if forced == "docker":
+        if local_only:
+            raise NoBrokerAvailable(
+                f"devkafka.provider is 'docker' but devkafka.brokers={dev.brokers} / "
+                f"devkafka.security={dev.security} need the Java + Maven path: set "
+                "EVENTPLATFORM_DEVKAFKA__PROVIDER=local (or auto)."
+            )
         if not found.docker:
             raise NoBrokerAvailable(
                 f"devkafka.provider is 'docker' but {found.docker_detail}. Start Docker, or "
                 "set EVENTPLATFORM_DEVKAFKA__PROVIDER=auto."
             )
         return Choice(Provider.DOCKER, reason=found.docker_detail)
-    if forced == "auto" and found.docker:
+    if forced == "auto" and found.docker and not local_only:
         return Choice(Provider.DOCKER, reason=found.docker_detail)
     java_ok = found.java_major is not None and found.java_major >= local.MIN_JAVA
     if java_ok and found.maven:
@@ -188,8 +244,9 @@ def provision(
         with _docker_broker(dev.image, progress) as servers:
             yield Broker(servers, Provider.DOCKER, version=dev.image)
     else:
-        with local.LocalKafka(
+        with local.LocalCluster(
             version=dev.version,
+            brokers=dev.brokers,
             cache_root=dev.cache_dir,
             start_timeout=dev.start_timeout,
             resolve_timeout=dev.resolve_timeout,
@@ -197,9 +254,18 @@ def provision(
             port=dev.port,
             controller_port=dev.controller_port,
             data_dir=dev.data_dir,
+            security=dev.security,
             progress=progress,
         ) as kafka:
-            yield Broker(kafka.bootstrap_servers, Provider.LOCAL, dev.version, kafka.log_path)
+            yield Broker(
+                kafka.bootstrap_servers,
+                Provider.LOCAL,
+                dev.version,
+                kafka.node(1).log_path,
+                brokers=dev.brokers,
+                settings=kafka.kafka_settings() if dev.security != "plaintext" else None,
+                password_file=kafka.admin_password_file,
+            )
 
 
 def _kafka_container_class() -> Any:

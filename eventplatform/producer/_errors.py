@@ -14,7 +14,7 @@ aiokafka                                                   eventplatform
 ========================================================  ===============================
 ``ProducerFenced``, ``InvalidProducerEpoch``,              :class:`ProducerFenced` (KIP-98:
 ``TransactionalIdAuthorizationFailed``                     this instance must stop)
-``TopicAuthorizationFailedError`` and the other            :class:`NotAuthorized`
+``TopicAuthorizationFailedError`` and the other            :class:`AuthorizationFailed`
 authorisation and authentication failures                  (names the topic)
 ``UnknownTopicOrPartitionError``                           :class:`UnknownTopic` (retriable)
 ``RecordTooLargeError``, ``MessageSizeTooLargeError``      :class:`RecordTooLarge`
@@ -37,10 +37,10 @@ from collections.abc import Sequence
 
 from aiokafka import errors as kafka_errors
 
+from eventplatform import access
 from eventplatform.errors import (
     EventPlatformError,
     KafkaError,
-    NotAuthorized,
     ProducerFenced,
     PublishError,
     PublishTimeout,
@@ -48,6 +48,7 @@ from eventplatform.errors import (
     RecordTooLarge,
     UnknownTopic,
 )
+from eventplatform.settings import KafkaSettings
 
 __all__ = ["KAFKA_FAILURES", "is_fenced", "translate"]
 
@@ -58,14 +59,6 @@ _FENCED: tuple[type[BaseException], ...] = (
     kafka_errors.ProducerFenced,
     kafka_errors.InvalidProducerEpoch,
     kafka_errors.TransactionalIdAuthorizationFailed,
-)
-_NOT_AUTHORIZED: tuple[type[BaseException], ...] = (
-    kafka_errors.TopicAuthorizationFailedError,
-    kafka_errors.ClusterAuthorizationFailedError,
-    kafka_errors.GroupAuthorizationFailedError,
-    kafka_errors.AuthenticationFailedError,
-    kafka_errors.AuthenticationMethodNotSupported,
-    kafka_errors.UnsupportedSaslMechanismError,
 )
 _TOO_LARGE: tuple[type[BaseException], ...] = (
     kafka_errors.RecordTooLargeError,
@@ -91,6 +84,7 @@ def translate(
     transactional_id: str | None = None,
     event_ids: Sequence[str] = (),
     idempotency_keys: Sequence[str] = (),
+    kafka: KafkaSettings | None = None,
 ) -> EventPlatformError:
     """The eventplatform error for a Kafka (or network) failure; see the module docstring.
 
@@ -105,6 +99,7 @@ def translate(
         event_ids, idempotency_keys: the events concerned, carried by a
             :class:`~eventplatform.errors.PublishTimeout` so that a caller can retry them
             with the same ids.
+        kafka: the connection settings, whose principal a security refusal names.
     """
     if isinstance(exc, EventPlatformError):
         return exc
@@ -116,8 +111,9 @@ def translate(
             f"transactional id {transactional_id!r} is fenced ({name}): another instance took "
             "it over, or this principal may not use it; this producer cannot go on"
         )
-    if isinstance(exc, _NOT_AUTHORIZED):
-        return NotAuthorized(f"{text} (not authorised: check the ACLs)", topic=topic)
+    refusal = access.denied(exc, kafka or KafkaSettings(), resource=topic)
+    if refusal is not None:  # names the principal and the resource
+        return refusal
     if isinstance(exc, kafka_errors.UnknownTopicOrPartitionError):
         return UnknownTopic(
             f"{doing}{where} failed: the topic does not exist or is not available "

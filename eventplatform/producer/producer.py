@@ -43,6 +43,7 @@ from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
+from eventplatform import access
 from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_id
 from eventplatform.errors import (
     ConfigurationError,
@@ -288,7 +289,9 @@ class EventProducer:
             await client.stop()
             if self._owns_registry:
                 await self._registry.close()
-            raise KafkaError(f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}") from exc
+            raise await access.start_failure(
+                self.settings.kafka, self.bootstrap_servers, exc, what="the producer"
+            ) from exc
         self._client = client
         self._state = _State.STARTED
         self._coalescer = Coalescer(
@@ -433,7 +436,7 @@ class EventProducer:
             RecordTooLarge: the record exceeds ``max_request_size`` (nothing was sent).
             PublishTimeout: no acknowledgement within ``delivery_timeout`` (retriable); the
                 event may have been written, see above.
-            UnknownTopic, NotAuthorized, PublishUnavailable, PublishError: the broker
+            UnknownTopic, AuthorizationFailed, PublishUnavailable, PublishError: the broker
                 refused the record (:mod:`eventplatform.producer._errors`).
             ProducerFenced: inside a transaction, another instance took over its id.
         """
@@ -592,12 +595,14 @@ class EventProducer:
         """Look up the partitions of ``topic`` for ``plan`` (before anything is sent).
 
         Raises:
-            UnknownTopic, NotAuthorized, PublishTimeout, PublishError: as translated.
+            UnknownTopic, AuthorizationFailed, PublishTimeout, PublishError: as translated.
         """
         try:
             await plan.learn(topic)
         except KAFKA_FAILURES as exc:
-            raise translate(exc, topic=topic, doing="looking up the partitions") from exc
+            raise translate(
+                exc, topic=topic, doing="looking up the partitions", kafka=self.settings.kafka
+            ) from exc
 
     async def _ship(
         self,
@@ -732,7 +737,12 @@ class EventProducer:
             ) from exc
         except KAFKA_FAILURES as exc:
             await self._recover(client, exc)
-            raise translate(exc, topic=topic, transactional_id=self.transactional_id) from exc
+            raise translate(
+                exc,
+                topic=topic,
+                transactional_id=self.transactional_id,
+                kafka=self.settings.kafka,
+            ) from exc
         return PublishResult(
             record.topic, record.partition, record.offset, record.timestamp, "", ""
         )
@@ -783,7 +793,9 @@ class EventProducer:
             ) from exc
 
     def _translate_txn(self, exc: BaseException, doing: str) -> EventPlatformError:
-        return translate(exc, doing=doing, transactional_id=self.transactional_id)
+        return translate(
+            exc, doing=doing, transactional_id=self.transactional_id, kafka=self.settings.kafka
+        )
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str

@@ -17,8 +17,9 @@ needs no round trip at all, since an id's schema never changes.
 
 The topic is created when missing: one partition, ``cleanup.policy=delete`` with
 ``retention.ms=-1`` and ``retention.bytes=-1`` (compaction or expiry would drop commands and
-make replicas diverge), replication factor ``min(3, brokers)`` and ``min.insync.replicas`` one
-less, at least 1. An existing topic that breaks these rules is refused with
+make replicas diverge), replication factor and ``min.insync.replicas`` from
+:meth:`~eventplatform.settings.KafkaSettings.topic_replication` (``min(3, brokers)``, and 2 in
+sync from three replicas on). An existing topic that breaks these rules is refused with
 :class:`~eventplatform.errors.ConfigurationError`. Commands are produced with ``acks=all`` by
 an idempotent producer (KIP-98), so an acknowledged command survives a leader change and a
 retried send is not appended twice.
@@ -37,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from eventplatform import access
 from eventplatform.errors import ConfigurationError, RegistryError, RegistryUnavailable
 from eventplatform.producer._errors import KAFKA_FAILURES, translate
 from eventplatform.registry.commandlog import CommandLogRegistry
@@ -101,6 +103,7 @@ class KafkaLogRegistry(CommandLogRegistry):
         self._topic = topic
         self._tp = TopicPartition(topic, 0)
         self._replication_factor = replication_factor
+        self._kafka = kafka
         self._timeout = request_timeout
         self._options = {"bootstrap_servers": servers, **_client_options(kafka, request_timeout)}
         self._producer: AIOKafkaProducer | None = None
@@ -167,6 +170,13 @@ class KafkaLogRegistry(CommandLogRegistry):
             if self._state.position == 0:
                 # A new log starts with a marker, so that offset 0 is never a schema id.
                 await self._append(Init())
+        except RegistryUnavailable as exc:
+            await self._shutdown()
+            # aiokafka says only "unable to bootstrap": ask whether the security refused us.
+            refusal = await access.refused(self._kafka, self._servers)
+            if refusal is not None:
+                raise refusal from exc
+            raise
         except BaseException:
             await self._shutdown()
             raise
@@ -188,8 +198,11 @@ class KafkaLogRegistry(CommandLogRegistry):
             try:
                 await admin.start()
                 brokers = len((await admin.describe_cluster())["brokers"])
-                replicas = self._replication_factor or max(1, min(3, brokers))
-                config = {**_REQUIRED_CONFIG, "min.insync.replicas": str(max(1, replicas - 1))}
+                replicas, min_isr = self._kafka.topic_replication(brokers)
+                if self._replication_factor is not None:
+                    replicas = self._replication_factor
+                    min_isr = min(min_isr, replicas)
+                config = {**_REQUIRED_CONFIG, "min.insync.replicas": str(min_isr)}
                 response = await admin.create_topics(
                     [NewTopic(self._topic, 1, replicas, topic_configs=config)]
                 )

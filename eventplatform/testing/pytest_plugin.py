@@ -16,6 +16,20 @@ Loaded automatically through the ``pytest11`` entry point. Fixtures:
     A started ``aiokafka.admin.AIOKafkaAdminClient``, closed after the test.
 ``create_topic`` (function, async)
     ``await create_topic(name, partitions=1, config={...})`` creates a topic and waits for it.
+``kafka_cluster`` (session)
+    A :class:`~eventplatform.devkafka.local.LocalCluster` of three KRaft brokers of its own
+    (Java + Maven; never an external cluster, since tests stop and kill its brokers), with
+    replication factor 3 and ``min.insync.replicas=2`` for internal topics. Started the first
+    time a test asks for it, so a suite that never does pays nothing. ``stop(node_id)``,
+    ``kill(node_id)`` (SIGKILL) and ``restart(node_id)`` one broker; ``await leader(topic,
+    partition)``, ``await group_coordinator(group)``, ``await transaction_coordinator(id)``
+    tell who does what; ``kafka_settings()`` gives client settings. A test that stops or kills
+    a broker restarts it before it ends (the cluster is shared): the fixture checks and
+    restarts any node left down, so the next test finds three.
+``secure_kafka_cluster`` (session)
+    The same with SASL_SSL listeners: a throwaway CA (``ca_file``), SCRAM-SHA-512 users (the
+    super user ``admin_username``/``admin_password``, and ``users["app"]`` with no ACLs), and
+    Kafka's ``StandardAuthorizer``; ``kafka_settings()`` and ``env()`` carry the credentials.
 ``postgres_dsn`` (session)
     A real PostgreSQL server: ``$EVENTPLATFORM_TEST_POSTGRES_DSN``, or a throwaway server
     started from the system's PostgreSQL binaries (:mod:`eventplatform.testing.postgres`).
@@ -35,14 +49,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any
 
 import pluggy
 import pytest
+from pydantic import SecretStr
 
 from eventplatform.devkafka import Broker, provision
+from eventplatform.devkafka.local import LocalCluster, Security
 from eventplatform.settings import load_settings
 from eventplatform.testing.postgres import postgres_dsn
 
@@ -53,9 +70,23 @@ except ImportError:  # pragma: no cover - depends on the user's environment
 else:
     HAVE_PYTEST_ASYNCIO = True
 
-__all__ = ["kafka_bootstrap_servers", "kafka_broker", "postgres_dsn", "unique_topic"]
+__all__ = [
+    "kafka_bootstrap_servers",
+    "kafka_broker",
+    "kafka_cluster",
+    "postgres_dsn",
+    "secure_kafka_cluster",
+    "unique_topic",
+]
 
-_BROKER_FIXTURES = {"kafka_broker", "kafka_bootstrap_servers", "kafka_admin", "create_topic"}
+_BROKER_FIXTURES = {
+    "kafka_broker",
+    "kafka_bootstrap_servers",
+    "kafka_admin",
+    "create_topic",
+    "kafka_cluster",
+    "secure_kafka_cluster",
+}
 _FIXTURES = _BROKER_FIXTURES | {"unique_topic", "postgres_dsn"}
 
 
@@ -118,6 +149,59 @@ def kafka_broker() -> Iterator[Broker]:
     """A real Kafka broker for the whole session (see module docstring)."""
     with provision(load_settings()) as broker:
         yield broker
+
+
+def _cluster(
+    security: Security = "plaintext", users: dict[str, SecretStr] | None = None
+) -> LocalCluster:
+    dev = load_settings().devkafka
+    return LocalCluster(
+        version=dev.version,
+        brokers=3,
+        cache_root=dev.cache_dir,
+        # Three JVMs start side by side on a small machine: more time than one needs.
+        start_timeout=max(dev.start_timeout, 240.0),
+        resolve_timeout=dev.resolve_timeout,
+        heap=dev.heap,
+        security=security,
+        users=users,
+    )
+
+
+def _whole(cluster: LocalCluster) -> None:
+    """Restart any node a test left stopped or killed: the next test expects three."""
+    for node_id in cluster.node_ids:
+        if not cluster.is_running(node_id):
+            cluster.restart(node_id)
+
+
+@pytest.fixture(scope="session")
+def _kafka_cluster_session() -> Iterator[LocalCluster]:
+    with _cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kafka_cluster(_kafka_cluster_session: LocalCluster) -> Iterator[LocalCluster]:
+    """Three KRaft brokers shared by the session (see module docstring)."""
+    _whole(_kafka_cluster_session)
+    yield _kafka_cluster_session
+    _whole(_kafka_cluster_session)
+
+
+@pytest.fixture(scope="session")
+def _secure_kafka_cluster_session() -> Iterator[LocalCluster]:
+    users = {"app": SecretStr(secrets.token_urlsafe(24))}
+    with _cluster(security="sasl_ssl", users=users) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def secure_kafka_cluster(_secure_kafka_cluster_session: LocalCluster) -> Iterator[LocalCluster]:
+    """Three SASL_SSL brokers with ACLs, shared by the session (see module docstring)."""
+    _whole(_secure_kafka_cluster_session)
+    yield _secure_kafka_cluster_session
+    _whole(_secure_kafka_cluster_session)
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,8 @@ def test_start_answers_and_stop_leaves_nothing() -> None:
         assert kafka.running
         host, port = kafka.bootstrap_servers.split(":")
         probe_metadata(host, int(port), timeout=5)
-        assert kafka._proc.popen is not None
-        pid = kafka._proc.popen.pid
+        pid = kafka.pid(1)
+        assert pid is not None
         workdir = kafka.workdir
     assert not alive(pid)
     assert workdir is not None
@@ -111,7 +111,7 @@ def test_broker_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
             from eventplatform.devkafka.local import LocalKafka
             kafka = LocalKafka(version={VERSION!r})
             kafka.start()
-            print(kafka._proc.popen.pid, flush=True)
+            print(kafka.pid(1), flush=True)
             time.sleep(600)
             """
         )

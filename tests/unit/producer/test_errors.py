@@ -6,9 +6,9 @@ import pytest
 from aiokafka import errors as kafka_errors
 
 from eventplatform.errors import (
+    AuthorizationFailed,
     EventPlatformError,
     KafkaError,
-    NotAuthorized,
     ProducerFenced,
     PublishError,
     PublishTimeout,
@@ -26,7 +26,7 @@ from eventplatform.producer._errors import translate
         (kafka_errors.ProducerFenced(), ProducerFenced, False),
         (kafka_errors.InvalidProducerEpoch(), ProducerFenced, False),
         (kafka_errors.TransactionalIdAuthorizationFailed(), ProducerFenced, False),
-        (kafka_errors.TopicAuthorizationFailedError(), NotAuthorized, False),
+        (kafka_errors.TopicAuthorizationFailedError(), AuthorizationFailed, False),
         (kafka_errors.UnknownTopicOrPartitionError(), UnknownTopic, True),
         (kafka_errors.MessageSizeTooLargeError(), RecordTooLarge, False),
         (kafka_errors.RecordTooLargeError(), RecordTooLarge, False),
@@ -54,8 +54,8 @@ def test_topic_errors_name_their_topic() -> None:
     unknown = translate(kafka_errors.UnknownTopicOrPartitionError(), topic="orders")
     refused = translate(kafka_errors.TopicAuthorizationFailedError(), topic="orders")
     assert isinstance(unknown, UnknownTopic)
-    assert isinstance(refused, NotAuthorized)
-    assert (unknown.topic, refused.topic) == ("orders", "orders")
+    assert isinstance(refused, AuthorizationFailed)
+    assert (unknown.topic, refused.resource) == ("orders", "topic:orders")
     assert "'orders'" in str(unknown)
     assert "'orders'" in str(refused)
 
