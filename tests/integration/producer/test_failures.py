@@ -183,7 +183,13 @@ async def test_a_timed_out_publish_may_be_written_and_its_retry_with_the_same_id
     assert [EventMetadata.from_headers(r.headers).id for r in records] == [event_id] * 2
 
     effects: Counter[str] = Counter()
-    app = EventApp("retry", group_id=unique_topic("group"), registry=registry, store=MemoryStore())
+    app = EventApp(
+        "retry",
+        group_id=unique_topic("group"),
+        registry=registry,
+        store=MemoryStore(),
+        settings=settings,
+    )
 
     @app.handle(OrderPlaced, topic=topic)
     async def handle(placed: OrderPlaced, ctx: Context) -> None:
