@@ -32,7 +32,7 @@ from rich.text import Text
 from eventplatform.cli._common import err_console, fail_on_errors
 from eventplatform.cli._logging import quiet_transient_states
 from eventplatform.cli._tables import fit
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.deployment import Deployment, UpOptions, serve_deployment
 from eventplatform.devkafka import Broker
 from eventplatform.settings import load_settings

@@ -67,11 +67,11 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from eventplatform.connectors.base import Source, SourceConfig
-from eventplatform.connectors.config import EventTypeResolver
-from eventplatform.connectors.deadletters import dead_letter
-from eventplatform.connectors.payloads import parse_event
-from eventplatform.connectors.records import SourceRecord
+from eventplatform.connectors.runtime.instances import EventTypeResolver
+from eventplatform.connectors.sdk.connector import Source, SourceConfig
+from eventplatform.connectors.sdk.deadletters import dead_letter
+from eventplatform.connectors.sdk.payloads import parse_event
+from eventplatform.connectors.sdk.records import SourceRecord
 from eventplatform.errors import (
     ConnectorConfigError,
     ConnectorError,
@@ -93,7 +93,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 __all__ = ["OutboxConfig", "OutboxSource"]
 
-log = logging.getLogger("eventplatform.connectors.outbox")
+log = logging.getLogger("eventplatform.connectors.builtin.outbox")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")

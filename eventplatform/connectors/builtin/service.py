@@ -26,7 +26,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from eventplatform.app import EventApp
-from eventplatform.connectors.base import Connector, ConnectorConfig
+from eventplatform.connectors.sdk.connector import Connector, ConnectorConfig
 from eventplatform.errors import AppSpecError, ConnectorConfigError
 
 __all__ = ["Service", "ServiceConfig"]

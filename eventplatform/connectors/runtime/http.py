@@ -1,11 +1,14 @@
-"""The HTTP server webhook ingress connectors share: one per host and port in a process.
+"""The HTTP servers that request-reply connectors share: one per host and port in a runtime.
 
-Each :class:`~eventplatform.connectors.webhook_ingress.WebhookIngress` attaches its route
-(``POST /hooks/<name>`` by default) to the server of its host and port, starting it when it is
-the first and stopping it when the last one detaches. So a deployment's ingress connectors
-answer on one port, ``/health`` reports all of them, and ``/openapi.json`` describes all of
-their routes. A connector restarting after a failure detaches and attaches again; meanwhile its
-route answers 404, the way a route that does not exist does.
+The runtime creates one :class:`HttpServers` and hands it to every connector that answers
+requests (:class:`~eventplatform.connectors.sdk.responder.Responder`, e.g. the webhook ingress),
+and closes it when it closes; a connector run on its own opens one of its own. Each connector
+attaches its route (``POST /hooks/<name>`` for the ingress) to the server of its host and port,
+which starts when the first route attaches and stops when the last one detaches. So a
+deployment's ingress connectors answer on one port, ``/health`` reports all of them, and
+``/openapi.json`` describes all of their routes. A connector restarting after a failure
+detaches and attaches again; meanwhile its route answers 404, the way a route that does not
+exist does.
 
 Every error answer is an RFC 9457 problem document (``application/problem+json``), also the
 ``400`` to a request aiohttp cannot parse (a NUL byte in a header, a line too long): that one is
@@ -20,20 +23,19 @@ import asyncio
 import json
 import logging
 import uuid
-import weakref
-from collections.abc import MutableMapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Iterable, MutableMapping
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
-from eventplatform.connectors.openapi import openapi_document
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.__about__ import __version__
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.errors import ConnectorError
 
-__all__ = ["IngressRoute", "IngressServer", "problem"]
+__all__ = ["HttpServer", "HttpServers", "Route", "openapi_document", "problem"]
 
 log = logging.getLogger("eventplatform.connectors.ingress")
 
@@ -75,7 +77,7 @@ def problem(
     )
 
 
-class IngressRoute(Protocol):
+class Route(Protocol):
     """What the server needs of an attached connector."""
 
     @property
@@ -93,7 +95,11 @@ class IngressRoute(Protocol):
         """The connector's state and counters."""
 
     def openapi_operation(self, components: MutableMapping[str, Any]) -> dict[str, Any]:
-        """The OpenAPI operation object of the route, its schemas added to ``components``."""
+        """The OpenAPI operation object of the route.
+
+        Its schemas go into ``components["schemas"]``, its security schemes into
+        ``components["securitySchemes"]``.
+        """
 
 
 class _Connection(RequestHandler):
@@ -126,37 +132,88 @@ class _Server(web.Server):
         return _Connection(self, loop=self._loop, **self._kwargs)
 
 
-@dataclass(slots=True)
-class _Servers:
-    """The shared servers of one event loop (a server's sockets belong to its loop)."""
+class HttpServers:
+    """The HTTP servers of a runtime, one per host and port (see the module docstring).
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    by_address: dict[tuple[str, int], IngressServer] = field(default_factory=dict)
+    An async context manager; :meth:`aclose` stops the servers still listening.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._by_address: dict[tuple[str, int], HttpServer] = {}
+        self._own_port: set[HttpServer] = set()
+
+    def __repr__(self) -> str:
+        return f"<HttpServers {sorted(self._by_address)}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def attach(self, route: Route, *, host: str, port: int) -> HttpServer:
+        """Attach ``route`` to the server of ``host``:``port``, starting it if needed.
+
+        Port 0 always gets a server of its own on a free port.
+
+        Raises:
+            ConnectorError: another connector holds the path, or the port cannot be bound.
+        """
+        async with self._lock:
+            server = self._by_address.get((host, port)) if port else None
+            if server is None:
+                server = HttpServer(host, port)
+                await server._start()
+                if port:
+                    self._by_address[(host, port)] = server
+                else:
+                    self._own_port.add(server)
+            if route.path in server.routes:
+                holder = server.routes[route.path].name
+                raise ConnectorError(
+                    f"ingress {route.name!r}: {route.path} on {server.url} is already the route "
+                    f"of connector {holder!r}"
+                )
+            server.routes[route.path] = route
+            return server
+
+    async def detach(self, server: HttpServer, route: Route) -> None:
+        """Remove ``route`` from ``server``; stop the server when it was the last one."""
+        async with self._lock:
+            if server.routes.get(route.path) is route:
+                del server.routes[route.path]
+            if not server.routes:
+                if self._by_address.get((server.host, server.port)) is server:
+                    del self._by_address[(server.host, server.port)]
+                self._own_port.discard(server)
+                await server._stop()
+
+    async def aclose(self) -> None:
+        """Stop every server still listening. Idempotent."""
+        async with self._lock:
+            servers = [*self._by_address.values(), *self._own_port]
+            self._by_address.clear()
+            self._own_port.clear()
+            for server in servers:
+                await server._stop()
 
 
-_SERVERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Servers] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _servers() -> _Servers:
-    loop = asyncio.get_running_loop()
-    found = _SERVERS.get(loop)
-    if found is None:
-        found = _SERVERS[loop] = _Servers()
-    return found
-
-
-class IngressServer:
+class HttpServer:
     """An aiohttp server dispatching to attached routes (see the module docstring).
 
-    Use :meth:`attach` and :meth:`detach` rather than the constructor.
+    Get one from :meth:`HttpServers.attach` rather than the constructor.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self.routes: dict[str, IngressRoute] = {}
+        self.routes: dict[str, Route] = {}
         self._runner: web.ServerRunner | None = None
         self._bound_port: int | None = None
 
@@ -171,43 +228,6 @@ class IngressServer:
             raise ConnectorError("the ingress server is not listening")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self._bound_port}"
-
-    @classmethod
-    async def attach(cls, route: IngressRoute, *, host: str, port: int) -> IngressServer:
-        """Attach ``route`` to the server of ``host``:``port``, starting it if needed.
-
-        Port 0 always gets a server of its own on a free port.
-
-        Raises:
-            ConnectorError: another connector holds the path, or the port cannot be bound.
-        """
-        shared = _servers()
-        async with shared.lock:
-            server = shared.by_address.get((host, port)) if port else None
-            if server is None:
-                server = cls(host, port)
-                await server._start()
-                if port:
-                    shared.by_address[(host, port)] = server
-            if route.path in server.routes:
-                holder = server.routes[route.path].name
-                raise ConnectorError(
-                    f"ingress {route.name!r}: {route.path} on {server.url} is already the route "
-                    f"of connector {holder!r}"
-                )
-            server.routes[route.path] = route
-            return server
-
-    async def detach(self, route: IngressRoute) -> None:
-        """Remove ``route``; stop the server when it was the last one."""
-        shared = _servers()
-        async with shared.lock:
-            if self.routes.get(route.path) is route:
-                del self.routes[route.path]
-            if not self.routes:
-                if shared.by_address.get((self.host, self.port)) is self:
-                    del shared.by_address[(self.host, self.port)]
-                await self._stop()
 
     async def _start(self) -> None:
         # The low-level server: every request goes to _dispatch (no router is needed), and a
@@ -284,3 +304,79 @@ class IngressServer:
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 description of the attached routes and the server's own."""
         return openapi_document(self.url, self.routes.values())
+
+
+def openapi_document(url: str, routes: Iterable[Route]) -> dict[str, Any]:
+    """The OpenAPI document of a server at ``url`` with ``routes`` attached.
+
+    Each route adds its operation's schemas and security schemes to the ``components``
+    object it is given.
+    """
+    components: dict[str, Any] = {"schemas": {}, "securitySchemes": {}}
+    paths: dict[str, Any] = {}
+    for route in sorted(routes, key=lambda r: r.path):
+        paths[route.path] = {"post": route.openapi_operation(components)}
+    health = {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "degraded"]},
+                        "connectors": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "properties": {
+                                    "state": {"type": "string"},
+                                    "records": {"type": "integer"},
+                                    "errors": {"type": "integer"},
+                                    "last_error": {"type": ["string", "null"]},
+                                },
+                            },
+                        },
+                    },
+                    "required": ["status", "connectors"],
+                }
+            }
+        }
+    }
+    paths["/health"] = {
+        "get": {
+            "operationId": "health",
+            "summary": "State of the ingress connectors",
+            "responses": {
+                "200": {"description": "Every connector is running.", **health},
+                "503": {"description": "A connector is not running.", **health},
+            },
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document of this server.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eventplatform webhook ingress",
+            "version": __version__,
+            "description": (
+                "Events posted here are validated against their Avro contract, published to "
+                "Kafka, and answered 202 once Kafka acknowledged them."
+            ),
+        },
+        "servers": [{"url": url}],
+        "paths": paths,
+        "components": {
+            **components,
+            "schemas": dict(sorted(components["schemas"].items())),
+        },
+    }

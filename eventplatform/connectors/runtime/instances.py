@@ -37,7 +37,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from eventplatform._importing import import_object
-from eventplatform.connectors.base import (
+from eventplatform.connectors.runtime.plugins import load_connector_class
+from eventplatform.connectors.sdk.connector import (
     Connector,
     ConnectorConfig,
     Sink,
@@ -45,7 +46,6 @@ from eventplatform.connectors.base import (
     check_connector_name,
     validation_problems,
 )
-from eventplatform.connectors.plugins import load_connector_class
 from eventplatform.errors import (
     ConnectorConfigError,
     ConnectorError,
@@ -211,15 +211,14 @@ class ConnectorSpec:
 
         Args:
             shared: resources for the role's constructor (``settings``, ``bootstrap_servers``,
-                ``registry``; for sources also ``producer`` and ``offsets``); those the role
-                does not take are left out.
+                ``registry``; for sources also ``producer`` and ``offsets``, for responders
+                ``producer`` and ``http``); those the class does not take (its ``resources``)
+                are left out.
 
         Raises:
             ConnectorConfigError: the connector refused its arguments.
         """
-        allowed = {"settings", "bootstrap_servers", "registry"}
-        if issubclass(self.connector_class, Source):
-            allowed |= {"producer", "offsets"}
+        allowed = self.connector_class.resources
         arguments = {k: v for k, v in shared.items() if k in allowed}
         try:
             return self.connector_class(

@@ -11,7 +11,7 @@ format (``OffsetStorageWriter`` with the ``JsonConverter`` and schemas off):
 
 The store is read to its end when it starts, so a restarted source resumes where the last
 acknowledged record left it. The framework writes a position only after the record it belongs
-to was acknowledged (:mod:`eventplatform.connectors.pump`): a crash in between re-emits the
+to was acknowledged (:mod:`eventplatform.connectors.runtime.pump`): a crash in between re-emits the
 record after the restart, with the same event id, and consumers deduplicate it.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from eventplatform.connectors.compacted import CompactedTable
-from eventplatform.connectors.records import SourcePosition
+from eventplatform.connectors.runtime.compacted import CompactedTable
+from eventplatform.connectors.sdk.records import SourcePosition
 from eventplatform.errors import ConnectorError
 from eventplatform.settings import Settings
 
@@ -69,7 +69,7 @@ class OffsetStore:
     Args:
         topic: the offsets topic; default ``_eventplatform_connect_offsets``.
         bootstrap_servers, settings: where Kafka is (see
-            :class:`~eventplatform.connectors.compacted.CompactedTable`).
+            :class:`~eventplatform.connectors.runtime.compacted.CompactedTable`).
         partitions: partitions of the topic when it is created here.
     """
 

@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from eventplatform._importing import import_object
-from eventplatform.connectors.base import Connector
+from eventplatform.connectors.sdk.connector import Connector
 from eventplatform.errors import ConnectorError, ConnectorNotFound, ImportSpecError
 
 __all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "ConnectorType", "available", "load_connector_class"]
@@ -27,15 +27,17 @@ __all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "ConnectorType", "available", "load_
 #: The entry-point group connector types register in.
 ENTRY_POINT_GROUP = "eventplatform.connectors"
 
+_OWN_DISTRIBUTION = "eventplatform"
+
 #: Built-in connector types: name → ``module:Class``, as in the entry points.
 BUILTINS: dict[str, str] = {
     "demo-receiver": "eventplatform.demo.receiver:DemoReceiver",
-    "file-sink": "eventplatform.connectors.file_sink:FileSink",
-    "file-source": "eventplatform.connectors.files:FileSource",
-    "postgres-outbox": "eventplatform.connectors.outbox:OutboxSource",
-    "service": "eventplatform.connectors.service:Service",
-    "webhook-egress": "eventplatform.connectors.webhook_egress:WebhookEgress",
-    "webhook-ingress": "eventplatform.connectors.webhook_ingress:WebhookIngress",
+    "file-sink": "eventplatform.connectors.builtin.files:FileSink",
+    "file-source": "eventplatform.connectors.builtin.files:FileSource",
+    "postgres-outbox": "eventplatform.connectors.builtin.outbox:OutboxSource",
+    "service": "eventplatform.connectors.builtin.service:Service",
+    "webhook-egress": "eventplatform.connectors.builtin.egress:WebhookEgress",
+    "webhook-ingress": "eventplatform.connectors.builtin.ingress:WebhookIngress",
 }
 
 
@@ -82,6 +84,10 @@ def available() -> dict[str, ConnectorType]:
     found: dict[str, ConnectorType] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         origin = point.dist.name if point.dist is not None else "an unknown distribution"
+        if origin == _OWN_DISTRIBUTION:
+            # BUILTINS speaks for eventplatform itself: the entry points an editable install
+            # recorded name the modules of its install time, which a later move leaves behind.
+            continue
         _add(found, ConnectorType(point.name, point.value.replace(" ", ""), origin))
     for name, target in BUILTINS.items():
         _add(found, ConnectorType(name, target, "eventplatform (built-in)"))

@@ -1,4 +1,4 @@
-"""Publishing what a :class:`~eventplatform.connectors.base.Source` yields, then its offsets.
+"""Publishing what a :class:`~eventplatform.connectors.sdk.Source` yields, then its offsets.
 
 Three tasks joined by queues, so that neither a slow source nor a slow broker idles the other:
 
@@ -30,24 +30,39 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from eventplatform.cloudevents import EventMetadata
-from eventplatform.connectors.records import SourcePosition, SourceRecord
+from eventplatform.connectors.sdk.records import SourcePosition, SourceRecord
+from eventplatform.connectors.sdk.status import ConnectorStats
 from eventplatform.errors import ConnectorError, EventPlatformError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.producer._errors import translate
 from eventplatform.producer.coalescer import publish_each
 
 if TYPE_CHECKING:
-    from eventplatform.connectors.base import Source
-    from eventplatform.connectors.offsets import OffsetStore
+    from eventplatform.connectors.runtime.offsets import OffsetStore
 
-__all__ = ["RecordWriter", "SourcePump"]
+__all__ = ["Readable", "RecordWriter", "SourcePump"]
 
 log = logging.getLogger("eventplatform.connectors")
+
+
+class Readable(Protocol):
+    """What the pump needs of a source (a :class:`~eventplatform.connectors.sdk.Source` is one)."""
+
+    @property
+    def name(self) -> str:
+        """The connector's name."""
+
+    @property
+    def stats(self) -> ConnectorStats:
+        """Its counters, which the pump keeps up to date."""
+
+    def records(self) -> AsyncIterator[SourceRecord]:
+        """The records to publish, in order."""
 
 
 @dataclass(slots=True)
@@ -232,7 +247,7 @@ class SourcePump:
 
     def __init__(
         self,
-        source: Source[Any],
+        source: Readable,
         writer: RecordWriter,
         offsets: OffsetStore,
         *,

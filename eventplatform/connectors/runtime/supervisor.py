@@ -2,7 +2,8 @@
 
 :class:`ConnectorRuntime` is a small supervisor in the manner of Kafka Connect's standalone
 worker: every connector instance runs in a task of its own over resources they share (one
-schema registry client, one producer, the offsets store). A connector that fails is closed and
+schema registry client, one producer, the offsets store, the HTTP servers of the connectors
+that answer requests). A connector that fails is closed and
 a new instance of it is started after an exponential backoff (reset once it ran healthily for a
 while); one that finishes (a finite source) or is stopped stays stopped. Configuration errors
 are not retried: they do not fix themselves.
@@ -28,16 +29,12 @@ from enum import Enum
 from types import TracebackType
 from typing import Any, Self
 
-from eventplatform.connectors.base import Connector
-from eventplatform.connectors.config import ConnectorSpec
-from eventplatform.connectors.offsets import DEFAULT_OFFSETS_TOPIC, OffsetStore
-from eventplatform.connectors.status import (
-    DEFAULT_STATUS_TOPIC,
-    ConnectorState,
-    ConnectorStats,
-    ConnectorStatus,
-    StatusStore,
-)
+from eventplatform.connectors.runtime.http import HttpServers
+from eventplatform.connectors.runtime.instances import ConnectorSpec
+from eventplatform.connectors.runtime.offsets import DEFAULT_OFFSETS_TOPIC, OffsetStore
+from eventplatform.connectors.runtime.statuses import DEFAULT_STATUS_TOPIC, StatusStore
+from eventplatform.connectors.sdk.connector import Connector
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStats, ConnectorStatus
 from eventplatform.errors import (
     ConfigurationError,
     EventPlatformError,
@@ -202,6 +199,7 @@ class ConnectorRuntime:
         self._producer: EventProducer | None = None
         self._offsets: OffsetStore | None = None
         self._statuses: StatusStore | None = None
+        self._http: HttpServers | None = None
         self._stack = AsyncExitStack()
         self._lifecycle = _Lifecycle.NEW
         self._stopping = asyncio.Event()
@@ -243,7 +241,7 @@ class ConnectorRuntime:
         await self.close()
 
     async def start(self) -> None:
-        """Open the shared resources: registry, producer, offsets and status topics.
+        """Open the shared resources: registry, producer, offsets, HTTP servers, status topic.
 
         Raises:
             ResourceStateError: after :meth:`close`.
@@ -278,6 +276,14 @@ class ConnectorRuntime:
                 await offsets.start()
                 stack.push_async_callback(offsets.close)
                 self._offsets = offsets
+            if any(
+                "http" in entry.spec.connector_class.resources for entry in self._entries.values()
+            ):
+                # The runtime owns the HTTP servers its request-reply connectors share: a
+                # connector restarting detaches its route, and the runtime closes what is left.
+                http = HttpServers()
+                stack.push_async_callback(http.aclose)
+                self._http = http
             if self.report_status:
                 statuses = StatusStore(
                     topic=self._status_topic,
@@ -363,6 +369,7 @@ class ConnectorRuntime:
             "registry": self._registry,
             "producer": self._producer,
             "offsets": self._offsets,
+            "http": self._http,
         }
 
     async def _supervise(self, entry: _Supervised) -> None:

@@ -49,15 +49,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, get_arg
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from eventplatform.connectors.records import SourceRecord
-from eventplatform.connectors.status import ConnectorState, ConnectorStats, ConnectorStatus
+from eventplatform.connectors.sdk.records import SourceRecord
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStats, ConnectorStatus
 from eventplatform.errors import ConnectorConfigError, ResourceStateError
 from eventplatform.schema import AvroEvent
 from eventplatform.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from eventplatform.app import Context, EventApp
-    from eventplatform.connectors.offsets import OffsetStore
+    from eventplatform.connectors.runtime.offsets import OffsetStore
     from eventplatform.producer import EventProducer
     from eventplatform.registry.base import SchemaRegistry
 
@@ -188,6 +188,8 @@ class Connector(ABC, Generic[ConfigT]):
     #: Whether an instance must name a topic / an event type.
     requires_topic: ClassVar[bool] = True
     requires_event_type: ClassVar[bool] = True
+    #: The shared resources the constructor takes, by keyword (the runtime passes those).
+    resources: ClassVar[frozenset[str]] = frozenset({"settings", "bootstrap_servers", "registry"})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -375,6 +377,7 @@ class Connector(ABC, Generic[ConfigT]):
             await self._open(self._stack)
             self._stack.push_async_callback(self.on_stop)
             await self.on_start()
+            await self._started(self._stack)
         except BaseException as exc:
             self._set_state(ConnectorState.FAILED)
             self.stats.failed(exc)
@@ -395,6 +398,9 @@ class Connector(ABC, Generic[ConfigT]):
             await registry.start()
             stack.push_async_callback(registry.close)
             self._registry = registry
+
+    async def _started(self, stack: AsyncExitStack) -> None:
+        """Hook of the roles: what follows :meth:`on_start`; ``stack`` unwinds it first."""
 
     async def run(self) -> None:
         """Run until :meth:`stop` (or until a finite source is exhausted).
@@ -470,13 +476,14 @@ class Source(Connector[SourceConfigT]):
     Args:
         producer: a started :class:`~eventplatform.producer.EventProducer` to share; default
             one opened (and closed) here.
-        offsets: a started :class:`~eventplatform.connectors.offsets.OffsetStore` to share;
+        offsets: a started :class:`~eventplatform.connectors.runtime.offsets.OffsetStore` to share;
             default one opened (and closed) here.
         The other arguments are :class:`Connector`'s.
     """
 
     Config: ClassVar[type[ConnectorConfig]] = SourceConfig
     role: ClassVar[str] = "source"
+    resources: ClassVar[frozenset[str]] = Connector.resources | {"producer", "offsets"}
 
     def __init__(
         self,
@@ -562,7 +569,7 @@ class Source(Connector[SourceConfigT]):
             stack.push_async_callback(producer.close)
             self._producer = producer
         if self._offsets is None:
-            from eventplatform.connectors.offsets import OffsetStore  # noqa: PLC0415
+            from eventplatform.connectors.runtime.offsets import OffsetStore  # noqa: PLC0415
 
             offsets = OffsetStore(bootstrap_servers=self.bootstrap_servers, settings=self.settings)
             await offsets.start()
@@ -573,7 +580,7 @@ class Source(Connector[SourceConfigT]):
             await self._offsets.refresh()
 
     async def _run(self) -> None:
-        from eventplatform.connectors.pump import RecordWriter, SourcePump  # noqa: PLC0415
+        from eventplatform.connectors.runtime.pump import RecordWriter, SourcePump  # noqa: PLC0415
 
         writer = RecordWriter(
             self.producer,

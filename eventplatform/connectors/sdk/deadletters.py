@@ -21,7 +21,7 @@ from eventplatform.app.dlq import (
     H_TOPIC,
     Stage,
 )
-from eventplatform.connectors.records import SourcePosition, SourceRecord
+from eventplatform.connectors.sdk.records import SourcePosition, SourceRecord
 
 __all__ = ["SOURCE_HEADER_PREFIX", "dead_letter"]
 

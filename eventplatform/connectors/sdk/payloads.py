@@ -7,7 +7,8 @@ while the textual forms JSON needs are accepted (UUIDs, RFC 3339 timestamps, ISO
 decimals as strings or numbers). One exception to strictness follows JSON Schema, where a number
 with a zero fraction *is* an integer (draft 2020-12, section 6.1.1: ``2.0`` is an integer):
 such a number is accepted for an Avro ``int``/``long``. The JSON Schema of an event
-(:func:`eventplatform.connectors.jsonschema.event_json_schema`) is stricter in places (decimals
+(:func:`~eventplatform.connectors.builtin.ingress.jsonschema.event_json_schema`)
+is stricter in places (decimals
 as strings only, exact forms of dates and times, UTC years 1-9999); the webhook ingress checks
 bodies against it as well, since it publishes that schema as its contract.
 """

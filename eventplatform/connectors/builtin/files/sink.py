@@ -49,13 +49,13 @@ from pydantic import Field
 
 from eventplatform.app import Context
 from eventplatform.cloudevents import format_time
-from eventplatform.connectors.base import Sink, SinkConfig
+from eventplatform.connectors.sdk.connector import Sink, SinkConfig
 from eventplatform.errors import ConnectorError, ConnectorUnavailable
 from eventplatform.schema import AvroEvent
 
 __all__ = ["FileSink", "FileSinkConfig"]
 
-log = logging.getLogger("eventplatform.connectors.files")
+log = logging.getLogger("eventplatform.connectors.builtin.files.source")
 
 _TAIL_CHUNK = 1 << 16
 

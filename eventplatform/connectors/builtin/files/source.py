@@ -12,7 +12,7 @@ An instance::
     key_field = "order_id"
 
 Each complete line (ending in ``\\n``) is validated into the event type
-(:func:`~eventplatform.connectors.payloads.parse_event`) and published; a line still being
+(:func:`~eventplatform.connectors.sdk.payloads.parse_event`) and published; a line still being
 written (no newline yet) waits. Blank lines are skipped.
 
 **Positions.** The source partition is ``{"path": <absolute path>}``; the offset is
@@ -50,16 +50,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from eventplatform.connectors.base import Source, SourceConfig
-from eventplatform.connectors.deadletters import dead_letter
-from eventplatform.connectors.payloads import parse_event
-from eventplatform.connectors.records import SourcePosition, SourceRecord
+from eventplatform.connectors.sdk.connector import Source, SourceConfig
+from eventplatform.connectors.sdk.deadletters import dead_letter
+from eventplatform.connectors.sdk.payloads import parse_event
+from eventplatform.connectors.sdk.records import SourcePosition, SourceRecord
 from eventplatform.errors import ConnectorConfigError, InvalidPayload
 from eventplatform.schema import AvroEvent
 
 __all__ = ["FileSource", "FileSourceConfig"]
 
-log = logging.getLogger("eventplatform.connectors.files")
+log = logging.getLogger("eventplatform.connectors.builtin.files.source")
 
 # Event ids of lines: uuid5 in a namespace of their own (RFC 9562 §5.5).
 _ID_NAMESPACE = uuid.UUID("6a1d3b7e-9c2f-5e84-b0a6-3f5d8c1e2b49")

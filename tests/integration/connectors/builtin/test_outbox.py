@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.outbox import OutboxSource
+from eventplatform.connectors.builtin.outbox import OutboxSource
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings
 from tests.integration.connectors.helpers import Tick, TopicReader, eventually, running

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from eventplatform.connectors import OffsetStore, SourcePosition, SourceRecord
-from eventplatform.connectors.base import Source, SourceConfig
+from eventplatform.connectors.sdk.connector import Source, SourceConfig
 from eventplatform.errors import PublishError
 from eventplatform.producer import PublishResult
 from eventplatform.registry import MemoryRegistry

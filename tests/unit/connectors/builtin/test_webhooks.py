@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from eventplatform.connectors.webhooks import (
+from eventplatform.connectors.builtin.webhooks import (
     SignatureVerifier,
     decode_secret,
     sign,

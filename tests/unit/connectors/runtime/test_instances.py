@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from eventplatform.connectors.config import (
+from eventplatform.connectors.builtin.files.source import FileSource, FileSourceConfig
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
+from eventplatform.connectors.runtime.instances import (
     EventTypeResolver,
     load_instance,
     load_instances,
     substitute_env,
 )
-from eventplatform.connectors.files import FileSource, FileSourceConfig
-from eventplatform.connectors.webhook_ingress import WebhookIngress
 from eventplatform.errors import ConnectorConfigError
 
 SCHEMA = {

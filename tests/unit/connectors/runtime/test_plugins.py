@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint
+from types import SimpleNamespace
 
 import pytest
 
-from eventplatform.connectors import plugins
-from eventplatform.connectors.files import FileSource
-from eventplatform.connectors.outbox import OutboxSource
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.builtin.files.source import FileSource
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
+from eventplatform.connectors.builtin.outbox import OutboxSource
+from eventplatform.connectors.runtime import plugins
 from eventplatform.errors import ConnectorError, ConnectorNotFound
 
 
@@ -64,3 +65,16 @@ def test_a_target_that_is_not_a_connector_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(plugins, "entry_points", _entry_points(missing))
     with pytest.raises(ConnectorNotFound, match="cannot be imported"):
         plugins.load_connector_class("gone")
+
+
+def test_eventplatform_s_own_entry_points_give_way_to_the_builtins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An editable install records the module paths of its install time; after a move they
+    # name modules that no longer exist, and BUILTINS is what this checkout means.
+    stale = EntryPoint(
+        "file-source", "eventplatform.connectors.files:FileSource", plugins.ENTRY_POINT_GROUP
+    )._for(SimpleNamespace(name="eventplatform"))
+    monkeypatch.setattr(plugins, "entry_points", _entry_points(stale))
+    assert plugins.available()["file-source"].target == plugins.BUILTINS["file-source"]
+    assert plugins.load_connector_class("file-source") is FileSource

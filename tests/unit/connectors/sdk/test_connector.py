@@ -14,7 +14,7 @@ from eventplatform.connectors import (
     SourceConfig,
     SourceRecord,
 )
-from eventplatform.connectors.runtime import Backoff
+from eventplatform.connectors.runtime.supervisor import Backoff
 from eventplatform.errors import ConnectorConfigError, ConnectorError, ResourceStateError
 from eventplatform.settings import Settings
 from tests.integration.connectors.helpers import Tick

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from eventplatform.connectors.jsonschema import (
+from eventplatform.connectors.builtin.ingress.jsonschema import (
     DATE_PATTERN,
     DATETIME_PATTERN,
     UUID_PATTERN,
     avro_to_json_schema,
     event_json_schema,
 )
-from eventplatform.connectors.payloads import json_path, parse_event
+from eventplatform.connectors.sdk.payloads import json_path, parse_event
 from eventplatform.errors import InvalidPayload, MalformedPayload, SchemaError
 from tests.integration.connectors.helpers import Line, Order, Tick, order_json
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from eventplatform.connectors.file_sink import FileSink
-from eventplatform.connectors.payloads import parse_event
+from eventplatform.connectors.builtin.files.sink import FileSink
+from eventplatform.connectors.sdk.payloads import parse_event
 from eventplatform.producer import EventProducer
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings, load_settings

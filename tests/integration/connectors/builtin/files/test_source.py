@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.files import FileSource
+from eventplatform.connectors.builtin.files.source import FileSource
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings
 from tests.integration.connectors.helpers import Tick, TopicReader, eventually, running

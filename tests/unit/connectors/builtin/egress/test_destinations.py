@@ -13,13 +13,13 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from eventplatform.connectors.destinations import (
+from eventplatform.connectors.builtin.egress.connector import WebhookEgressConfig
+from eventplatform.connectors.builtin.egress.destinations import (
     AddressPolicy,
     GuardedResolver,
     check_url,
     unsafe_reason,
 )
-from eventplatform.connectors.webhook_egress import WebhookEgressConfig
 from eventplatform.errors import UnsafeDestination
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

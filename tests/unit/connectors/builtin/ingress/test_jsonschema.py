@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, NaiveDatetime
 
-from eventplatform.connectors.jsonschema import (
+from eventplatform.connectors.builtin.ingress.jsonschema import (
     DATE_PATTERN,
     DATETIME_PATTERN,
     FLOAT32_MAX,
@@ -30,7 +30,7 @@ from eventplatform.connectors.jsonschema import (
     UUID_PATTERN,
     body_validator,
 )
-from eventplatform.connectors.payloads import parse_event
+from eventplatform.connectors.sdk.payloads import parse_event
 from eventplatform.schema import AvroDecimal, AvroEvent, Int32, Millis
 from eventplatform.schema.markers import Fixed, Float32
 

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 from standardwebhooks import Webhook
 
-from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
+from eventplatform.connectors.runtime.http import HttpServers
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings
 from tests.integration.connectors.helpers import (
@@ -183,16 +183,17 @@ def generate(rng: random.Random, signed_url: str, keyed_url: str, base: str) -> 
 async def test_generated_bad_requests_get_documented_4xx_and_write_nothing(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     unique_topic: Callable[[str], str],
 ) -> None:
     port = free_port()
+    # One server for all routes on the port, as the runtime shares it between connectors.
+    http_servers = HttpServers()
     topics = [unique_topic("signed"), unique_topic("keyed")]
     common: dict[str, Any] = {
         "settings": settings,
         "registry": registry,
-        "offsets": offsets,
+        "http": http_servers,
         "event_type": Order,
     }
     signed_route = WebhookIngress(
@@ -246,6 +247,7 @@ async def test_generated_bad_requests_get_documented_4xx_and_write_nothing(
         for connector in (signed_route, keyed_route):
             connector.stop()
         await asyncio.gather(*tasks)
+        await http_servers.aclose()
     assert signed_route.stats.errors == 0
     # Every answer but the server's own 404s was counted by the connector that gave it.
     rejected = sum(c.stats.counters["rejected"] for c in (signed_route, keyed_route))

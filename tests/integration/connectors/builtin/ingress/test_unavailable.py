@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
 from eventplatform.devkafka.local import LocalKafka
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings, load_settings
@@ -54,7 +53,7 @@ async def post(http: aiohttp.ClientSession, url: str, n: int) -> tuple[int, str 
 async def test_kafka_down_answers_503_with_retry_after_and_recovers(
     broker: LocalKafka, own_settings: Settings, http: aiohttp.ClientSession
 ) -> None:
-    async with MemoryRegistry() as registry, OffsetStore(settings=own_settings) as offsets:
+    async with MemoryRegistry() as registry:
         connector = WebhookIngress(
             name="orders-in",
             topic="orders",
@@ -62,7 +61,6 @@ async def test_kafka_down_answers_503_with_retry_after_and_recovers(
             config={"port": 0, "api_keys": [API_KEY], "publish_timeout": 2, "retry_after": 2},
             settings=own_settings,
             registry=registry,
-            offsets=offsets,
         )
         task = asyncio.create_task(connector.run())
         await wait_running(connector, task)

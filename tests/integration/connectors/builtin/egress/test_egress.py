@@ -22,8 +22,11 @@ import pytest_asyncio
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from eventplatform.connectors.deliveries import DeliveryAttempt, DeliveryOutcome
-from eventplatform.connectors.webhook_egress import H_ENDPOINT, WebhookEgress
+from eventplatform.connectors.builtin.egress.connector import H_ENDPOINT, WebhookEgress
+from eventplatform.connectors.builtin.egress.deliveries import (
+    DeliveryAttempt,
+    DeliveryOutcome,
+)
 from eventplatform.producer import EventProducer
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings

@@ -2,7 +2,7 @@
 
 The ``.avsc`` is the contract (DESIGN.md decision 4), so the JSON Schema that documents a JSON
 endpoint is derived from the Avro schema, not from the Python class. It describes the JSON
-that :func:`eventplatform.connectors.payloads.parse_event` accepts:
+that :func:`eventplatform.connectors.sdk.payloads.parse_event` accepts:
 
 ==========================  ===================================================================
 Avro                        JSON Schema
@@ -51,7 +51,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from eventplatform.connectors.payloads import json_path
+from eventplatform.connectors.sdk.payloads import json_path
 from eventplatform.errors import SchemaError
 from eventplatform.schema import AvroEvent
 

@@ -19,9 +19,8 @@ import pytest
 from pydantic import AfterValidator
 from standardwebhooks import Webhook
 
-from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.jsonschema import DATETIME_PATTERN
-from eventplatform.connectors.webhook_ingress import WebhookIngress, encode_errors
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress, encode_errors
+from eventplatform.connectors.builtin.ingress.jsonschema import DATETIME_PATTERN
 from eventplatform.errors import SerializationError
 from eventplatform.registry import MemoryRegistry
 from eventplatform.schema import AvroDecimal, AvroEvent
@@ -55,7 +54,6 @@ def signed(body: bytes, msg_id: str, *secrets: str, at: datetime | None = None) 
 async def ingress(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     topic: str,
     name: str = "orders-in",
     **config: Any,
@@ -69,7 +67,6 @@ async def ingress(
         config=options,
         settings=settings,
         registry=registry,
-        offsets=offsets,
     )
     task = asyncio.create_task(connector.run())
     await wait_running(connector, task)
@@ -89,14 +86,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_a_signed_event_is_answered_202_once_durable(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
     body = json.dumps(order_json(1, note="leave at door")).encode()
-    async with ingress(settings, registry, offsets, topic) as connector:
+    async with ingress(settings, registry, topic) as connector:
         headers = signed(body, "msg_1", SECRET) | {
             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         }
@@ -117,14 +113,13 @@ async def test_a_signed_event_is_answered_202_once_durable(
 async def test_a_repeated_webhook_id_returns_the_first_answer_and_writes_nothing(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
     body = json.dumps(order_json(2)).encode()
-    async with ingress(settings, registry, offsets, topic) as connector:
+    async with ingress(settings, registry, topic) as connector:
         answers = []
         for _ in range(3):
             async with http.post(connector.url, data=body, headers=signed(body, "m2", SECRET)) as r:
@@ -156,13 +151,12 @@ async def _post(
 async def test_signatures_rotate_expire_and_must_match(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
     body = json.dumps(order_json(4)).encode()
-    async with ingress(settings, registry, offsets, topic) as connector:
+    async with ingress(settings, registry, topic) as connector:
         # A sender rotating its secret signs with the old and the new one.
         status, _ = await _post(http, connector.url, body, signed(body, "a", OLD_SECRET, SECRET))
         assert status == 202
@@ -192,7 +186,6 @@ async def test_signatures_rotate_expire_and_must_match(
 async def test_api_keys_by_bearer_or_header(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
@@ -200,7 +193,7 @@ async def test_api_keys_by_bearer_or_header(
     body = json.dumps(order_json(5)).encode()
     json_type = {"content-type": "application/json"}
     async with ingress(
-        settings, registry, offsets, topic, signing_secrets=[], api_keys=["old", API_KEY]
+        settings, registry, topic, signing_secrets=[], api_keys=["old", API_KEY]
     ) as connector:
         for auth in ({"Authorization": f"Bearer {API_KEY}"}, {"X-API-Key": "old"}):
             status, answer = await _post(http, connector.url, body, json_type | auth)
@@ -220,13 +213,12 @@ async def test_api_keys_by_bearer_or_header(
 async def test_bad_requests_get_the_documented_answers(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
-    async with ingress(settings, registry, offsets, topic, max_body_bytes=2048) as connector:
+    async with ingress(settings, registry, topic, max_body_bytes=2048) as connector:
         base = connector.url.rsplit("/hooks/", 1)[0]
         good = json.dumps(order_json(6)).encode()
 
@@ -263,12 +255,11 @@ async def test_bad_requests_get_the_documented_answers(
 async def test_health_and_openapi_describe_the_routes(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
-    async with ingress(settings, registry, offsets, topic, api_keys=[API_KEY]) as connector:
+    async with ingress(settings, registry, topic, api_keys=[API_KEY]) as connector:
         base = connector.url.rsplit("/hooks/", 1)[0]
         async with http.get(base + "/health") as response:
             assert response.status == 200
@@ -295,12 +286,11 @@ async def test_health_and_openapi_describe_the_routes(
 async def test_backpressure_answers_429_with_retry_after(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
-    async with ingress(settings, registry, offsets, topic, max_pending=1) as connector:
+    async with ingress(settings, registry, topic, max_pending=1) as connector:
         bodies = [json.dumps(order_json(n)).encode() for n in range(40)]
         results = await asyncio.gather(
             *(
@@ -321,13 +311,12 @@ async def test_backpressure_answers_429_with_retry_after(
 async def test_a_stopped_ingress_answers_503(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
     topic = unique_topic("orders")
     body = json.dumps(order_json(8)).encode()
-    async with ingress(settings, registry, offsets, topic, port=0) as connector:
+    async with ingress(settings, registry, topic, port=0) as connector:
         connector.stop()
         started = time.monotonic()
         status, problem = await _post(http, connector.url, body, signed(body, "s", SECRET))
@@ -340,7 +329,6 @@ async def test_an_idempotency_store_keeps_accepted_keys_across_restarts(
     tmp_path: Path,
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
@@ -350,7 +338,7 @@ async def test_an_idempotency_store_keeps_accepted_keys_across_restarts(
     body = json.dumps(order_json(9)).encode()
     answers = []
     for _ in range(2):  # two lives of the same connector
-        async with ingress(settings, registry, offsets, topic, idempotency_store=store) as c:
+        async with ingress(settings, registry, topic, idempotency_store=store) as c:
             answers.append(await _post(http, c.url, body, signed(body, "evt_9", SECRET)))
     assert answers[0] == answers[1]
     assert answers[0][0] == 202
@@ -360,7 +348,6 @@ async def test_an_idempotency_store_keeps_accepted_keys_across_restarts(
 async def test_an_unexpected_failure_is_a_500_with_an_incident_id_only(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
     monkeypatch: pytest.MonkeyPatch,
@@ -371,7 +358,7 @@ async def test_an_unexpected_failure_is_a_500_with_an_incident_id_only(
 
     monkeypatch.setattr(WebhookIngress, "_read_body", broken)
     body = json.dumps(order_json(10)).encode()
-    async with ingress(settings, registry, offsets, unique_topic("orders")) as connector:
+    async with ingress(settings, registry, unique_topic("orders")) as connector:
         async with http.post(connector.url, data=body, headers=signed(body, "b", SECRET)) as r:
             assert r.status == 500
             text = await r.text()
@@ -389,7 +376,6 @@ async def test_an_unexpected_failure_is_a_500_with_an_incident_id_only(
 async def test_an_unparseable_request_is_a_problem_logged_once_at_info(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     unique_topic: Callable[[str], str],
     caplog: pytest.LogCaptureFixture,
@@ -397,7 +383,7 @@ async def test_an_unparseable_request_is_a_problem_logged_once_at_info(
     topic = unique_topic("orders")
     body = json.dumps(order_json(9)).encode()
     caplog.set_level(logging.INFO)
-    async with ingress(settings, registry, offsets, topic, api_keys=[API_KEY]) as connector:
+    async with ingress(settings, registry, topic, api_keys=[API_KEY]) as connector:
         host, _, port = connector.url.split("/")[2].rpartition(":")
         caplog.clear()
         for n in range(3):
@@ -440,7 +426,6 @@ class Grown(AvroEvent, namespace="tests.connectors"):
 async def test_a_value_the_encoder_refuses_is_a_422_naming_the_field(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
@@ -453,7 +438,6 @@ async def test_a_value_the_encoder_refuses_is_a_422_naming_the_field(
         config={"port": 0, "allow_anonymous": True},
         settings=settings,
         registry=registry,
-        offsets=offsets,
     )
     async with running(connector):
         body = json.dumps({"price": "12.34"}).encode()  # fits the document; 12340.00 does not

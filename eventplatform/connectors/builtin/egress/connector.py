@@ -16,8 +16,8 @@ An instance::
     event_types = ["com.example.orders.OrderPlaced"]     # or "com.example.orders.*", "*"
 
 Every event of the topic goes to each endpoint subscribed to its ``ce_type`` as a Standard
-Webhooks delivery (:mod:`~eventplatform.connectors.deliveries` has the body,
-:mod:`~eventplatform.connectors.endpoints` the signing, answers and retries). The connector
+Webhooks delivery (:mod:`~eventplatform.connectors.builtin.egress.deliveries` has the body,
+:mod:`~.endpoints` the signing, answers and retries). The connector
 names no event type: events are decoded with their writer schema, so one egress forwards every
 type of its topic; an ``event_type``, when given, restricts it to that type.
 
@@ -26,7 +26,7 @@ EventApp: an EventApp commits an event's offset once its handler returned, so on
 retrying for hours would hold up every endpoint. Here each endpoint has a queue of its own;
 the consumer keeps reading while deliveries are pending (up to ``max_in_flight`` unsettled
 events, then it pauses) and commits, per partition, the offset of the first event whose
-deliveries are not all settled (:mod:`~eventplatform.connectors.watermarks`). A delivery is
+deliveries are not all settled (:mod:`~.watermarks`). A delivery is
 settled when it was delivered, skipped (endpoint disabled), or dead-lettered with its
 acknowledgement from Kafka. After a crash the unsettled events and the ones after them are
 delivered again, with the same ``webhook-id``: receivers deduplicate (Standard Webhooks
@@ -39,7 +39,7 @@ with Kafka Connect's error headers (:mod:`eventplatform.app.dlq`) plus
 ``eventplatform.egress.endpoint`` and ``eventplatform.egress.url``.
 
 **SSRF guard**: deliveries only go to global unicast addresses, checked when connecting
-(:mod:`~eventplatform.connectors.destinations`), unless ``allow_private_addresses = true``.
+(:mod:`~.destinations`), unless ``allow_private_addresses = true``.
 One :class:`aiohttp.ClientSession` with a connection pool serves every endpoint.
 """
 
@@ -61,17 +61,19 @@ from pydantic import Field, model_validator
 from eventplatform.app.dlq import DeadLetter, DeadLetterQueue, Stage
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.cloudevents import EventMetadata
-from eventplatform.connectors.base import Connector, ConnectorConfig
-from eventplatform.connectors.compacted import CompactedTable
-from eventplatform.connectors.deliveries import (
+from eventplatform.connectors.builtin.egress.deliveries import (
     SVIX_SCHEDULE,
     DeliveryAttempt,
     DeliveryRecorder,
     RetrySchedule,
     webhook_body,
 )
-from eventplatform.connectors.destinations import AddressPolicy, GuardedResolver, check_url
-from eventplatform.connectors.endpoints import (
+from eventplatform.connectors.builtin.egress.destinations import (
+    AddressPolicy,
+    GuardedResolver,
+    check_url,
+)
+from eventplatform.connectors.builtin.egress.endpoints import (
     DEFAULT_STATE_TOPIC,
     SESSION_HEADERS,
     EndpointStates,
@@ -79,7 +81,9 @@ from eventplatform.connectors.endpoints import (
     PendingEvent,
     WebhookEndpoint,
 )
-from eventplatform.connectors.watermarks import OffsetTracker
+from eventplatform.connectors.builtin.egress.watermarks import OffsetTracker
+from eventplatform.connectors.runtime.compacted import CompactedTable
+from eventplatform.connectors.sdk.connector import Connector, ConnectorConfig
 from eventplatform.errors import (
     DeserializationError,
     KafkaError,
@@ -97,7 +101,7 @@ log = logging.getLogger("eventplatform.connectors.egress")
 TP = Any  # aiokafka TopicPartition
 H_ENDPOINT = "eventplatform.egress.endpoint"
 H_URL = "eventplatform.egress.url"
-_CLASS_NAME = "eventplatform.connectors.webhook_egress.WebhookEgress"
+_CLASS_NAME = "eventplatform.connectors.builtin.egress.connector.WebhookEgress"
 
 
 class WebhookEgressConfig(ConnectorConfig):

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the webhook ingress, generated from its routes and schemas.
 
 Each route's request body is the JSON Schema of its event, derived from the event's Avro
-contract (:mod:`eventplatform.connectors.jsonschema`); named Avro types become
+contract (:mod:`~.jsonschema`); named Avro types become
 ``#/components/schemas`` entries under their full names. The security requirements say what
 each route checks: a Standard Webhooks signature, an API key (``X-API-Key`` or a bearer
 token), or both; the responses list every answer the route gives, with their headers. Each
@@ -13,18 +13,18 @@ Schemathesis.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import MutableMapping
+from typing import Any
 
-from eventplatform.__about__ import __version__
-from eventplatform.connectors.jsonschema import event_json_schema
-from eventplatform.connectors.webhooks import MAX_ID_LENGTH, MESSAGE_ID_PATTERN, TIMESTAMP_PATTERN
+from eventplatform.connectors.builtin.ingress.jsonschema import event_json_schema
+from eventplatform.connectors.builtin.webhooks import (
+    MAX_ID_LENGTH,
+    MESSAGE_ID_PATTERN,
+    TIMESTAMP_PATTERN,
+)
 from eventplatform.schema import AvroEvent
 
-if TYPE_CHECKING:
-    from eventplatform.connectors.ingress_server import IngressRoute
-
-__all__ = ["TRACEPARENT", "openapi_document", "route_operation"]
+__all__ = ["SECURITY_SCHEMES", "TRACEPARENT", "route_operation"]
 
 #: A W3C Trace Context ``traceparent`` (version-format, §3.2.2); others are not passed on.
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -62,7 +62,8 @@ _RETRY_AFTER = {
         "schema": {"type": "integer", "minimum": 1},
     }
 }
-_SECURITY_SCHEMES = {
+#: The ``securitySchemes`` the routes' operations refer to.
+SECURITY_SCHEMES = {
     "standardWebhooks": {
         "type": "apiKey",
         "in": "header",
@@ -76,78 +77,6 @@ _SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "bearer": {"type": "http", "scheme": "bearer"},
 }
-
-
-def openapi_document(url: str, routes: Iterable[IngressRoute]) -> dict[str, Any]:
-    """The OpenAPI document of a server at ``url`` with ``routes`` attached."""
-    components: dict[str, Any] = {}
-    paths: dict[str, Any] = {}
-    for route in sorted(routes, key=lambda r: r.path):
-        paths[route.path] = {"post": route.openapi_operation(components)}
-    health = {
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "status": {"type": "string", "enum": ["ok", "degraded"]},
-                        "connectors": {
-                            "type": "object",
-                            "additionalProperties": {
-                                "type": "object",
-                                "properties": {
-                                    "state": {"type": "string"},
-                                    "records": {"type": "integer"},
-                                    "errors": {"type": "integer"},
-                                    "last_error": {"type": ["string", "null"]},
-                                },
-                            },
-                        },
-                    },
-                    "required": ["status", "connectors"],
-                }
-            }
-        }
-    }
-    paths["/health"] = {
-        "get": {
-            "operationId": "health",
-            "summary": "State of the ingress connectors",
-            "responses": {
-                "200": {"description": "Every connector is running.", **health},
-                "503": {"description": "A connector is not running.", **health},
-            },
-        }
-    }
-    paths["/openapi.json"] = {
-        "get": {
-            "operationId": "openapi",
-            "summary": "This document",
-            "responses": {
-                "200": {
-                    "description": "The OpenAPI document of this server.",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                }
-            },
-        }
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "eventplatform webhook ingress",
-            "version": __version__,
-            "description": (
-                "Events posted here are validated against their Avro contract, published to "
-                "Kafka, and answered 202 once Kafka acknowledged them."
-            ),
-        },
-        "servers": [{"url": url}],
-        "paths": paths,
-        "components": {
-            "schemas": dict(sorted(components.items())),
-            "securitySchemes": _SECURITY_SCHEMES,
-        },
-    }
 
 
 def _header(

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pytest
 
-from eventplatform.connectors import OffsetStore
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings
 from tests.integration.connectors.helpers import TopicReader, order_json
@@ -24,7 +23,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_a_timestamp_before_year_one_in_utc_is_answered_422_and_nothing_is_written(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     reader: TopicReader,
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
@@ -32,7 +30,7 @@ async def test_a_timestamp_before_year_one_in_utc_is_answered_422_and_nothing_is
     # Issue 10: this was answered 202 and every consumer dead-lettered the record.
     topic = unique_topic("orders")
     body = json.dumps(order_json(1, placed_at="0001-01-01T00:47:14.930+06:17")).encode()
-    async with ingress(settings, registry, offsets, topic) as connector:
+    async with ingress(settings, registry, topic) as connector:
         status, problem = await _post(http, connector.url, body, signed(body, "early", SECRET))
     assert status == 422, problem
     assert "placed_at" in problem["detail"]

@@ -3,7 +3,7 @@
 Each endpoint has a queue and one worker that delivers the queue's events one at a time, in the
 order they were read (per-endpoint ordering): an event that fails holds back the later ones of
 *its* endpoint until it is delivered, disabled or dead-lettered, while the other endpoints go
-on. A delivery is signed the Standard Webhooks way (:mod:`~eventplatform.connectors.webhooks`):
+on. A delivery is signed the Standard Webhooks way (:mod:`~..webhooks`):
 ``webhook-id`` is the event's idempotency key, the same on every attempt and after a restart,
 so receivers can deduplicate; ``webhook-timestamp`` and the signature are made per attempt,
 since receivers refuse stale timestamps.
@@ -39,17 +39,17 @@ from yarl import URL
 
 from eventplatform.__about__ import __version__
 from eventplatform.cloudevents import EventMetadata, format_time
-from eventplatform.connectors.compacted import CompactedTable
-from eventplatform.connectors.deliveries import (
+from eventplatform.connectors.builtin.egress.deliveries import (
     DeliveryAttempt,
     DeliveryOutcome,
     RetrySchedule,
     attempt_time,
     parse_retry_after,
 )
-from eventplatform.connectors.status import ConnectorStats
-from eventplatform.connectors.watermarks import OffsetTracker
-from eventplatform.connectors.webhooks import decode_secret, signature_headers
+from eventplatform.connectors.builtin.egress.watermarks import OffsetTracker
+from eventplatform.connectors.builtin.webhooks import decode_secret, signature_headers
+from eventplatform.connectors.runtime.compacted import CompactedTable
+from eventplatform.connectors.sdk.status import ConnectorStats
 from eventplatform.errors import (
     ConfigurationError,
     DeliveryFailed,

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from eventplatform.cloudevents import EventMetadata
-from eventplatform.connectors.deliveries import (
+from eventplatform.connectors.builtin.egress.deliveries import (
     SVIX_SCHEDULE,
     DeliveryAttempt,
     DeliveryOutcome,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
+from eventplatform.connectors.builtin.ingress.answers import (
+    Answer,
+    AnswerCache,
+    body_digest,
+)
 from eventplatform.errors import PublishTimeout
 from tests.waiting import until
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from eventplatform.connectors import plugins
-from eventplatform.connectors.endpoints import WebhookEndpoint
-from eventplatform.connectors.file_sink import FileSink
-from eventplatform.connectors.watermarks import OffsetTracker
-from eventplatform.connectors.webhook_egress import WebhookEgress, WebhookEgressConfig
+from eventplatform.connectors.builtin.egress.connector import (
+    WebhookEgress,
+    WebhookEgressConfig,
+)
+from eventplatform.connectors.builtin.egress.endpoints import WebhookEndpoint
+from eventplatform.connectors.builtin.egress.watermarks import OffsetTracker
+from eventplatform.connectors.builtin.files.sink import FileSink
+from eventplatform.connectors.runtime import plugins
 from eventplatform.demo.receiver import DemoReceiver
 from eventplatform.errors import ConnectorConfigError
 from eventplatform.settings import load_settings

@@ -38,9 +38,9 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from standardwebhooks import Webhook
 
-from eventplatform.connectors import OffsetStore
-from eventplatform.connectors.webhook_ingress import WebhookIngress
-from eventplatform.connectors.webhooks import TIMESTAMP_PATTERN
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
+from eventplatform.connectors.builtin.webhooks import TIMESTAMP_PATTERN
+from eventplatform.connectors.runtime.http import HttpServers
 from eventplatform.registry import MemoryRegistry
 from eventplatform.schema import AvroDecimal, AvroEnum, AvroEvent, Int32, Millis
 from eventplatform.schema.markers import Fixed, Float32
@@ -117,17 +117,18 @@ class Tally:
 async def routes(
     settings: Settings,
     registry: MemoryRegistry,
-    offsets: OffsetStore,
     unique_topic: Callable[[str], str],
     create_topic: Callable[[str], Awaitable[str]],
 ) -> AsyncIterator[dict[str, WebhookIngress]]:
     # Created up front, so that the end offset of each is one cheap look-up per example.
     topics = {route: await create_topic(unique_topic(route)) for route in ROUTES}
     port = free_port()
+    # One server for all routes on the port, as the runtime shares it between connectors.
+    http_servers = HttpServers()
     common: dict[str, Any] = {
         "settings": settings,
         "registry": registry,
-        "offsets": offsets,
+        "http": http_servers,
         "event_type": Everything,
     }
     connectors = {
@@ -159,6 +160,7 @@ async def routes(
         for connector in connectors.values():
             connector.stop()
         await asyncio.gather(*tasks)
+        await http_servers.aclose()
 
 
 def credentials(route: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:

@@ -34,14 +34,14 @@ only once Kafka acknowledged the record, so an accepted event is durable (DESIGN
 **Idempotency.** A request carrying a ``webhook-id`` (signed routes) or an
 ``Idempotency-Key`` header gets a deterministic event id, ``uuid5(connector, key)``: a retry
 after an accepted answer is answered the same ``202`` and publishes nothing
-(:mod:`~eventplatform.connectors.answers`); a retry while the first is still in flight shares
+(:mod:`~.answers`); a retry while the first is still in flight shares
 its outcome. With ``idempotency_store`` (``sqlite:///…``, ``postgresql://…``) accepted keys
 also survive a restart; without it a retry after a restart is published again, with the same
 event id, and consumers deduplicate it.
 
 **The document is the contract.** ``GET /openapi.json`` describes each route
-(:mod:`~eventplatform.connectors.openapi`), and a body is checked against the very JSON Schema
-published there (:func:`~eventplatform.connectors.jsonschema.body_validator`) before the event
+(:mod:`~.openapi`), and a body is checked against the very JSON Schema
+published there (:func:`~.jsonschema.body_validator`) before the event
 is built, so what the document allows is accepted and what it refuses is answered 422; the
 test suite runs Schemathesis against the document to hold both directions.
 """
@@ -54,30 +54,36 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from eventplatform.cloudevents import new_event_id
-from eventplatform.connectors.answers import Answer, AnswerCache, body_digest
-from eventplatform.connectors.base import Source, SourceConfig
-from eventplatform.connectors.ingress_server import IngressServer, problem
-from eventplatform.connectors.jsonschema import body_validator
-from eventplatform.connectors.openapi import TRACEPARENT, route_operation
-from eventplatform.connectors.payloads import parse_event
-from eventplatform.connectors.records import SourceRecord
-from eventplatform.connectors.webhooks import (
+from eventplatform.connectors.builtin.ingress.answers import (
+    Answer,
+    AnswerCache,
+    body_digest,
+)
+from eventplatform.connectors.builtin.ingress.jsonschema import body_validator
+from eventplatform.connectors.builtin.ingress.openapi import (
+    SECURITY_SCHEMES,
+    TRACEPARENT,
+    route_operation,
+)
+from eventplatform.connectors.builtin.webhooks import (
     MESSAGE_ID,
     MESSAGE_ID_RULE,
     SignatureVerifier,
     decode_secret,
 )
+from eventplatform.connectors.runtime.http import problem
+from eventplatform.connectors.sdk.payloads import parse_event
+from eventplatform.connectors.sdk.responder import Responder, ResponderConfig
 from eventplatform.errors import (
     ConfigurationError,
     ConnectorConfigError,
-    ConnectorError,
     EventPlatformError,
     InvalidPayload,
     InvalidSignature,
@@ -101,11 +107,9 @@ _RESERVED_PATHS = ("/health", "/openapi.json")
 T = TypeVar("T")
 
 
-class WebhookIngressConfig(SourceConfig):
+class WebhookIngressConfig(ResponderConfig):
     """Settings of a webhook ingress (the ``[settings]`` table)."""
 
-    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
-    port: int = Field(default=8080, ge=0, le=65535, description="Port; 0 picks a free one.")
     path: str | None = Field(default=None, description="Route; default /hooks/<name>.")
     signing_secrets: list[SecretStr] = Field(
         default=[], description="Standard Webhooks secrets (whsec_…); any one may sign."
@@ -157,7 +161,7 @@ class WebhookIngressConfig(SourceConfig):
         return self
 
 
-class WebhookIngress(Source[WebhookIngressConfig]):
+class WebhookIngress(Responder[WebhookIngressConfig]):
     """HTTP → topic (see the module docstring)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -191,20 +195,8 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         self._deadlines = Deadlines(self.config.publish_timeout, expire=time_out)
         self._pending = 0
         self._unavailable_until = 0.0
-        self._server: IngressServer | None = None
         self._store: IdempotencyStore | None = None
         self._owner = new_owner_id()
-
-    @property
-    def url(self) -> str:
-        """The full URL of the route.
-
-        Raises:
-            ConnectorError: the connector is not listening.
-        """
-        if self._server is None:
-            raise ConnectorError(f"ingress {self.name!r} is not listening")
-        return self._server.url + self.path
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -213,22 +205,16 @@ class WebhookIngress(Source[WebhookIngressConfig]):
             store = open_store(self.config.idempotency_store.get_secret_value())
             await store.start()
             self._store = store
-        # Source._open opened (or took) the producer; `self.producer` answers after start().
+        # Responder._open opened (or took) the producer; `self.producer` answers after start().
         assert self._producer is not None
         self._coalescer = Coalescer(
             self._producer,
             max_batch=self.config.max_batch,
             on_published=self.stats.published,
         )
-        self._server = await IngressServer.attach(
-            self, host=self.config.host, port=self.config.port
-        )
-        log.info("webhook ingress %s: POST %s%s", self.name, self._server.url, self.path)
+        # The route is attached once this returns (Responder), and detached before on_stop.
 
     async def on_stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.detach(self)
         # The requests still waiting get their answers (what was submitted is published).
         coalescer, self._coalescer = self._coalescer, None
         if coalescer is not None:
@@ -237,20 +223,6 @@ class WebhookIngress(Source[WebhookIngressConfig]):
         store, self._store = self._store, None
         if store is not None:
             await store.close()
-
-    async def records(self) -> AsyncIterator[SourceRecord]:
-        """Yields nothing: requests are published by the handlers, until stopped.
-
-        Each handler submits its event to a :class:`~eventplatform.producer.coalescer.
-        Coalescer` and answers once the event is durable. That skips the source pump's
-        per-record hops (generator, queues, permits); the pump would add nothing here, as
-        requests have no source position to commit.
-        """
-        while not self.stopping:
-            await self.idle(3600.0)
-        nothing: tuple[SourceRecord, ...] = ()
-        for record in nothing:  # an async generator that yields nothing
-            yield record
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -486,7 +458,8 @@ class WebhookIngress(Source[WebhookIngressConfig]):
     # -- description ---------------------------------------------------------------------------
 
     def openapi_operation(self, components: MutableMapping[str, Any]) -> dict[str, Any]:
-        """The OpenAPI operation of this route (its event schema added to ``components``)."""
+        """The OpenAPI operation of this route (its schemas and schemes added to ``components``)."""
+        components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
         return route_operation(
             name=self.name,
             topic=self.topic or "",
@@ -494,7 +467,7 @@ class WebhookIngress(Source[WebhookIngressConfig]):
             signed=self._verifier is not None,
             keyed=bool(self._api_keys),
             max_body_bytes=self.config.max_body_bytes,
-            components=components,
+            components=components.setdefault("schemas", {}),
         )
 
 
