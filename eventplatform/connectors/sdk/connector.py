@@ -24,12 +24,15 @@ The roles:
 
 - :class:`Source` yields :class:`SourceRecord` objects. The framework publishes them in the
   order yielded (pipelined, in batches), and commits each record's *source position* to the
-  offsets topic only once the broker acknowledged the record (:mod:`.offsets`, Kafka Connect's
-  ``sourcePartition``/``sourceOffset``). A crash between the two re-emits the record after a
-  restart, with the same event id and idempotency key, so consumers deduplicate it.
+  offsets topic only once the broker acknowledged the record (the runtime's pump and offsets
+  store, Kafka Connect's ``sourcePartition``/``sourceOffset``). A crash between the two
+  re-emits the record after a restart, with the same event id and idempotency key, so
+  consumers deduplicate it.
 - :class:`Sink` receives typed events through :meth:`Sink.deliver`, run by an
   :class:`~eventplatform.app.EventApp` consumer group with its idempotency store, retries and
   dead-letter topic.
+- :class:`~eventplatform.connectors.sdk.responder.Responder` answers requests on a shared
+  HTTP server, publishing what they carry (request-reply; the webhook ingress).
 
 Every connector is an async context manager with explicit states; :meth:`Connector.run` runs
 it until :meth:`Connector.stop`, and :meth:`Connector.health` reports its state and counters.

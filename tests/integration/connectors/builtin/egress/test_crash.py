@@ -25,9 +25,9 @@ from standardwebhooks.webhooks import Webhook
 from eventplatform.producer import EventProducer
 from eventplatform.registry import KafkaLogRegistry
 from eventplatform.settings import load_settings
+from tests.integration.connectors.builtin.egress.test_egress import Receiver, new_secret
 from tests.integration.connectors.helpers import Tick, eventually
-from tests.integration.connectors.test_crash import REPO, Process, cli
-from tests.integration.connectors.test_webhook_egress import Receiver, new_secret
+from tests.integration.connectors.runtime.test_crash import REPO, Process, cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -314,15 +314,26 @@ async def test_a_stopped_ingress_answers_503(
     http: aiohttp.ClientSession,
     unique_topic: Callable[[str], str],
 ) -> None:
+    # Started (its route attached) and not running: the state of a stopping ingress too, which
+    # answers until its route is detached. Stopping a running one and posting at once raced
+    # the detach (a refused connection when the stop won).
     topic = unique_topic("orders")
     body = json.dumps(order_json(8)).encode()
-    async with ingress(settings, registry, topic, port=0) as connector:
-        connector.stop()
+    connector = WebhookIngress(
+        name="orders-in",
+        topic=topic,
+        event_type=Order,
+        config={"port": 0, "signing_secrets": [SECRET]},
+        settings=settings,
+        registry=registry,
+    )
+    async with connector:
         started = time.monotonic()
         status, problem = await _post(http, connector.url, body, signed(body, "s", SECRET))
         assert status == 503
         assert time.monotonic() - started < 1
         assert problem["status"] == 503
+        assert "not running" in problem["detail"]
 
 
 async def test_an_idempotency_store_keeps_accepted_keys_across_restarts(

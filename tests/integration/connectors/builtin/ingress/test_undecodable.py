@@ -10,8 +10,8 @@ import pytest
 
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings
+from tests.integration.connectors.builtin.ingress.test_ingress import SECRET, _post, ingress, signed
 from tests.integration.connectors.helpers import TopicReader, order_json
-from tests.integration.connectors.test_webhook_ingress import SECRET, _post, ingress, signed
 
 
 @pytest.fixture
