@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
+import aiohttp
+import pytest
+
 from eventplatform.app import Context
 from eventplatform.connectors import (
     Backoff,
@@ -20,11 +23,18 @@ from eventplatform.connectors import (
     SourceRecord,
     StatusStore,
 )
+from eventplatform.connectors.builtin.ingress import WebhookIngress, WebhookIngressConfig
 from eventplatform.producer import EventProducer, PublishResult
 from eventplatform.registry import MemoryRegistry
 from eventplatform.schema import AvroEvent
 from eventplatform.settings import Settings
-from tests.integration.connectors.helpers import CountingConfig, CountingSource, Tick, eventually
+from tests.integration.connectors.helpers import (
+    CountingConfig,
+    CountingSource,
+    Tick,
+    eventually,
+    free_port,
+)
 
 FAST = Backoff(initial=0.1, maximum=0.5, jitter=0)
 
@@ -219,3 +229,59 @@ async def test_a_sink_receives_typed_events_through_a_consumer_group(
     status = sink.health(type_name="collector")
     assert (status.role, status.records) == ("sink", 5)
     assert status.counters["skipped_duplicates"] == 1
+
+
+async def test_the_runtime_owns_the_http_server_its_ingresses_share(
+    settings: Settings,
+    registry: MemoryRegistry,
+    offsets_topic: str,
+    unique_topic: Callable[[str], str],
+) -> None:
+    port = free_port()
+    specs = [
+        ConnectorSpec(
+            name=name,
+            type_name="webhook-ingress",
+            connector_class=WebhookIngress,
+            config=WebhookIngressConfig(port=port, allow_anonymous=True),
+            topic=unique_topic(name),
+            event_type=Tick,
+        )
+        for name in ("ticks-a", "ticks-b")
+    ]
+    runtime = ConnectorRuntime(
+        specs,
+        settings=settings,
+        registry=registry,
+        report_status=False,
+        offsets_topic=offsets_topic,
+    )
+    task = asyncio.create_task(runtime.run())
+    health = f"http://127.0.0.1:{port}/health"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def both_running() -> bool:
+                try:
+                    async with http.get(health) as response:
+                        body = await response.json()
+                except aiohttp.ClientConnectionError:
+                    return False
+                return response.status == 200 and set(body["connectors"]) == {"ticks-a", "ticks-b"}
+
+            await eventually(both_running)
+            for name in ("ticks-a", "ticks-b"):
+                connector = runtime.connector(name)
+                assert isinstance(connector, WebhookIngress)
+                assert connector.url == f"http://127.0.0.1:{port}/hooks/{name}"
+                async with http.post(connector.url, json={"n": 1}) as response:
+                    assert response.status == 202, await response.text()
+            runtime.stop()
+            await task
+            # Closed with the runtime: nothing listens on the port any more.
+            with pytest.raises(aiohttp.ClientConnectionError):
+                async with http.get(health):
+                    pass
+    finally:
+        runtime.stop()
+        await asyncio.gather(task, return_exceptions=True)
