@@ -5,7 +5,7 @@ and notes when each arrived. :data:`EVENTS` ``OrderPlaced`` events wait in a rea
 :data:`ENDPOINTS` endpoints of the receiver subscribe to them, so each round makes
 ``EVENTS × ENDPOINTS`` deliveries:
 
-- **ours**: a :class:`~eventplatform.connectors.webhook_egress.WebhookEgress` with a fresh
+- **ours**: a :class:`~eventplatform.connectors.builtin.egress.WebhookEgress` with a fresh
   consumer group reads the topic, decodes each record with its writer schema, renders the
   Standard Webhooks body, signs it (HMAC-SHA256), posts it, and records every attempt in the
   deliveries topic; each endpoint gets its events in order, one at a time (the egress's
@@ -37,8 +37,8 @@ from benchmarks.harness import Comparison, Result, print_results
 from benchmarks.workload import orders
 from eventplatform import heap
 from eventplatform.cloudevents import EventMetadata
-from eventplatform.connectors.deliveries import json_value, webhook_body
-from eventplatform.connectors.webhook_egress import WebhookEgress
+from eventplatform.connectors.builtin.egress.connector import WebhookEgress
+from eventplatform.connectors.builtin.egress.deliveries import json_value, webhook_body
 from eventplatform.demo.events import OrderPlaced
 from eventplatform.producer import EventProducer
 from eventplatform.registry.memory import MemoryRegistry

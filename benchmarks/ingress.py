@@ -39,9 +39,8 @@ from benchmarks.broker import create_topic, kafka, unique
 from benchmarks.harness import Comparison, Result, print_results
 from benchmarks.workload import orders
 from eventplatform import heap
-from eventplatform.connectors.offsets import OffsetStore
-from eventplatform.connectors.status import ConnectorState
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
+from eventplatform.connectors.sdk.status import ConnectorState
 from eventplatform.demo.events import OrderPlaced
 from eventplatform.registry.memory import MemoryRegistry
 from eventplatform.settings import load_settings
@@ -119,10 +118,7 @@ async def run() -> None:
         settings = load_settings(
             kafka={"bootstrap_servers": servers}, producer={"source": "/benchmarks"}
         )
-        async with (
-            MemoryRegistry() as registry,
-            OffsetStore(topic=unique("offsets"), settings=settings) as offsets,
-        ):
+        async with MemoryRegistry() as registry:
             ingress = WebhookIngress(
                 name="bench",
                 topic=topic,
@@ -135,7 +131,6 @@ async def run() -> None:
                 },
                 settings=settings,
                 registry=registry,
-                offsets=offsets,
             )
             task = asyncio.create_task(ingress.run())
             while ingress.state is not ConnectorState.RUNNING:

@@ -39,9 +39,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from eventplatform import heap, upstate
 from eventplatform.catalogue.model import add_registry_versions, describe_deployment
 from eventplatform.catalogue.web import LiveCatalogue
-from eventplatform.connectors.config import ConnectorSpec, load_instances
-from eventplatform.connectors.runtime import ConnectorRuntime
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.connectors.runtime.instances import ConnectorSpec, load_instances
+from eventplatform.connectors.runtime.supervisor import ConnectorRuntime
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.devkafka import Broker, provision
 from eventplatform.errors import (
     ConfigurationError,

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from eventplatform.connectors.config import ConnectorSpec
+from eventplatform.connectors.runtime.instances import ConnectorSpec
 from eventplatform.devkafka.local import ensure_port_free
 
 __all__ = [

@@ -2,8 +2,9 @@
 
 The catalogue shows one example per event type and puts it in the ``curl`` line to try, so
 the example must be accepted as it is: it is the JSON that
-:func:`eventplatform.connectors.payloads.parse_event` takes (strict JSON mode), written from
-the Avro schema the way :mod:`eventplatform.connectors.jsonschema` describes it: UUIDs,
+:func:`eventplatform.connectors.sdk.payloads.parse_event` takes (strict JSON mode), written from
+the Avro schema the way
+:mod:`eventplatform.connectors.builtin.ingress.jsonschema` describes it: UUIDs,
 RFC 3339 timestamps and ISO dates as strings, decimals as strings (exact), a union as the
 value of one branch (the first that is not ``null``, so the example shows the field's shape),
 an enum as its first symbol, an array as one item, a map as one entry.

@@ -2,7 +2,7 @@
 
 :func:`describe_deployment` gathers it from the deployment's own descriptions, through their
 loaders: the schema catalogue (``schemas/``, :func:`~eventplatform.schema.load_catalogue`),
-the connector instances (``connectors/*.toml``, :func:`~eventplatform.connectors.config.\
+the connector instances (``connectors/*.toml``, :func:`~eventplatform.connectors.runtime.instances.\
 load_instances`) and the :class:`~eventplatform.app.EventApp` objects of the apps that join the
 platform (their handler routes). It does no I/O beyond what those loaders did;
 :func:`add_registry_versions` then asks a schema registry for each event type's subjects,
@@ -33,7 +33,7 @@ from eventplatform.serde.subjects import SubjectNameStrategy, subject_name
 
 if TYPE_CHECKING:
     from eventplatform.app import EventApp
-    from eventplatform.connectors.config import ConnectorSpec
+    from eventplatform.connectors.runtime.instances import ConnectorSpec
     from eventplatform.registry.base import SchemaRegistry
 
 __all__ = [

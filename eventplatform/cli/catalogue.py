@@ -27,7 +27,7 @@ from eventplatform.catalogue import (
 from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli.serve import AppSpecError, load_app
-from eventplatform.connectors.config import load_instances
+from eventplatform.connectors.runtime.instances import load_instances
 from eventplatform.errors import ConfigurationError, EventPlatformError
 from eventplatform.schema import load_catalogue
 from eventplatform.settings import Settings, load_settings

@@ -36,12 +36,17 @@ from eventplatform.cli._observability import (
     observability_settings,
 )
 from eventplatform.cli._tables import fit
-from eventplatform.connectors.config import ConnectorSpec, EventTypeResolver, load_instance
-from eventplatform.connectors.config import load_instances as _load_instances
-from eventplatform.connectors.offsets import OffsetStore
-from eventplatform.connectors.plugins import available
-from eventplatform.connectors.runtime import ConnectorRuntime
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus, StatusStore
+from eventplatform.connectors.runtime.instances import (
+    ConnectorSpec,
+    EventTypeResolver,
+    load_instance,
+)
+from eventplatform.connectors.runtime.instances import load_instances as _load_instances
+from eventplatform.connectors.runtime.offsets import OffsetStore
+from eventplatform.connectors.runtime.plugins import available
+from eventplatform.connectors.runtime.statuses import StatusStore
+from eventplatform.connectors.runtime.supervisor import ConnectorRuntime
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.errors import ConfigurationError, EventPlatformError
 from eventplatform.observability.server import observe
 from eventplatform.settings import ObservabilitySettings, Settings, load_settings

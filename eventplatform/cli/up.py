@@ -37,7 +37,7 @@ from eventplatform.cli._observability import (
     observability_settings,
 )
 from eventplatform.cli._tables import fit
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.deployment import Deployment, UpOptions, serve_deployment
 from eventplatform.devkafka import Broker
 from eventplatform.settings import load_settings

@@ -1,39 +1,73 @@
 """Connectors: bridges that bring external systems' events into topics and take them out.
 
-- :mod:`~eventplatform.connectors.base`: the seams, :class:`Source` and :class:`Sink`, with
-  their config models; :class:`SourceRecord` and :class:`SourcePosition`.
-- :mod:`~eventplatform.connectors.offsets`: source positions in a compacted topic.
-- :mod:`~eventplatform.connectors.runtime`: several connectors in one process, restarted with
-  backoff when they fail; :mod:`~eventplatform.connectors.status` their states.
-- :mod:`~eventplatform.connectors.config`: the ``connectors/*.toml`` instance files.
-- :mod:`~eventplatform.connectors.plugins`: connector types by name (entry points).
-- Built-ins: :mod:`~eventplatform.connectors.webhook_ingress` (HTTP → topic),
-  :mod:`~eventplatform.connectors.outbox` (PostgreSQL outbox → topics),
-  :mod:`~eventplatform.connectors.files` (JSON-lines file → topic),
-  :mod:`~eventplatform.connectors.webhook_egress` (topic → subscriber URLs, Standard
-  Webhooks), :mod:`~eventplatform.connectors.file_sink` (topic → JSON-lines file), and
-  :mod:`eventplatform.demo.receiver` (a signature-checking receiver for the demo).
+Three parts:
+
+- :mod:`~eventplatform.connectors.sdk`, what a connector author imports, re-exported here:
+  the roles :class:`Source`, :class:`Sink` and :class:`Responder` (request-reply), their config
+  models, :class:`SourceRecord` and :class:`SourcePosition`, the state a connector reports.
+- :mod:`~eventplatform.connectors.runtime`: running and supervising connectors
+  (:class:`ConnectorRuntime`), the ``connectors/*.toml`` instance files, connector types by
+  name (entry points), source positions and statuses in compacted topics, and the HTTP servers
+  request-reply connectors share. Its names are also reachable here (loaded on first use, so
+  that importing the SDK does not load the runtime).
+- :mod:`~eventplatform.connectors.builtin`: the built-in types (webhook ingress and egress,
+  PostgreSQL outbox, JSON-lines files, service).
 """
 
-from eventplatform.connectors.base import (
+from typing import TYPE_CHECKING, Any
+
+from eventplatform.connectors.sdk import (
     Connector,
     ConnectorConfig,
+    ConnectorState,
+    ConnectorStats,
+    ConnectorStatus,
+    Responder,
+    ResponderConfig,
     Sink,
     SinkConfig,
     Source,
     SourceConfig,
+    SourcePosition,
+    SourceRecord,
 )
-from eventplatform.connectors.config import ConnectorSpec, load_instance, load_instances
-from eventplatform.connectors.offsets import OffsetStore
-from eventplatform.connectors.plugins import available, load_connector_class
-from eventplatform.connectors.records import SourcePosition, SourceRecord
-from eventplatform.connectors.runtime import Backoff, ConnectorRuntime
-from eventplatform.connectors.status import (
-    ConnectorState,
-    ConnectorStats,
-    ConnectorStatus,
-    StatusStore,
+
+if TYPE_CHECKING:
+    from eventplatform.connectors.runtime import (
+        Backoff,
+        ConnectorRuntime,
+        ConnectorSpec,
+        OffsetStore,
+        StatusStore,
+        available,
+        load_connector_class,
+        load_instance,
+        load_instances,
+    )
+
+# The runtime's names, importable from here as before the SDK/runtime split (PEP 562).
+_RUNTIME = frozenset(
+    {
+        "Backoff",
+        "ConnectorRuntime",
+        "ConnectorSpec",
+        "OffsetStore",
+        "StatusStore",
+        "available",
+        "load_connector_class",
+        "load_instance",
+        "load_instances",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNTIME:
+        from eventplatform.connectors import runtime  # noqa: PLC0415
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Backoff",
@@ -45,6 +79,8 @@ __all__ = [
     "ConnectorStats",
     "ConnectorStatus",
     "OffsetStore",
+    "Responder",
+    "ResponderConfig",
     "Sink",
     "SinkConfig",
     "Source",

@@ -12,7 +12,7 @@ from ``connectors/demo-receiver.toml``::
     log_path = "var/received.jsonl"
 
 ``POST <path>`` verifies the signature with
-:class:`~eventplatform.connectors.webhooks.SignatureVerifier` (``401`` when it does not
+:class:`~eventplatform.connectors.builtin.webhooks.SignatureVerifier` (``401`` when it does not
 verify), logs the delivery on the ``eventplatform.demo.receiver`` logger, appends it to
 ``log_path`` as a JSON line and answers ``204``. A repeated ``webhook-id`` is answered
 ``204`` too but counted as a duplicate and not shown again: the deduplication a receiver is
@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 from aiohttp import web
 from pydantic import Field, SecretStr, field_validator
 
-from eventplatform.connectors.base import Connector, ConnectorConfig
-from eventplatform.connectors.webhooks import H_WEBHOOK_ID, SignatureVerifier, decode_secret
+from eventplatform.connectors.builtin.webhooks import H_WEBHOOK_ID, SignatureVerifier, decode_secret
+from eventplatform.connectors.sdk.connector import Connector, ConnectorConfig
 from eventplatform.errors import ConfigurationError, ConnectorError, InvalidSignature
 
 __all__ = ["DemoReceiver", "DemoReceiverConfig"]

@@ -28,7 +28,7 @@ from eventplatform.errors import ResourceStateError
 from eventplatform.settings import parse_bootstrap_servers
 
 if TYPE_CHECKING:  # the app imports this module; connectors import the app
-    from eventplatform.connectors.status import ConnectorStatus
+    from eventplatform.connectors.sdk.status import ConnectorStatus
 
 __all__ = [
     "AppHealth",

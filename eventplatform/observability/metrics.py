@@ -36,7 +36,7 @@ from eventplatform.observability import events
 
 if TYPE_CHECKING:
     from eventplatform.app.stats import AppStats
-    from eventplatform.connectors.status import ConnectorStatus
+    from eventplatform.connectors.sdk.status import ConnectorStatus
 
 __all__ = ["PlatformCollector", "require_prometheus"]
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from typer.testing import CliRunner
 
 from eventplatform.cli import app as cli
-from eventplatform.connectors.compacted import CompactedTable
+from eventplatform.connectors.runtime.compacted import CompactedTable
 from eventplatform.devkafka.local import LocalCluster
 from eventplatform.errors import PublishTimeout
 from eventplatform.producer import EventProducer

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
-from eventplatform.connectors.offsets import OffsetStore
+from eventplatform.connectors.runtime.offsets import OffsetStore
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings, load_settings
 from tests.integration.connectors.helpers import TopicReader

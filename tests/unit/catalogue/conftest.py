@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from eventplatform.catalogue import EventCatalogue, describe_deployment
-from eventplatform.connectors.config import ConnectorSpec, load_instances
+from eventplatform.connectors.runtime.instances import ConnectorSpec, load_instances
 from eventplatform.schema import load_catalogue
 from tests.unit.catalogue.billing_app import app as billing
 

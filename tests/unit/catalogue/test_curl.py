@@ -16,8 +16,8 @@ from aiohttp import web
 
 from eventplatform.catalogue import EventCatalogue
 from eventplatform.catalogue.curl import curl_command
-from eventplatform.connectors.payloads import parse_event
-from eventplatform.connectors.webhooks import SignatureVerifier
+from eventplatform.connectors.builtin.webhooks import SignatureVerifier
+from eventplatform.connectors.sdk.payloads import parse_event
 from eventplatform.demo.events import OrderPlaced
 from eventplatform.errors import InvalidSignature
 from tests.unit.catalogue.conftest import SECRETS

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from eventplatform.catalogue import EventCatalogue, add_registry_versions
-from eventplatform.connectors.payloads import parse_event
+from eventplatform.connectors.sdk.payloads import parse_event
 from eventplatform.demo import events as demo_events
 from eventplatform.registry.base import CompatibilityLevel
 from eventplatform.registry.memory import MemoryRegistry

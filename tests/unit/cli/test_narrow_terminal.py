@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from eventplatform.cli.up import LiveView
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -45,7 +45,7 @@ def test_connectors_list_keeps_every_identifier_whole_at_80_columns() -> None:
         "webhook-egress",
         "orders-signed",
         "com.example.orders.OrderPlaced",
-        "eventplatform.connectors.webhook_ingress:WebhookIngress",
+        "eventplatform.connectors.builtin.ingress:WebhookIngress",
     ):
         assert any(identifier in line for line in lines), identifier
 

@@ -8,7 +8,7 @@ import time
 import aiohttp
 import pytest
 
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.errors import PortInUse, ResourceStateError
 from eventplatform.observability.health import (
     AppHealth,

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventplatform.app.stats import AppStats
-from eventplatform.connectors.status import ConnectorState, ConnectorStatus
+from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.errors import ResourceStateError
 from eventplatform.observability import events
 from eventplatform.observability.metrics import PlatformCollector, require_prometheus

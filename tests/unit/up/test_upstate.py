@@ -106,7 +106,7 @@ def test_a_taken_port_names_what_and_the_setting() -> None:
 def test_fresh_removes_the_sqlite_stores_the_connector_files_name(tmp_path: Path) -> None:
     import shutil
 
-    from eventplatform.connectors.config import load_instances
+    from eventplatform.connectors.runtime.instances import load_instances
 
     repo = Path(__file__).resolve().parents[3]
     shutil.copytree(repo / "connectors", tmp_path / "connectors")
