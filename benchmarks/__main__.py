@@ -15,9 +15,19 @@ BENCHMARKS = [
     "ingress",
     "egress",
     "recovery",
+    "telemetry",
 ]
 #: The benchmarks that need a Kafka broker; one is provisioned for all of them.
-ON_KAFKA = {"publish", "consume", "transactions", "latency", "ingress", "egress", "recovery"}
+ON_KAFKA = {
+    "publish",
+    "consume",
+    "transactions",
+    "latency",
+    "ingress",
+    "egress",
+    "recovery",
+    "telemetry",
+}
 
 
 def main() -> None:

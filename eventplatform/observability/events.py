@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -56,6 +57,7 @@ __all__ = [
     "sent_counts",
     "time_processing",
     "timed_send",
+    "traced",
 ]
 
 R = TypeVar("R")
@@ -316,6 +318,29 @@ def batch_finished(sending: Sending, outcomes: Sequence[PublishResult | BaseExce
         counts[labels] = counts.get(labels, 0) + 1
     send_finished(sending, failure)
     sent(counts)
+
+
+@contextmanager
+def traced(name: str, kind: str, attributes: dict[str, Any]) -> Iterator[None]:
+    """A span around the block (``kind``: ``client``, ``producer`` or ``internal``), current
+    inside it, failed with what the block raises; nothing at all while OpenTelemetry is off.
+
+    For calls that are not per event (registry requests, outbox rounds).
+    """
+    telemetry = SWITCHES.telemetry
+    if telemetry is None:
+        yield
+        return
+    span = telemetry.span(name, kind, attributes)
+    scope = telemetry.attach(span)
+    try:
+        yield
+    except BaseException as exc:
+        telemetry.fail(span, exc)
+        raise
+    finally:
+        telemetry.detach(scope)
+        span.end()
 
 
 def sent(counts: dict[tuple[str, str], int]) -> None:

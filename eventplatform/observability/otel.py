@@ -568,6 +568,13 @@ class Telemetry:
 
     # -- others ------------------------------------------------------------------------------
 
-    def internal(self, name: str, attributes: Mapping[str, Any]) -> Span:
-        """Start an INTERNAL span (outbox relay rounds, registry calls) in the current context."""
-        return self.tracer.start_span(name, None, SpanKind.INTERNAL, attributes)
+    def span(self, name: str, kind: str, attributes: Mapping[str, Any]) -> Span:
+        """Start a span of ``kind`` (``client``, ``producer``, ``internal``) in the current
+        context; the messaging spans' ``messaging.system.name`` and ``server.*`` are added
+        when ``attributes`` are messaging ones."""
+        if any(name.startswith("messaging.") for name in attributes):
+            attributes = {**self._base, **attributes}
+        return self.tracer.start_span(name, None, _KINDS[kind], attributes, record_exception=False)
+
+
+_KINDS = {"client": SpanKind.CLIENT, "producer": SpanKind.PRODUCER, "internal": SpanKind.INTERNAL}
