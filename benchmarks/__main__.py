@@ -16,6 +16,7 @@ BENCHMARKS = [
     "ingress",
     "egress",
     "recovery",
+    "telemetry",
 ]
 #: The benchmarks that need a Kafka broker; one is provisioned for all of them.
 ON_KAFKA = {
@@ -27,6 +28,7 @@ ON_KAFKA = {
     "ingress",
     "egress",
     "recovery",
+    "telemetry",
 }
 
 

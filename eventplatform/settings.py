@@ -376,6 +376,11 @@ class ObservabilitySettings(_Section):
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per log line."
     )
+    otel: bool = Field(
+        default=False,
+        description="OpenTelemetry traces and metrics through the global tracer and meter "
+        "providers (needs eventplatform[otel]; configure the SDK's exporters as usual).",
+    )
 
 
 class Settings(BaseSettings):

@@ -4,7 +4,8 @@ It tells the handler where the event came from (CloudEvents metadata, topic, par
 offset, key, attempt) and gives it the two ways to have effects that count once:
 
 - ``await ctx.publish(event)``: publish a derived event. The trace context of the incoming
-  event is propagated (W3C ``traceparent``/``tracestate``, unchanged). Inside a
+  event is propagated (W3C ``traceparent``/``tracestate``: unchanged, or, while traced, the
+  ``send`` span's, a child of the handler's ``process`` span). Inside a
   ``transactional=True`` handler the record joins the poll's Kafka transaction and is sent
   only if the handler succeeds, so a failed attempt leaves nothing behind.
 - ``ctx.transaction``: the idempotency store's unit of this event (the inbox pattern). Writes
@@ -27,7 +28,6 @@ from typing import Any, Protocol
 from eventplatform.cloudevents import H_TRACESTATE, EventMetadata
 from eventplatform.errors import IdempotencyStoreError, StoreNotTransactional
 from eventplatform.idempotency import Unit
-from eventplatform.observability import events as observed
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.schema import AvroEvent
 
@@ -58,8 +58,9 @@ class ProducerPublisher:
         self.producer = producer
 
     async def publish(self, item: Outgoing) -> PublishResult | None:
-        """Publish ``item`` and return where it landed."""
-        sending = self.producer.publish(
+        """Publish ``item`` and return where it landed (timed and traced by the producer,
+        :mod:`eventplatform.observability.events`)."""
+        return await self.producer.publish(
             item.event,
             key=item.key,
             idempotency_key=item.idempotency_key,
@@ -70,9 +71,6 @@ class ProducerPublisher:
             time=item.time,
             traceparent=item.traceparent,
         )
-        if observed.SWITCHES.sends is None:  # metrics off: nothing is timed
-            return await sending
-        return await observed.timed_send(sending, item.topic)
 
 
 class Context:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ from eventplatform.errors import (
     ProducerFenced,
 )
 from eventplatform.idempotency import Batch, Claim, IdempotencyStore
+from eventplatform.observability import events as observed
 from eventplatform.producer import EventProducer
 from eventplatform.serde import AvroSerializer
 
@@ -141,6 +143,7 @@ class ConsumptionLoop:
         self._committer: asyncio.Task[None] | None = None
         self._unhandled_seen: set[tuple[str, str]] = set()
         self._failures = 0
+        self._polled_at = 0  # when the last poll began (ns): the receive span's start
         self._revoke_wait = max((route.timeout for route in config.router.routes), default=30.0)
         self._dispatcher = Dispatcher(
             group_id=config.group_id,
@@ -191,6 +194,7 @@ class ConsumptionLoop:
         """
         consumer = self._consumer
         while not self._stopping.is_set():
+            self._polled_at = time.time_ns()
             try:
                 polled = await consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._config.max_poll_records
@@ -237,6 +241,8 @@ class ConsumptionLoop:
                 self._seek(tp, records[0].offset)
             stats.deferred += sum(len(records) for records in polled.values())
             return self._failure_delay()
+        telemetry = observed.SWITCHES.telemetry  # a receive span per poll, while traced
+        receipt = telemetry and telemetry.received(polled, self._config.group_id, self._polled_at)
 
         txn_tps = {tp for tp in polled if self._config.router.transactional(tp.topic)}
         poll = PollState(batches, txn_tps)
@@ -270,6 +276,8 @@ class ConsumptionLoop:
             self._seek(tp, first[tp])
         deferred = self._rewind_deferred(batches, skip=rewound)
         self._account(batches, rewound)
+        if telemetry and receipt:
+            telemetry.poll_done(receipt, (d for batch in batches for d in batch))
         if rewound or deferred:
             return self._failure_delay()
         self._failures = 0

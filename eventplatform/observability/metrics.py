@@ -132,14 +132,13 @@ class PlatformCollector:
         sends = events.send_durations()
         sent = core.CounterMetricFamily(
             "messaging_client_sent_messages",
-            "Events handlers published and the broker acknowledged "
+            "Events published through the producer and acknowledged by the broker "
             "(messaging.client.sent.messages).",
             labels=["messaging_system", "messaging_destination_name"],
         )
         operation = core.HistogramMetricFamily(
             "messaging_client_operation_duration_seconds",
-            "Duration of handlers' publishes until acknowledged "
-            "(messaging.client.operation.duration).",
+            "Duration of publish calls until acknowledged (messaging.client.operation.duration).",
             labels=[
                 "messaging_system",
                 "messaging_operation_name",
@@ -150,8 +149,9 @@ class PlatformCollector:
         )
         for (topic, error), buckets, total in sends.snapshot() if sends is not None else ():
             operation.add_metric([SYSTEM, "send", topic, error], buckets, total)
+        for (topic, error), count in events.sent_counts().items():
             if not error:
-                sent.add_metric([SYSTEM, topic], buckets[-1][1])
+                sent.add_metric([SYSTEM, topic], count)
         yield sent
         yield operation
 

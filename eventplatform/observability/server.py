@@ -159,6 +159,33 @@ async def observe(
     app: EventApp | None = None,
     runtime: Callable[[], ConnectorRuntime | None] | None = None,
 ) -> AsyncIterator[HealthServer | None]:
+    """Switch OpenTelemetry on when ``settings.otel`` says so, and run the health server of a
+    command for as long as the block runs, if a port is set (:func:`_health`).
+
+    Raises:
+        ConfigurationError: as :func:`_health`, or OpenTelemetry is asked for and not
+            installed.
+    """
+    if settings.otel:
+        events.instrument(bootstrap_servers=bootstrap_servers)
+    try:
+        async with _health(
+            settings, bootstrap_servers=bootstrap_servers, app=app, runtime=runtime
+        ) as server:
+            yield server
+    finally:
+        if settings.otel:
+            events.instrument(False)
+
+
+@asynccontextmanager
+async def _health(
+    settings: ObservabilitySettings,
+    *,
+    bootstrap_servers: str,
+    app: EventApp | None = None,
+    runtime: Callable[[], ConnectorRuntime | None] | None = None,
+) -> AsyncIterator[HealthServer | None]:
     """Run the health server of a command for as long as the block runs, if a port is set.
 
     Probes: the broker, then ``app`` (:class:`~eventplatform.observability.health.AppProbe`)

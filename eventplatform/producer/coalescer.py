@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from eventplatform.errors import EventPlatformError, PublishError, ResourceStateError
+from eventplatform.observability import events as observed
 from eventplatform.producer._errors import KAFKA_FAILURES, translate
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ __all__ = ["Coalescer", "publish_each"]
 
 log = logging.getLogger("eventplatform.producer")
 
-_Pending = tuple["Outgoing", "asyncio.Future[PublishResult]"]
+#: An event, its caller's future, and its timing and ``send`` span while instrumented.
+_Pending = tuple["Outgoing", "asyncio.Future[PublishResult]", "observed.Sending | None"]
 
 
 async def publish_each(
@@ -45,6 +47,7 @@ async def publish_each(
     items: Sequence[Outgoing | EventPlatformError],
     *,
     stop: Callable[[int], bool] | None = None,
+    traceparent: str | None = None,
 ) -> list[PublishResult | EventPlatformError]:
     """Publish ``items`` in one ``publish_batch`` pass; each item's result or its own error.
 
@@ -56,13 +59,16 @@ async def publish_each(
     items after it are not sent and get its error (the source pump stops at a record whose
     position it must not commit past). A batch the broker refuses, or does not acknowledge
     within the delivery timeout, is the error of the events it carried, translated by
-    :func:`~eventplatform.producer._errors.translate`.
+    :func:`~eventplatform.producer._errors.translate`. ``traceparent`` goes to the items
+    that carry none of their own (a traced batch's ``send`` span).
 
     Raises:
         asyncio.CancelledError: the caller was cancelled (some events may be written).
     """
     try:
-        return await producer._publish_outcomes(items, isolate=True, stop=stop)
+        return await producer._publish_outcomes(
+            items, isolate=True, stop=stop, traceparent=traceparent
+        )
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # not started, or a failure that is no event's own
@@ -140,7 +146,12 @@ class Coalescer:
             raise ResourceStateError("the coalescer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PublishResult] = loop.create_future()
-        self._pending.append((item, future))
+        # Started here, in the caller's context: its span is the event's creation context.
+        sending = None
+        if observed.SWITCHES.sending:
+            topic = item.topic or type(item.event).__avro_topic__ or ""
+            sending = observed.send_started(item, topic)
+        self._pending.append((item, future, sending))
         if not self._scheduled and len(self._flights) < self.max_in_flight:
             # Shipped on the next loop iteration, not now: the callers already runnable in
             # this one submit first, so even the first batch of a burst coalesces.
@@ -208,13 +219,15 @@ class Coalescer:
 
     async def _publish(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = await publish_each(self.producer, [item for item, _ in batch])
+            outcomes = await publish_each(self.producer, [item for item, _, _ in batch])
         except BaseException as exc:  # cancelled, or a bug: no caller may wait forever
             _fail(batch, PublishError(f"publishing was interrupted: {type(exc).__name__}"))
             raise
+        if observed.SWITCHES.sending:
+            _observe(batch, outcomes)
         published = 0
         failures: list[EventPlatformError] = []
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, EventPlatformError):
                 if not failures or failures[-1] is not outcome:
                     failures.append(outcome)
@@ -233,8 +246,22 @@ class Coalescer:
                 self._on_failed(failure)
 
 
+def _observe(batch: list[_Pending], outcomes: list[PublishResult | EventPlatformError]) -> None:
+    """End the batch's calls' spans and timings; count the messages sent."""
+    counts: dict[tuple[str, str], int] = {}
+    for (_, _, sending), outcome in zip(batch, outcomes, strict=True):
+        if sending is None:  # submitted before instrumentation was switched on
+            continue
+        observed.send_finished(sending, outcome)
+        labels = (sending.topic, type(outcome).__name__ if isinstance(outcome, Exception) else "")
+        counts[labels] = counts.get(labels, 0) + 1
+    observed.sent(counts)
+
+
 def _fail(batch: list[_Pending], error: BaseException) -> None:
-    for _, future in batch:
+    for _, future, sending in batch:
+        if sending is not None:
+            observed.send_finished(sending, error)
         if not future.done():
             future.set_exception(error)
             # Its caller may have stopped waiting (a timeout): no "never retrieved" warning.

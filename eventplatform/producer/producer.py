@@ -44,7 +44,13 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
 from eventplatform import access
-from eventplatform.cloudevents import EventMetadata, HeaderTemplate, format_time, new_event_id
+from eventplatform.cloudevents import (
+    H_TRACEPARENT,
+    EventMetadata,
+    HeaderTemplate,
+    format_time,
+    new_event_id,
+)
 from eventplatform.errors import (
     ConfigurationError,
     EventPlatformError,
@@ -53,6 +59,7 @@ from eventplatform.errors import (
     PublishTimeout,
     ResourceStateError,
 )
+from eventplatform.observability import events as observed
 from eventplatform.producer._errors import KAFKA_FAILURES, translate
 from eventplatform.producer.batching import BatchPlan, KeyPartitions
 from eventplatform.producer.coalescer import Coalescer
@@ -103,13 +110,13 @@ class Outgoing:
 
     @property
     def plain(self) -> bool:
-        """Whether its metadata is an id, a source and the current time only (no extras)."""
+        """Whether its metadata is an id, a source and the current time only (and maybe a
+        ``traceparent``, which the fast path appends as it is)."""
         return (
             self.metadata is None
             and self.idempotency_key is None
             and self.subject is None
             and self.time is None
-            and self.traceparent is None
         )
 
 
@@ -490,14 +497,44 @@ class EventProducer:
         ids is deduplicated by consumers; a :class:`~eventplatform.errors.PublishTimeout`
         carries them). Events without their own id or time get fresh ids and the call's time.
 
+        Traced (:func:`~eventplatform.observability.events.instrument`), the call is one
+        ``send`` span with ``messaging.batch.message_count``, the creation context of the
+        events that carry no ``traceparent`` of their own.
+
         Raises:
             The errors of :meth:`publish`.
         """
-        outcomes = await self._publish_outcomes(items, topic=topic)
+        if observed.SWITCHES.sending:
+            outcomes = await self._observed_batch(items, topic)
+        else:
+            outcomes = await self._publish_outcomes(items, topic=topic)
         for outcome in outcomes:
             if not isinstance(outcome, PublishResult):
                 raise outcome
         return cast(list[PublishResult], outcomes)
+
+    async def _observed_batch(
+        self, items: Iterable[AvroEvent | Outgoing], topic: str | None
+    ) -> list[PublishResult | EventPlatformError]:
+        """:meth:`publish_batch`, timed and traced as one call (one ``send`` span)."""
+        entries = items if isinstance(items, list) else list(items)
+        target = topic
+        if target is None and entries:
+            first = entries[0]
+            event = first.event if isinstance(first, Outgoing) else first
+            target = (first.topic if isinstance(first, Outgoing) else None) or type(
+                event
+            ).__avro_topic__
+        sending = observed.send_started(None, target or "", len(entries))
+        try:
+            outcomes = await self._publish_outcomes(
+                entries, topic=topic, traceparent=sending.traceparent
+            )
+        except BaseException as exc:
+            observed.send_finished(sending, exc)
+            raise
+        observed.batch_finished(sending, outcomes)
+        return outcomes
 
     async def _publish_outcomes(
         self,
@@ -506,6 +543,7 @@ class EventProducer:
         topic: str | None = None,
         isolate: bool = False,
         stop: Callable[[int], bool] | None = None,
+        traceparent: str | None = None,
     ) -> list[PublishResult | EventPlatformError]:
         """Each event's result, or the error that kept it from being written.
 
@@ -533,6 +571,7 @@ class EventProducer:
         idempotency_keys: list[str] = [""] * count
         outcomes: list[PublishResult | EventPlatformError] = [_PENDING] * count
         unknown: dict[str, EventPlatformError] = {}  # topics whose lookup failed
+        batch_trace = (H_TRACEPARENT, traceparent.encode()) if traceparent else None
         for position, entry in enumerate(entries):
             try:
                 if isinstance(entry, EventPlatformError):
@@ -556,11 +595,18 @@ class EventProducer:
                         template = templates[(event_type, source)] = HeaderTemplate(
                             source, event_type.__avro_name__
                         )
-                    headers = template.headers(event_id, stamp, item.headers if item else ())
+                    extra = item.headers if item else ()
+                    if item is not None and item.traceparent:
+                        extra = (*extra, (H_TRACEPARENT, item.traceparent.encode()))
+                    elif batch_trace is not None:
+                        extra = (*extra, batch_trace)
+                    headers = template.headers(event_id, stamp, extra)
                     event_ids[position] = idempotency_keys[position] = event_id
                 else:
                     meta = self.metadata_for(item)
                     headers = meta.to_headers(item.headers)
+                    if batch_trace is not None and not meta.traceparent:
+                        headers.append(batch_trace)
                     event_ids[position] = meta.id
                     idempotency_keys[position] = meta.idempotency_key
                 if not plan.knows(target):

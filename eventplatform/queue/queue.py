@@ -65,6 +65,7 @@ from eventplatform.errors import (
     Rejected,
     ResourceStateError,
 )
+from eventplatform.observability import events as observed
 from eventplatform.producer import EventProducer, Key, Outgoing, PublishResult
 from eventplatform.queue.consumer import AcknowledgeType, ShareConsumer, ShareRecord
 from eventplatform.registry.base import SchemaRegistry
@@ -642,6 +643,9 @@ class EventQueue(Generic[E]):
             del self._current[key]
             if self._consumer is not None and self._state == "started":
                 self._consumer.acknowledge(record, kind)
+                telemetry = observed.SWITCHES.telemetry
+                if telemetry is not None:  # a settle span (accept, release, reject)
+                    telemetry.settled(record, kind.name.lower(), self.group, item.metadata)
         self._finish(item)
 
     def _release_later(self, item: QueueItem[E], delay: float) -> None:

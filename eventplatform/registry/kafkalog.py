@@ -40,6 +40,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from eventplatform import access
 from eventplatform.errors import ConfigurationError, RegistryError, RegistryUnavailable
+from eventplatform.observability import events as observed
 from eventplatform.producer._errors import KAFKA_FAILURES, translate
 from eventplatform.registry.commandlog import CommandLogRegistry
 from eventplatform.registry.commands import Command, Init, MalformedCommand, decode, encode
@@ -255,7 +256,15 @@ class KafkaLogRegistry(CommandLogRegistry):
         if self._producer is None:
             raise RegistryUnavailable(f"{self._where()}: not connected")
         key, value = encode(command)
-        with self._kafka_errors("appending a command"):
+        send = {
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": self._topic,
+        }
+        with (
+            observed.traced(f"send {self._topic}", "producer", send),
+            self._kafka_errors("appending a command"),
+        ):
             meta = await self._producer.send_and_wait(self._topic, value, key=key, partition=0)
         result = await self._read_until(meta.offset + 1, want=meta.offset)
         if result is None:

@@ -45,6 +45,7 @@ from eventplatform.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
+from eventplatform.observability import events as observed
 from eventplatform.registry.base import (
     CompatibilityLevel,
     CompatibilityResult,
@@ -577,6 +578,28 @@ class RestRegistry:
     # -- transport ---------------------------------------------------------------------------
 
     async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """:meth:`_call`, in a CLIENT span while traced (HTTP client conventions)."""
+        if observed.SWITCHES.telemetry is None:
+            return await self._call(method, path, query=query, body=body)
+        url = yarl.URL(self._base + path, encoded=True)
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.full": str(url.with_user(None)),
+            "server.address": url.host or "",
+        }
+        if url.port is not None:
+            attributes["server.port"] = url.port
+        with observed.traced(method, "client", attributes):
+            return await self._call(method, path, query=query, body=body)
+
+    async def _call(
         self,
         method: str,
         path: str,

@@ -38,6 +38,7 @@ from eventplatform.cloudevents import EventMetadata
 from eventplatform.connectors.sdk.records import SourcePosition, SourceRecord
 from eventplatform.connectors.sdk.status import ConnectorStats
 from eventplatform.errors import ConnectorError, EventPlatformError
+from eventplatform.observability import events as observed
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.producer._errors import translate
 from eventplatform.producer.coalescer import publish_each
@@ -197,9 +198,22 @@ class RecordWriter:
                 items.append(self.outgoing(record))
             except EventPlatformError as exc:
                 items.append(exc)
-        return list(
-            await publish_each(self.producer, items, stop=lambda index: not records[index].answered)
+        sending = None
+        if observed.SWITCHES.sending:  # one send span and timing per relayed batch
+            first = records[0]
+            topic = first.topic or self.default_topic or ""
+            sending = observed.send_started(None, topic, len(items))
+        outcomes: list[PublishResult | BaseException] = list(
+            await publish_each(
+                self.producer,
+                items,
+                stop=lambda index: not records[index].answered,
+                traceparent=sending.traceparent if sending else None,
+            )
         )
+        if sending is not None:
+            observed.batch_finished(sending, outcomes)
+        return outcomes
 
     async def _send_raw(self, record: SourceRecord) -> PublishResult | BaseException:
         assert record.value is not None

@@ -89,6 +89,7 @@ async def test_an_apps_counters_lag_and_durations_are_exposed() -> None:
         sends = events.send_durations()
         assert sends is not None
         sends.observe(("invoices", ""), 0.01)
+        events.sent({("invoices", ""): 1, ("invoices", "PublishTimeout"): 2})
         samples = await scrape(PlatformCollector(app=App()))
     finally:
         events.time_processing(False)

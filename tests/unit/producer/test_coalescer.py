@@ -38,7 +38,7 @@ class FakeProducer:
         self.release.set()
 
     async def _publish_outcomes(
-        self, items: list[Outgoing], *, isolate: bool, stop: object
+        self, items: list[Outgoing], *, isolate: bool, stop: object, traceparent: str | None
     ) -> list[PublishResult | EventPlatformError]:
         assert isolate
         numbers = [cast(Tick, item.event).n for item in items]

@@ -56,6 +56,7 @@ from eventplatform.errors import (
     EventPlatformError,
     UnsafeDestination,
 )
+from eventplatform.observability import events as observed
 
 __all__ = [
     "DEFAULT_STATE_TOPIC",
@@ -293,6 +294,8 @@ class EndpointWorker:
         self.current: PendingEvent | None = None
         #: Delivery attempts by outcome (one dict update next to an HTTP request).
         self.outcomes: dict[str, int] = {}
+        self._url = URL(endpoint.url)
+        self._span: Any = None  # the attempt's span, while traced
 
     def __repr__(self) -> str:
         return f"<EndpointWorker {self.endpoint.name} queued={len(self._queue)}>"
@@ -341,7 +344,7 @@ class EndpointWorker:
                 self._stats.count("skipped")
                 event.settle()
                 return True
-            answer = await self._attempt(event)
+            answer = await self._attempt(event, attempt)
             status = answer.status
             if isinstance(answer.error, UnsafeDestination):
                 self._note(event, attempt, DeliveryOutcome.REFUSED, answer)
@@ -377,9 +380,14 @@ class EndpointWorker:
             if not await self._sleep(delay):
                 return False
 
-    async def _attempt(self, event: PendingEvent) -> _Answer:
+    async def _attempt(self, event: PendingEvent, attempt: int = 1) -> _Answer:
         # Content type and user agent are the session's defaults (SESSION_HEADERS).
         headers = signature_headers(self._secrets, event.metadata.idempotency_key, event.body)
+        telemetry = observed.SWITCHES.telemetry
+        if telemetry is not None:  # a CLIENT span per attempt, ended by _note
+            self._span = telemetry.delivering(
+                event.metadata, self._url, self.endpoint.name, attempt, headers
+            )
         started = time.perf_counter()
         try:
             async with self._session.post(
@@ -447,6 +455,10 @@ class EndpointWorker:
         retry_in: float | None = None,
     ) -> None:
         self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+        span, self._span = self._span, None
+        if span is not None and observed.SWITCHES.telemetry is not None:
+            status, failure = (answer.status, answer.error) if answer else (None, None)
+            observed.SWITCHES.telemetry.delivered(span, outcome.value, status, failure, retry_in)
         error = None
         if answer is not None and answer.error is not None:
             error = _describe(answer.error)

@@ -92,6 +92,7 @@ from eventplatform.errors import (
     SerializationError,
 )
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
+from eventplatform.observability import events as observed
 from eventplatform.producer import Outgoing, PublishResult
 from eventplatform.producer.coalescer import Coalescer
 from eventplatform.producer.deadlines import Deadlines, time_out
@@ -239,7 +240,30 @@ class WebhookIngress(Responder[WebhookIngressConfig]):
         return problem(503, detail, headers={"Retry-After": str(wait)})
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer one ``POST`` (see the module docstring for the answers)."""
+        """Answer one ``POST`` (see the module docstring for the answers); traced, inside a
+        SERVER span that is the parent of the event's ``send`` span."""
+        telemetry = observed.SWITCHES.telemetry
+        if telemetry is None:
+            return await self._answer(request)
+        url = request.url
+        server = {"server.address": url.host or "", "server.port": url.port or 80}
+        span = telemetry.request(
+            request.method, self.path, request.path, request.headers.get("traceparent"), server
+        )
+        scope = telemetry.attach(span)
+        status = 500
+        try:
+            response = await self._answer(request)
+            status = response.status
+            return response
+        except BaseException as exc:
+            telemetry.fail(span, exc)
+            raise
+        finally:
+            telemetry.detach(scope)
+            telemetry.answered(span, status)
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         config = self.config
         if self.stopping or not self.running:
             return self._unavailable(f"the ingress {self.name!r} is not running")
