@@ -28,9 +28,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from eventplatform.app import Context, EventApp
-from eventplatform.connectors.offsets import OffsetStore
-from eventplatform.connectors.webhook_egress import WebhookEgress
-from eventplatform.connectors.webhook_ingress import WebhookIngress
+from eventplatform.connectors.builtin.egress.connector import WebhookEgress
+from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
 from eventplatform.observability import events
 from eventplatform.observability.otel import Telemetry
 from eventplatform.registry import MemoryRegistry
@@ -136,10 +135,7 @@ async def test_one_request_is_one_trace_from_ingress_to_egress_delivery(
     group = f"traces-{uuid.uuid4().hex[:8]}"
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     calls: list[int] = []
-    async with (
-        MemoryRegistry() as registry,
-        OffsetStore(topic=unique_topic("offsets"), settings=settings) as offsets,
-    ):
+    async with MemoryRegistry() as registry:
         app = EventApp("traces", group_id=group, settings=settings, registry=registry)
 
         @app.handle(Order, topic=orders)
@@ -156,7 +152,6 @@ async def test_one_request_is_one_trace_from_ingress_to_egress_delivery(
             config={"port": 0, "allow_anonymous": True},
             settings=settings,
             registry=registry,
-            offsets=offsets,
         )
         egress = WebhookEgress(
             name=f"traced-out-{uuid.uuid4().hex[:8]}",
