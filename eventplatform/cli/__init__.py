@@ -18,6 +18,7 @@ from eventplatform.cli import (
     init,
     io,
     kafka,
+    queues,
     registry,
     schemas,
     serve,
@@ -46,6 +47,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(io.app)
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(queues.app, name="queues")
 
 
 def _version(value: bool) -> None:
