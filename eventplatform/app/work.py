@@ -491,16 +491,10 @@ class WorkRunner:
         )
         try:
             outcome = await self._run_once(item, ctx)
-        except IdempotencyStoreError as exc:
-            # The store failed, not the handler: give the record back without dead-lettering.
-            self._stats.store_errors += 1
-            log.warning("work group %s: store failed on %r: %s", self.spec.group, item, exc)
-            await self._fail(item, exc, store=True)
-            return
         except Exception as exc:
-            await self._fail(item, exc, store=False)
+            await self._fail(item, exc)
             return
-        if outcome is None:  # stopping while the key was busy elsewhere
+        if outcome is None:  # stopping while the key was busy or the store unreachable
             await item.release()
             self._stats.deferred += 1
             return
@@ -513,59 +507,76 @@ class WorkRunner:
         await item.task_done()
 
     async def _run_once(self, item: QueueItem[Any], ctx: Context) -> str | None:
-        """Claim the key and run the handler in the key's batch; what happened, or None."""
-        key = item.idempotency_key
-        busy_rounds = 0
+        """Claim the key and run the handler in the key's batch; what happened, or None.
+
+        Waiting (a key another worker holds, a store that fails retriably) keeps the record,
+        its lock renewed, and tries again after a backoff: waiting costs no delivery, so it
+        never brings the record closer to the delivery limit.
+        """
+        waits = 0
         while True:
-            async with self._store.batch(
-                self.spec.group, owner=self._owner, lease=self._lease, transactional=self._inbox
-            ) as batch:
-                claim = await batch.claim([key])
-                if key in claim.done:
-                    return "duplicate"
-                if key not in claim.busy:
-                    try:
-                        if batch.transactional:
-                            async with batch.unit(key) as unit:
-                                ctx._begin_attempt(item.delivery_count, unit, self._publisher)
-                                await call_handler(self.route, item.event, ctx)
-                        else:
-                            ctx._begin_attempt(item.delivery_count, None, self._publisher)
-                            await call_handler(self.route, item.event, ctx)
-                    except SkipEvent as signal:
-                        log.info("%s skipped %r: %s", self.route.name, item, signal.reason or "-")
-                        batch.complete(key)
-                        return "skipped"
-                    if not batch.transactional:
-                        batch.complete(key)
-                    return "handled"
-            # Another worker holds the key (its duplicate is in flight): wait for its
-            # outcome while keeping this record, so the wait costs no delivery.
-            busy_rounds += 1
-            if not await self._pause(self.route.retry.backoff(busy_rounds)):
+            try:
+                outcome = await self._claim_and_call(item, ctx)
+            except IdempotencyStoreError as exc:
+                if not exc.retriable:
+                    raise
+                # The store failed or another member's transaction holds the key's row past
+                # the lock timeout (a worker whose lock expired still finishing it).
+                self._stats.store_errors += 1
+                log.warning("work group %s: store failed on %r: %s", self.spec.group, item, exc)
+                outcome = "busy"
+            if outcome != "busy":
+                return outcome
+            waits += 1
+            if not await self._pause(self.route.retry.backoff(waits)):
                 return None
 
-    async def _fail(self, item: QueueItem[Any], exc: Exception, *, store: bool) -> None:
+    async def _claim_and_call(self, item: QueueItem[Any], ctx: Context) -> str:
+        key = item.idempotency_key
+        async with self._store.batch(
+            self.spec.group, owner=self._owner, lease=self._lease, transactional=self._inbox
+        ) as batch:
+            claim = await batch.claim([key])
+            if key in claim.done:
+                return "duplicate"
+            if key in claim.busy:
+                return "busy"  # its duplicate is in flight on another worker
+            try:
+                if batch.transactional:
+                    async with batch.unit(key) as unit:
+                        ctx._begin_attempt(item.delivery_count, unit, self._publisher)
+                        await call_handler(self.route, item.event, ctx)
+                else:
+                    ctx._begin_attempt(item.delivery_count, None, self._publisher)
+                    await call_handler(self.route, item.event, ctx)
+            except SkipEvent as signal:
+                log.info("%s skipped %r: %s", self.route.name, item, signal.reason or "-")
+                batch.complete(key)
+                return "skipped"
+            if not batch.transactional:
+                batch.complete(key)
+            return "handled"
+
+    async def _fail(self, item: QueueItem[Any], exc: Exception) -> None:
         route = self.route
         count = item.delivery_count
         last = count >= self.spec.delivery_limit
-        if store or (is_retriable(exc) and not last):
+        if is_retriable(exc) and not last:
             if isinstance(exc, RetryLater) and exc.after is not None:
                 delay = exc.after
             else:
                 delay = route.retry.backoff(count)
-            if not store:
-                self._stats.retries += 1
-                log.warning(
-                    "%s failed on %r (delivery %d/%d), released for %.2fs: %s: %s",
-                    route.name,
-                    item,
-                    count,
-                    self.spec.delivery_limit,
-                    delay,
-                    type(exc).__name__,
-                    exc,
-                )
+            self._stats.retries += 1
+            log.warning(
+                "%s failed on %r (delivery %d/%d), released for %.2fs: %s: %s",
+                route.name,
+                item,
+                count,
+                self.spec.delivery_limit,
+                delay,
+                type(exc).__name__,
+                exc,
+            )
             if self._stopping.is_set():
                 delay = 0.0  # leaving: another member may take it at once
             await item.release(delay=delay)
