@@ -10,6 +10,7 @@ BENCHMARKS = [
     "serde",
     "publish",
     "consume",
+    "queue",
     "transactions",
     "latency",
     "ingress",
@@ -17,7 +18,16 @@ BENCHMARKS = [
     "recovery",
 ]
 #: The benchmarks that need a Kafka broker; one is provisioned for all of them.
-ON_KAFKA = {"publish", "consume", "transactions", "latency", "ingress", "egress", "recovery"}
+ON_KAFKA = {
+    "publish",
+    "consume",
+    "queue",
+    "transactions",
+    "latency",
+    "ingress",
+    "egress",
+    "recovery",
+}
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -265,7 +266,10 @@ class WorkRunner:
         self._publisher = publisher
         self._stats = stats
         self._stopping = stopping
+        # Handlers running now, and every delivery held (waiting or running) since when.
         self._in_flight: dict[QueueItem[Any], float] = {}
+        self._held: dict[QueueItem[Any], float] = {}
+        self._waiting: deque[QueueItem[Any]] = deque()
         self._slot_free = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.queue: EventQueue[Any] = EventQueue(
@@ -377,17 +381,22 @@ class WorkRunner:
             self._keep_locked(), name=f"eventplatform.work.renew[{self.spec.group}]"
         )
         failures = 0
+        concurrency = self.spec.concurrency
+        waiting = self._waiting
         try:
             while not self._stopping.is_set():
-                free = self.spec.concurrency - len(self._tasks)
-                if free <= 0:
+                while waiting and len(self._tasks) < concurrency:
+                    self._start(waiting.popleft())
+                if len(waiting) >= concurrency:
+                    # A whole batch is waiting already: fetch again only once handlers finish.
                     self._slot_free.clear()
                     await self._wait_slot()
                     continue
                 try:
-                    # Returns within max_wait, so a stop is noticed that soon; what it
-                    # acquired is worked, not dropped.
-                    items = await queue.get_batch(free, timeout=queue.max_wait)
+                    # The next batch is fetched while the handlers run (prefetch: up to twice
+                    # ``concurrency`` records are held), so a fetch's round trip overlaps
+                    # their work. Returns within max_wait, so a stop is noticed that soon.
+                    items = await queue.get_batch(concurrency, timeout=queue.max_wait)
                 except RegistryUnavailable as exc:
                     # The records were released by the queue; ask again after a backoff.
                     failures += 1
@@ -396,9 +405,16 @@ class WorkRunner:
                     await self._pause(retry.backoff(failures))
                     continue
                 failures = 0
+                now = asyncio.get_running_loop().time()
                 for item in items:
-                    self._start(item)
+                    self._held[item] = now
+                waiting.extend(items)
         finally:
+            # Fetched and not started: back to the queue at once, for the other members.
+            while waiting:
+                item = waiting.popleft()
+                self._held.pop(item, None)
+                await item.release()
             if self._tasks:
                 log.info(
                     "work group %s: finishing %d event(s) in flight",
@@ -444,7 +460,7 @@ class WorkRunner:
             log.error("work group %s: a worker failed", self.spec.group, exc_info=task.exception())
 
     async def _keep_locked(self) -> None:
-        """Renew the locks of deliveries whose handler runs for long (KIP-1222)."""
+        """Renew the locks of deliveries held for long, waiting or running (KIP-1222)."""
         consumer = self.queue.consumer
         loop = asyncio.get_running_loop()
         while True:
@@ -456,7 +472,7 @@ class WorkRunner:
             now = loop.time()
             due = [
                 item
-                for item, since in self._in_flight.items()
+                for item, since in self._held.items()
                 if now - since >= step and not item.settled
             ]
             if not due:
@@ -473,6 +489,7 @@ class WorkRunner:
             await self._deliver(item)
         finally:
             self._in_flight.pop(item, None)
+            self._held.pop(item, None)
 
     async def _deliver(self, item: QueueItem[Any]) -> None:
         record = item.record

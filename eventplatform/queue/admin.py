@@ -438,9 +438,17 @@ async def list_share_groups(client: AIOKafkaClient) -> list[ShareGroupListing]:
 
 
 async def describe_share_group(
-    client: AIOKafkaClient, group: str, *, settings: Settings, servers: str
+    client: AIOKafkaClient,
+    group: str,
+    *,
+    settings: Settings,
+    servers: str,
+    end_offsets: bool = True,
 ) -> ShareGroupDescription:
     """Members, assignment, start offsets and lag of share group ``group``.
+
+    ``end_offsets=False`` skips reading the log end offsets (one more client), for callers
+    that poll.
 
     Raises:
         QueueError: no such share group (or it is a consumer group), or the broker refused.
@@ -508,7 +516,8 @@ async def describe_share_group(
                         error=error,
                     )
                 )
-    partitions = await _with_end_offsets(partitions, settings=settings, servers=servers)
+    if end_offsets:
+        partitions = await _with_end_offsets(partitions, settings=settings, servers=servers)
     return ShareGroupDescription(
         group=group,
         state=state,
