@@ -241,3 +241,43 @@ async def test_one_app_mixes_handle_and_work(
         await app.close()
     assert streamed == [str(n) for n in range(20)]  # in order
     assert sorted(worked, key=int) == [str(n) for n in range(20)]
+
+
+async def test_stopping_finishes_work_in_flight_and_acknowledges_it(
+    settings: Settings, registry: MemoryRegistry, topic: str, group: str
+) -> None:
+    app = EventApp("workers", registry=registry, store=MemoryStore(), settings=settings)
+    started: list[str] = []
+    finished: list[str] = []
+
+    @app.work(Job, topic=topic, group=group, concurrency=4)
+    async def work(event: Job, ctx: Context) -> None:
+        started.append(event.job_id)
+        await asyncio.sleep(0.5)
+        finished.append(event.job_id)
+
+    await _publish(settings, registry, topic, [Outgoing(Job(job_id=str(n))) for n in range(40)])
+    task = await _serving(app)
+    await eventually(lambda: len(started) >= 4, within=30, what="four handlers running")
+    app.stop()  # what SIGTERM does under `eventplatform serve`
+    await task
+    await app.close()
+    assert started, "no handler ran"
+    assert sorted(finished) == sorted(started)  # every handler in flight ran to its end
+    assert app.stats.handled == len(finished)
+    # Accepted before leaving: the next member of the group gets only the rest, each once.
+    again = EventApp("workers", registry=registry, store=MemoryStore(), settings=settings)
+    rest: list[str] = []
+
+    @again.work(Job, topic=topic, group=group, concurrency=8)
+    async def work_again(event: Job, ctx: Context) -> None:
+        rest.append(event.job_id)
+
+    task = await _serving(again)
+    try:
+        await eventually(lambda: len(rest) >= 40 - len(finished), within=30, what="the rest")
+    finally:
+        again.stop()
+        await task
+        await again.close()
+    assert sorted(rest + finished, key=int) == [str(n) for n in range(40)]
