@@ -93,8 +93,9 @@ def worker() -> EventApp:
         a file each call of the handler appends ``seq pid delivery time`` to (outside the
         transaction, so failed and rolled-back attempts show too).
     ``PROOF_FAIL``
-        ``retry``: every call raises ``RetryLater(after=PROOF_RETRY_AFTER)`` (a worker whose
-        downstream is down); ``poison`` deposits raise ``PoisonDeposit`` in any case.
+        ``retry``: calls raise ``RetryLater(after=PROOF_RETRY_AFTER)`` (a worker whose
+        downstream is down) on deliveries up to ``PROOF_FAIL_UNTIL`` (default: all);
+        ``poison`` deposits raise ``PoisonDeposit`` in any case.
     ``PROOF_HANG_SEQ`` / ``PROOF_HANG_SECONDS``
         the deposit whose first delivery blocks the process (``time.sleep``: no renewals, no
         heartbeats) for that long before applying it: a worker that hangs past its lock.
@@ -111,6 +112,7 @@ def worker() -> EventApp:
     attempts_file = os.environ.get("PROOF_ATTEMPTS_FILE")
     fail = os.environ.get("PROOF_FAIL", "")
     retry_after = float(os.environ.get("PROOF_RETRY_AFTER", "2"))
+    fail_until = int(os.environ.get("PROOF_FAIL_UNTIL", "1000"))
     hang_seq = int(os.environ.get("PROOF_HANG_SEQ", "-1"))
     hang_seconds = float(os.environ.get("PROOF_HANG_SECONDS", "0"))
     limit = os.environ.get("PROOF_DELIVERY_LIMIT")
@@ -135,7 +137,7 @@ def worker() -> EventApp:
             await asyncio.sleep(delay)  # the I/O of a real handler
         if event.poison:
             raise PoisonDeposit(f"deposit {event.seq} is poison (delivery {ctx.attempt})")
-        if fail == "retry":
+        if fail == "retry" and ctx.attempt <= fail_until:
             raise RetryLater(retry_after, reason=f"downstream is down (deposit {event.seq})")
         await ctx.transaction.execute(
             insert, ctx.idempotency_key, ctx.metadata.id, event.seq, ctx.partition, ctx.offset, pid
