@@ -9,6 +9,7 @@ from eventplatform.app import Context, EventApp, IdempotencyKey, RetryLater, Ski
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.errors import EventPlatformError
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
+from eventplatform.queue import EventQueue, QueueItem
 from eventplatform.registry import open_registry
 from eventplatform.schema import (
     AvroDecimal,
@@ -33,6 +34,7 @@ __all__ = [
     "EventMetadata",
     "EventPlatformError",
     "EventProducer",
+    "EventQueue",
     "Fixed",
     "Float32",
     "IdempotencyKey",
@@ -41,6 +43,7 @@ __all__ = [
     "Millis",
     "Outgoing",
     "PublishResult",
+    "QueueItem",
     "RetryLater",
     "Settings",
     "SkipEvent",

@@ -48,7 +48,7 @@ from aiokafka import errors as kafka_errors
 
 from eventplatform import access
 from eventplatform.app import _groupfencing as groupfencing
-from eventplatform.app.context import Context
+from eventplatform.app.context import Context, ProducerPublisher
 from eventplatform.app.delivery import Decoder
 from eventplatform.app.dlq import DeadLetterQueue
 from eventplatform.app.inbox import key_units, pool_options
@@ -58,6 +58,7 @@ from eventplatform.app.membership import StaticMembership, stop_consumer
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Route, Router
 from eventplatform.app.stats import AppStats
+from eventplatform.app.work import WorkRunner, WorkSpec, WorkSpecs, run_together
 from eventplatform.errors import ConfigurationError, ResourceStateError
 from eventplatform.idempotency import IdempotencyStore, new_owner_id, open_store
 from eventplatform.observability.health import AppHealth
@@ -163,6 +164,8 @@ class EventApp:
         self._stack = AsyncExitStack()
         self._loop: ConsumptionLoop | None = None
         self._client: AIOKafkaConsumer | None = None
+        self._work = WorkSpecs()
+        self._runners: list[WorkRunner] = []
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
         self._running = False
@@ -269,6 +272,78 @@ class EventApp:
         self._router.add(route)
         return route
 
+    def work(
+        self,
+        event_type: type[E],
+        *,
+        group: str,
+        concurrency: int = 32,
+        topic: str | None = None,
+        timeout: float | None = None,
+        retry: RetrySettings | None = None,
+        dlq_topic: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+        delivery_limit: int | None = None,
+        group_configs: Mapping[str, str] | None = None,
+    ) -> Callable[
+        [Callable[[E, Context], Awaitable[None]]], Callable[[E, Context], Awaitable[None]]
+    ]:
+        """Run the decorated ``async def handler(event, ctx)`` on share group ``group``.
+
+        Any number of processes share the topic's records, each with up to ``concurrency``
+        events in flight; there is no order (see :mod:`eventplatform.app.work`).
+
+        Args:
+            event_type, topic, timeout, dlq_topic, idempotency_key: as :meth:`handle`.
+            group: the share group (KIP-932) of the workers.
+            concurrency: handlers in flight at once in this process.
+            retry: backoff between deliveries (a failed delivery is released for
+                ``backoff(delivery count)`` seconds); default ``settings.consumer.retry``.
+            delivery_limit: deliveries before a failing event is dead-lettered, 1–10; set on
+                the group as ``share.delivery.count.limit``; default ``retry.max_attempts``.
+            group_configs: further dynamic configs of the group, e.g.
+                ``{"share.record.lock.duration.ms": "60000"}``.
+
+        Raises:
+            ConfigurationError: as :meth:`add_handler`, or the group has a handler already,
+                or ``concurrency``/``delivery_limit`` are out of range.
+            ResourceStateError: the app has started.
+        """
+
+        def register(
+            handler: Callable[[E, Context], Awaitable[None]],
+        ) -> Callable[[E, Context], Awaitable[None]]:
+            if self._state is not _State.NEW:
+                raise ResourceStateError(f"{self!r}: register handlers before the app starts")
+            consumer = self.settings.consumer
+            policy = RetryPolicy.from_settings(retry or consumer.retry)
+            route = Router.make_route(
+                event_type,
+                handler,
+                topic=topic,
+                timeout=consumer.handler_timeout if timeout is None else timeout,
+                retry=policy,
+                transactional=False,
+                dlq_topic=dlq_topic,
+                dlq_suffix=consumer.dlq_suffix,
+                idempotency_key=idempotency_key,
+                sources=consumer.topic_sources,
+            )
+            self._work.add(
+                WorkSpec(
+                    route=route,
+                    group=group,
+                    concurrency=concurrency,
+                    delivery_limit=policy.max_attempts
+                    if delivery_limit is None
+                    else delivery_limit,
+                    group_configs=dict(group_configs or {}),
+                )
+            )
+            return handler
+
+        return register
+
     def on_startup(self, hook: H) -> H:
         """Register ``async def hook(app)``, run at start once the store is open.
 
@@ -315,8 +390,8 @@ class EventApp:
 
     @property
     def topics(self) -> list[str]:
-        """The topics the app consumes."""
-        return self._router.topics
+        """The topics the app consumes (streams, then work queues)."""
+        return list(dict.fromkeys([*self._router.topics, *self._work.topics]))
 
     @property
     def stats(self) -> AppStats:
@@ -419,8 +494,10 @@ class EventApp:
             return
         if self._state is _State.CLOSED:
             raise ResourceStateError(f"{self!r} cannot be restarted; create a new EventApp")
-        if not self._router.topics:
-            raise ConfigurationError(f"{self!r} has no handlers; register some with @app.handle")
+        if not self._router.topics and not self._work:
+            raise ConfigurationError(
+                f"{self!r} has no handlers; register some with @app.handle or @app.work"
+            )
         if not self.bootstrap_servers:
             raise ConfigurationError(
                 "no Kafka bootstrap servers: pass bootstrap_servers= or set "
@@ -475,7 +552,7 @@ class EventApp:
         stack.push_async_callback(self._shut_down)
 
         plain = transactional = None
-        if self._router.has_plain:
+        if self._router.has_plain or self._work:
             plain = await self._producer(stack, registry, None)
         if self._router.has_transactional:
             transactional = await self._producer(stack, registry, self.transactional_id)
@@ -529,16 +606,57 @@ class EventApp:
             else None,
         )
         loop = ConsumptionLoop(config=config)
-        self._loop = loop
-        await self._consumer(stack, loop)
+        if self._router.topics:
+            self._loop = loop
+            await self._consumer(stack, loop)
+        if self._work:
+            assert plain is not None
+            await self._start_work(stack, registry, store, inbox, plain)
+
+    async def _start_work(
+        self,
+        stack: AsyncExitStack,
+        registry: SchemaRegistry,
+        store: IdempotencyStore,
+        inbox: bool,
+        producer: EventProducer,
+    ) -> None:
+        servers = self.bootstrap_servers
+        assert servers is not None
+        for spec in self._work.specs:
+            runner = WorkRunner(
+                spec,
+                app_name=self.name,
+                instance_id=self.instance_id,
+                owner=self.owner_id,
+                settings=self.settings,
+                bootstrap_servers=servers,
+                registry=registry,
+                store=store,
+                inbox=inbox,
+                lease=self.settings.idempotency.lease,
+                publisher=ProducerPublisher(producer),
+                stats=self._stats,
+                stopping=self._stopping,
+            )
+            await runner.start()
+            stack.push_async_callback(runner.close)
+            self._runners.append(runner)
 
     async def _shut_down(self) -> None:
         for hook in self._on_shutdown:
             await hook(self)
 
     async def _pause(self, delay: float) -> bool:
-        assert self._loop is not None
-        return await self._loop.pause(delay)
+        if self._loop is not None:
+            return await self._loop.pause(delay)
+        if self._stopping.is_set():
+            return False
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            return True
+        return False
 
     async def _producer(
         self, stack: AsyncExitStack, registry: SchemaRegistry, transactional_id: str | None
@@ -616,11 +734,13 @@ class EventApp:
         owns = self._state is _State.NEW
         if owns:
             await self.start()
-        assert self._loop is not None
         self._running = True
         self._finished.clear()
+        jobs = [runner.run() for runner in self._runners]
+        if self._loop is not None:
+            jobs.insert(0, self._loop.run())
         try:
-            await self._loop.run()
+            await run_together(jobs, self.stop)
         finally:
             self._running = False
             self._finished.set()

@@ -19,6 +19,7 @@ from eventplatform.cli import (
     init,
     io,
     kafka,
+    queues,
     registry,
     schemas,
     serve,
@@ -48,6 +49,7 @@ app.add_typer(io.app)
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(catalogue_cli.app, name="catalogue")
+app.add_typer(queues.app, name="queues")
 
 
 def _version(value: bool) -> None:

@@ -54,6 +54,7 @@ from aiokafka.structs import TopicPartition
 
 from eventplatform.app.delivery import Decoder, Delivery, Outcome
 from eventplatform.app.dlq import DeadLetterQueue, Stage
+from eventplatform.app.keys import IdempotencyKey
 from eventplatform.app.retry import RetryPolicy
 from eventplatform.app.routing import Router
 from eventplatform.cloudevents import EventMetadata
@@ -216,6 +217,10 @@ class EventQueue(Generic[E]):
         prefetch: records one fetch may acquire (each is locked to this process until
             settled, so keep it near what the workers take at once).
         max_wait: seconds one fetch waits on the broker for records.
+        idempotency_key: where the key of a record without CloudEvents headers comes from
+            (as for ``@app.handle``); default its derived event id.
+        connector: ``__connect.errors.connector.name`` of dead letters; default the group.
+        task_id: ``__connect.errors.task.id`` of dead letters; default the member id.
 
     Raises:
         ConfigurationError: no topic, or the dead-letter topic is the topic itself.
@@ -235,6 +240,9 @@ class EventQueue(Generic[E]):
         group_configs: Mapping[str, str] | None = None,
         prefetch: int = 100,
         max_wait: float = 0.5,
+        idempotency_key: IdempotencyKey | None = None,
+        connector: str | None = None,
+        task_id: str | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         self.event_type = event_type
@@ -248,6 +256,8 @@ class EventQueue(Generic[E]):
             transactional=False,
             dlq_topic=dlq_topic,
             dlq_suffix=consumer.dlq_suffix,
+            idempotency_key=idempotency_key,
+            sources=consumer.topic_sources,
         )
         self.topic = route.topic
         self.dlq_topic = route.dlq_topic
@@ -264,6 +274,8 @@ class EventQueue(Generic[E]):
         self._registry = registry
         self._owns_registry = registry is None
         self._source = source
+        self._connector = connector
+        self._task_id = task_id
         self._producer: EventProducer | None = None
         self._consumer: ShareConsumer | None = None
         self._decoder: Decoder | None = None
@@ -506,6 +518,17 @@ class EventQueue(Generic[E]):
         if self._consumer is not None and self._state == "started":
             await self._consumer.flush()
 
+    async def connect(self) -> ShareConsumer:
+        """Join the share group now rather than on the first ``get`` (fail early).
+
+        Raises:
+            ResourceStateError: the queue is not started.
+            SharingUnsupported, QueueUnavailable, QueueError, ConfigurationError: as
+                :meth:`ShareConsumer.start`.
+        """
+        self.producer  # noqa: B018 - raises when not started
+        return await self._member()
+
     async def _member(self) -> ShareConsumer:
         if self._consumer is None:
             consumer = ShareConsumer(
@@ -519,8 +542,8 @@ class EventQueue(Generic[E]):
             await consumer.start()
             self._consumer = consumer
             self._dlq = DeadLetterQueue(
-                connector=self.group,
-                task_id=consumer.member_id,
+                connector=self._connector or self.group,
+                task_id=self._task_id or consumer.member_id,
                 group=self.group,
                 policy=self._retry,
                 pause=self._pause,
