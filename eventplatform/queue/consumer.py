@@ -343,8 +343,7 @@ class ShareConsumer:
             if self.group_configs:
                 await self._set_group_configs(self.group_configs)
             await self._refresh_metadata()
-            await self._find_coordinator()
-            await self._beat(subscribe=True)
+            await self._join()
         except BaseException:
             await self._shutdown_client()
             raise
@@ -495,13 +494,42 @@ class ShareConsumer:
             for _code, index, leader, *_rest in partitions:
                 self._leaders[(topic_id, index)] = leader
 
-    async def _find_coordinator(self) -> None:
-        try:
-            self._coordinator = await self.client.coordinator_lookup(0, self.group)
-        except kafka_errors.KafkaError as exc:
-            raise QueueUnavailable(
-                f"no group coordinator for share group {self.group!r}: {exc}", group=self.group
-            ) from exc
+    async def _join(self, *, within: float = 30.0) -> None:
+        """Find the coordinator and send the first heartbeat, waiting out (bounded) a
+        coordinator that is still being elected or loading its state on a fresh cluster."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = 0.05
+        while True:
+            try:
+                await self._find_coordinator(within=max(deadline - loop.time(), 0.0))
+                await self._beat(subscribe=True)
+                return
+            except QueueUnavailable:
+                if loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _find_coordinator(self, *, within: float = 30.0) -> None:
+        # A fresh cluster answers COORDINATOR_NOT_AVAILABLE / LOAD_IN_PROGRESS while it creates
+        # and loads its internal topics: retriable, so wait for it (bounded) as the Java
+        # client does, rather than fail the first queue started on a new broker.
+        deadline = asyncio.get_running_loop().time() + within
+        delay = 0.05
+        while True:
+            try:
+                self._coordinator = await self.client.coordinator_lookup(0, self.group)
+                return
+            except kafka_errors.KafkaError as exc:
+                late = asyncio.get_running_loop().time() + delay > deadline
+                if not getattr(exc, "retriable", False) or late:
+                    raise QueueUnavailable(
+                        f"no group coordinator for share group {self.group!r}: {exc}",
+                        group=self.group,
+                    ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # -- membership -------------------------------------------------------------------------
 

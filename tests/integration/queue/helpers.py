@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from eventplatform.queue import EventQueue, QueueItem
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings
 from tests.integration.queue.events import Job
+from tests.waiting import until
 
 
 def job_queue(
@@ -55,9 +55,5 @@ def headers_of(record: Any) -> dict[str, str]:
 
 
 async def eventually(predicate: Any, *, within: float = 20.0, what: str = "condition") -> None:
-    """Wait until ``predicate()`` holds; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    """Wait until ``predicate()`` holds; fail after ``within`` seconds (the suite's one poll)."""
+    await until(predicate, within=within, what=what)
