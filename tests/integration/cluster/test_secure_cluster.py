@@ -114,6 +114,11 @@ async def test_a_wrong_password_fails_at_start_naming_the_principal(
     assert_no_secret(str(error) + repr(error), cluster)
 
 
+# A TLS handshake that fails certificate verification leaves asyncio's (3.11) socket transport
+# under the SSL protocol to the garbage collector ("unclosed transport"); aiokafka's connects
+# and ours hit it alike, and whether the collector runs inside this test is timing. Only that
+# warning is tolerated here; the refusal itself is asserted.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_client_that_does_not_trust_the_ca_is_refused_clearly(
     secure_kafka_cluster: LocalCluster,
 ) -> None:
