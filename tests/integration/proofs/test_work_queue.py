@@ -197,7 +197,7 @@ async def test_workers_killed_holding_records_apply_every_key_once(
     rng: random.Random,
     report: Callable[[str], None],
 ) -> None:
-    events, kills = 4_000, 5
+    events, kills = 10_000, 5
     started = time.monotonic()
     await create_topic(names.topic, partitions=2)
     tried = tmp_path / "attempts.txt"
