@@ -61,5 +61,7 @@ def grant(
     bindings = [allow(ResourceType.TOPIC, t, AclOperation.READ) for t in read]
     bindings += [allow(ResourceType.TOPIC, t, AclOperation.WRITE) for t in write]
     bindings += [allow(ResourceType.GROUP, g, AclOperation.READ) for g in groups]
-    for future in admin_of(cluster).create_acls(bindings, request_timeout=30).values():
+    # The client must outlive its futures: a collected handle fails them with _DESTROY.
+    admin = admin_of(cluster)
+    for future in admin.create_acls(bindings, request_timeout=30).values():
         future.result(timeout=60)

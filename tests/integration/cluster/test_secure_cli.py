@@ -223,7 +223,9 @@ async def test_serve_as_an_app_user_reads_orders_writes_payments_and_is_refused_
     for topic in (orders, payments, payroll):
         await create_replicated(admin, topic)
     group, second_group = unique_topic("group"), unique_topic("group2")
-    grant(cluster, "User:app", read=[orders], write=[payments], groups=[group, second_group])
+    await asyncio.to_thread(
+        grant, cluster, "User:app", read=[orders], write=[payments], groups=[group, second_group]
+    )
     trusting = RegistrySettings(ssl_cafile=Path(registry_env["EVENTPLATFORM_REGISTRY__SSL_CAFILE"]))
     async with (
         RestRegistry(
