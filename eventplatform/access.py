@@ -56,8 +56,8 @@ def _authentication_failed(kafka: KafkaSettings, server: str, detail: str) -> Au
     return AuthenticationFailed(
         f"Kafka at {server} refused to authenticate principal {principal} "
         f"({kafka.sasl_mechanism} over {kafka.security_protocol}): {detail}. Check "
-        "kafka.sasl_username and kafka.sasl_password (and that the user exists for this "
-        "mechanism).",
+        "kafka.sasl_username and kafka.sasl_password or kafka.sasl_password_file (and that "
+        "the user exists for this mechanism).",
         principal=principal,
         server=server,
     )

@@ -30,7 +30,7 @@ from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from aiohttp import web
 from aiokafka import errors as kafka_errors
@@ -54,6 +54,7 @@ from eventplatform.observability.server import observe
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 from eventplatform.registry.rest_server import serve, server_url
+from eventplatform.registry.tls import server_context
 from eventplatform.schema import load_catalogue
 from eventplatform.schema.evolution import check_and_register
 from eventplatform.settings import Settings
@@ -217,6 +218,7 @@ class Deployment:
                 username=auth.username,
                 password=auth.password_value(),
                 extra_routes=pages.routes(),
+                ssl_context=server_context(auth),
             )
             stack.push_async_callback(runner.cleanup)
             self.registry_url = server_url(runner)
@@ -363,6 +365,8 @@ class UpOptions:
         kafka_port, controller_port: the development broker's ports; None: ``up.kafka_port``
             (9092) and ``up.controller_port`` (9093). In a cluster node N adds ``2(N-1)``.
         brokers: nodes of the development cluster; None: ``devkafka.brokers`` (1).
+        security: the development cluster's ``plaintext`` or ``sasl_ssl``; None:
+            ``devkafka.security``.
         root: the deployment folder, where ``var/`` is kept (:mod:`eventplatform.upstate`);
             default: the folder holding ``connectors_dir``.
         fresh: start clean (:func:`~eventplatform.upstate.forget_fresh`).
@@ -376,6 +380,7 @@ class UpOptions:
     kafka_port: int | None = None
     controller_port: int | None = None
     brokers: int | None = None
+    security: Literal["plaintext", "sasl_ssl"] | None = None
     root: Path | None = None
     fresh: bool = False
 
@@ -429,6 +434,7 @@ def serve_deployment(settings: Settings, options: UpOptions, view: DeploymentVie
             "controller_port": options.controller_port,
             "data_dir": upstate.kafka_dir(root),
             "brokers": options.brokers,
+            "security": options.security or settings.devkafka.security,
         }
     )
     settings = settings.model_copy(update={"devkafka": devkafka})
@@ -543,9 +549,25 @@ async def _write_state(deployment: Deployment, broker: Broker, options: UpOption
         registry_url=deployment.registry_url,
         ingress_urls=tuple(deployment.ingress_urls),
         connector_urls=deployment.connector_urls(),
+        **_security_of(broker),
     )
     path = upstate.write_state(options.root, state)
     log.debug("wrote %s", path)
+
+
+def _security_of(broker: Broker) -> dict[str, Any]:
+    """How the CLI beside ``up`` reaches its secured cluster: everything but the password,
+    which stays in its 0600 file (named here) and never enters ``var/up.json``."""
+    kafka = broker.settings
+    if kafka is None or kafka.security_protocol == "PLAINTEXT":
+        return {}
+    return {
+        "security_protocol": kafka.security_protocol,
+        "sasl_mechanism": kafka.sasl_mechanism,
+        "sasl_username": kafka.sasl_username,
+        "ssl_cafile": str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
+        "sasl_password_file": str(broker.password_file) if broker.password_file else None,
+    }
 
 
 @contextmanager

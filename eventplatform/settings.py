@@ -108,6 +108,11 @@ class KafkaSettings(_Section):
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None,
+        description="A file (mode 0600) holding the SASL password, read at connect; instead "
+        "of sasl_password, so that the password itself appears in no file of settings.",
+    )
     ssl_cafile: Path | None = Field(
         default=None, description="CA certificate(s) to trust (PEM); unset: the system's."
     )
@@ -158,7 +163,7 @@ class KafkaSettings(_Section):
         if self.security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = self._ssl_context()
         if self.sasl_mechanism is not None:
-            password = self.sasl_password
+            password = self.password()
             options |= {
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_plain_username": self.sasl_username,
@@ -166,6 +171,31 @@ class KafkaSettings(_Section):
                 "sasl_plain_password": password.get_secret_value() if password else None,
             }
         return options
+
+    def password(self) -> SecretStr | None:
+        """The SASL password: ``sasl_password``, else what ``sasl_password_file`` holds.
+
+        The file is read on every call, so a rotated password is picked up by the next
+        connection without a restart.
+
+        Raises:
+            ConfigurationError: the file cannot be read or is empty.
+        """
+        if self.sasl_password is not None or self.sasl_password_file is None:
+            return self.sasl_password
+        path = self.sasl_password_file
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"cannot read the SASL password file {path} (kafka.sasl_password_file): "
+                f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        if not text:
+            raise ConfigurationError(
+                f"the SASL password file {path} (kafka.sasl_password_file) is empty"
+            )
+        return SecretStr(text)
 
     def _ssl_context(self) -> Any:
         from aiokafka.helpers import create_ssl_context  # noqa: PLC0415 - only for TLS
@@ -210,6 +240,12 @@ class KafkaSettings(_Section):
             f"{value!r} is not a SASL mechanism settings can configure{why}; "
             f"valid names: {', '.join(SASL_MECHANISMS)}"
         )
+
+    @model_validator(mode="after")
+    def _one_password(self) -> KafkaSettings:
+        if self.sasl_password is not None and self.sasl_password_file is not None:
+            raise ValueError("set kafka.sasl_password or kafka.sasl_password_file, not both")
+        return self
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -274,8 +310,27 @@ class RegistrySettings(_Section):
         default=None,
         description="A Confluent-compatible REST registry; unset = the embedded Kafka-log one.",
     )
-    username: str | None = None
-    password: SecretStr | None = None
+    username: str | None = Field(
+        default=None, description="HTTP basic auth user (Confluent: basic.auth.user.info)."
+    )
+    password: SecretStr | None = Field(default=None, description="HTTP basic auth password.")
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="CA certificate(s) an https url must verify against (PEM); unset: the "
+        "system's (Confluent: schema.registry.ssl.ca.location).",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS to the registry."
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
+    server_certfile: Path | None = Field(
+        default=None,
+        description="`registry serve` and `up` serve HTTPS with this certificate chain (PEM; "
+        "may hold the key too).",
+    )
+    server_keyfile: Path | None = Field(
+        default=None, description="The server certificate's private key (PEM)."
+    )
     topic: str = Field(default="_eventplatform_schemas", description="Kafka-log registry topic.")
     timeout: float = Field(default=10.0, gt=0)
     auto_register: bool = Field(

@@ -63,6 +63,11 @@ class UpState:
         registry_url: its schema registry's REST API.
         ingress_urls: ``http://host:port`` of each webhook ingress server.
         connector_urls: the URL of each connector that listens, by name.
+        security_protocol, sasl_mechanism, sasl_username, ssl_cafile: how a client reaches a
+            secured cluster (``up --security sasl_ssl``), as the admin.
+        sasl_password_file: the file (mode 0600) holding that user's password. The state
+            file names it and never holds the password itself: ``var/up.json`` is readable
+            by anyone who may list the deployment, and is no place for a secret.
     """
 
     pid: int
@@ -70,6 +75,30 @@ class UpState:
     registry_url: str
     ingress_urls: tuple[str, ...] = ()
     connector_urls: dict[str, str] = field(default_factory=dict)
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    ssl_cafile: str | None = None
+    sasl_password_file: str | None = None
+
+    def kafka_update(self) -> dict[str, Any]:
+        """The ``kafka`` settings that reach this cluster (``model_copy(update=…)``)."""
+        update: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism is not None:
+            update |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_username": self.sasl_username,
+                "sasl_password": None,
+                "sasl_password_file": Path(self.sasl_password_file)
+                if self.sasl_password_file
+                else None,
+            }
+        if self.ssl_cafile is not None:
+            update["ssl_cafile"] = Path(self.ssl_cafile)
+        return update
 
     def to_json(self) -> str:
         """The state as a JSON document."""
@@ -92,9 +121,18 @@ class UpState:
                 registry_url=str(data["registry_url"]),
                 ingress_urls=tuple(str(url) for url in data.get("ingress_urls", ())),
                 connector_urls={str(k): str(v) for k, v in data.get("connector_urls", {}).items()},
+                security_protocol=str(data.get("security_protocol") or "PLAINTEXT"),
+                sasl_mechanism=_optional(data.get("sasl_mechanism")),
+                sasl_username=_optional(data.get("sasl_username")),
+                ssl_cafile=_optional(data.get("ssl_cafile")),
+                sasl_password_file=_optional(data.get("sasl_password_file")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"missing or malformed field: {exc}") from exc
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _alive(pid: int) -> bool:

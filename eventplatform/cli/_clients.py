@@ -12,17 +12,24 @@ without a broker.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import errors as kafka_errors
 
-from eventplatform.errors import ConfigurationError, KafkaError
+from eventplatform import access
+from eventplatform.errors import (
+    AuthenticationFailed,
+    AuthorizationFailed,
+    ConfigurationError,
+    KafkaError,
+)
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.factory import open_registry
-from eventplatform.settings import Settings
+from eventplatform.settings import Settings, load_settings
 from eventplatform.upstate import read_state
 
 __all__ = [
@@ -32,8 +39,11 @@ __all__ = [
     "kafka_options",
     "open_configured_registry",
     "registry_factory",
+    "run",
     "with_running_up",
 ]
+
+T = TypeVar("T")
 
 
 def with_running_up(settings: Settings, directory: Path | None = None) -> Settings:
@@ -44,7 +54,9 @@ def with_running_up(settings: Settings, directory: Path | None = None) -> Settin
     state = read_state(directory or Path.cwd())
     if state is None:
         return settings
-    kafka = settings.kafka.model_copy(update={"bootstrap_servers": state.bootstrap_servers})
+    # The servers, and on a secured cluster how to reach it: protocol, CA, user, and the
+    # password by reference (the file up keeps it in), never the password itself.
+    kafka = settings.kafka.model_copy(update=state.kafka_update())
     return settings.model_copy(update={"kafka": kafka})
 
 
@@ -95,7 +107,7 @@ def kafka_options(settings: Settings, *, request_timeout: float = 30.0) -> dict[
     Raises:
         ConfigurationError: no bootstrap servers are set.
     """
-    kafka = settings.kafka
+    kafka = with_running_up(settings).kafka
     return kafka.connection_options() | {
         "bootstrap_servers": bootstrap_servers(settings),
         "request_timeout_ms": int(request_timeout * 1000),
@@ -113,3 +125,44 @@ def kafka_errors_translated(doing: str, servers: str) -> Iterator[None]:
         yield
     except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
         raise KafkaError(f"{doing} on {servers} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def run(work: Coroutine[Any, Any, T], settings: Settings | None = None) -> T:
+    """``asyncio.run(work)``, with a failure the cluster's security caused explained.
+
+    aiokafka says "Unable to bootstrap" whether a server is down or refused the credentials;
+    where the settings (default: loaded as the command loaded them) use security, a failure
+    is checked against it and re-raised as :class:`AuthenticationFailed` or
+    :class:`AuthorizationFailed` naming the principal (and the resource), never the password.
+
+    Raises:
+        AuthenticationFailed, AuthorizationFailed: the cluster refused the principal.
+        EventPlatformError: whatever ``work`` raised otherwise.
+    """
+    return asyncio.run(_explained(work, settings))
+
+
+async def _explained(work: Coroutine[Any, Any, T], settings: Settings | None) -> T:
+    try:
+        return await work
+    except (AuthenticationFailed, AuthorizationFailed):
+        raise
+    except (kafka_errors.KafkaError, KafkaError, OSError, TimeoutError) as exc:
+        kafka = with_running_up(settings or load_settings()).kafka
+        if kafka.security_protocol == "PLAINTEXT" or not kafka.bootstrap_servers:
+            raise
+        found = _denied_in(exc, kafka) or await access.refused(kafka, kafka.bootstrap_servers)
+        if found is None:
+            raise
+        raise found from exc
+
+
+def _denied_in(exc: BaseException, kafka: Any) -> AuthorizationFailed | AuthenticationFailed | None:
+    """An ACL refusal in ``exc`` or what it was raised from (a translated aiokafka error)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        found = access.denied(seen, kafka)
+        if found is not None:
+            return found
+        seen = seen.__cause__
+    return None

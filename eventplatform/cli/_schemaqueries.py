@@ -8,7 +8,6 @@ comes from Apache Avro's checker under the subject's level.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ async def _list(
 def list_subjects() -> None:
     """List the registry's subjects with their latest version, id and compatibility level."""
     with fail_on_errors():
-        rows, global_level = asyncio.run(_list(load_settings()))
+        rows, global_level = _clients.run(_list(load_settings()))
     print_subjects(rows, global_level)
 
 
@@ -78,7 +77,7 @@ def show(
     """
     spec = _version_spec(version, "--version")
     with fail_on_errors():
-        found = asyncio.run(_get(load_settings(), subject, spec))
+        found = _clients.run(_get(load_settings(), subject, spec))
     refs = "".join(
         f"\n  reference {r.name} → {r.subject} version {r.version}" for r in found.references
     )
@@ -204,7 +203,7 @@ def diff(
                 raise typer.BadParameter("with --against-registry, use --version", param_hint="V1")
             spec = _version_spec(version, "--version")
             full_name, text = _file_schema(Path(target), catalogue_dir)
-            found = asyncio.run(_diff_file(settings, subject or full_name, text, spec))
+            found = _clients.run(_diff_file(settings, subject or full_name, text, spec))
         else:
             if first is None or second is None:
                 raise typer.BadParameter(
@@ -212,7 +211,7 @@ def diff(
                     param_hint="V1 V2",
                 )
             older, newer = _version_spec(first, "V1"), _version_spec(second, "V2")
-            found = asyncio.run(_diff_versions(settings, target, older, newer))
+            found = _clients.run(_diff_versions(settings, target, older, newer))
     print_changes(found.title, found.changes)
     if found.verdict is not None:
         print_verdict(found.verdict, found.level, found.against)

@@ -28,6 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from eventplatform import heap
+from eventplatform.cli import _clients
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._logging import configure_logging, notice, report_rate
 from eventplatform.cli._observability import (
@@ -153,7 +154,7 @@ def run_command(
         if not specs:
             raise ConfigurationError(f"{directory}: no enabled connector instances to run")
         try:
-            asyncio.run(_run(specs, settings, stats_interval, observability))
+            _clients.run(_run(specs, settings, stats_interval, observability))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
             raise typer.Exit(130) from None
 
@@ -215,7 +216,7 @@ def status_command(
 ) -> None:
     """Show the last reported state of every connector (from the status topic)."""
     with fail_on_errors():
-        statuses = asyncio.run(_read_statuses(_settings()))
+        statuses = _clients.run(_read_statuses(_settings()))
     now = time.time()
     if as_json:
         rows = [
@@ -293,7 +294,7 @@ def offsets_show(
 ) -> None:
     """Show the committed source positions of connector NAME."""
     with fail_on_errors():
-        positions = asyncio.run(_positions(_settings(), name))
+        positions = _clients.run(_positions(_settings(), name))
     rows = [{"partition": dict(p.partition), "offset": dict(p.offset)} for p in positions]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -339,7 +340,7 @@ def offsets_reset(
             partitions = [parsed]
         if not yes:
             typer.confirm(f"forget the offsets of connector {name!r}?", abort=True)
-        removed = asyncio.run(_reset(_settings(), name, partitions))
+        removed = _clients.run(_reset(_settings(), name, partitions))
     console.print(f"removed {removed} committed offset(s) of {name!r}")
 
 

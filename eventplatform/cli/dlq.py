@@ -5,7 +5,6 @@ This module parses arguments and prints; reading, decoding and replaying are the
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -172,7 +171,7 @@ def list_letters(
     """List dead letters with where they came from and why they failed."""
     selection = _selection(partition, offsets, error, key, since, until)
     with fail_on_errors():
-        letters = asyncio.run(_list(load_settings(), topic, selection, limit))
+        letters = _clients.run(_list(load_settings(), topic, selection, limit))
     if as_json:
         for letter in letters:
             print(json_line(_summary(letter)))
@@ -222,7 +221,7 @@ def show(
     """Show one dead letter: origin, error, the event's headers and its value, decoded."""
     partition, offset = _position(position)
     with fail_on_errors():
-        document = asyncio.run(_show(load_settings(), topic, partition, offset))
+        document = _clients.run(_show(load_settings(), topic, partition, offset))
     console.print_json(json_line(document))
 
 
@@ -287,7 +286,7 @@ def replay_letters(
     """
     selection = _selection(partition, offsets, error, key, since, until)
     with fail_on_errors():
-        report = asyncio.run(
+        report = _clients.run(
             _replay(
                 load_settings(),
                 topic,

@@ -330,7 +330,7 @@ def produce(
                 f"[bold red]error:[/] {len(problems)} problem(s) in the input; nothing was written"
             )
             raise typer.Exit(1)
-        results = asyncio.run(_produce(settings, topic, lines, source=source))
+        results = _clients.run(_produce(settings, topic, lines, source=source))
     partitions = sorted({r.partition for r in results})
     console.print(
         f"produced {len(results)} {type_name} events to {escape(topic)} "
@@ -576,7 +576,7 @@ def consume(
     tally = _Tally()
     # Ctrl-C is how an open-ended consume ends: not an error.
     with fail_on_errors(), suppress(KeyboardInterrupt):
-        asyncio.run(
+        _clients.run(
             _consume(
                 load_settings(),
                 topic,

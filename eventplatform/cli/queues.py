@@ -11,13 +11,13 @@ or archived above the start offset (end - start - lag).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
+from eventplatform.cli import _clients
 from eventplatform.cli._clients import bootstrap_servers
 from eventplatform.cli._common import console, fail_on_errors
 from eventplatform.cli._tables import fit
@@ -56,7 +56,7 @@ async def _describe(settings: Settings, group: str) -> ShareGroupDescription:
 def list_queues() -> None:
     """List the share groups of the cluster with their state."""
     with fail_on_errors():
-        groups = asyncio.run(_list(load_settings()))
+        groups = _clients.run(_list(load_settings()))
     table = Table(Column("group", overflow="fold"), "state")
     for listing in groups:
         table.add_row(escape(listing.group), listing.state)
@@ -74,7 +74,7 @@ def describe(
 ) -> None:
     """Members, assigned partitions, start offsets, lag and settled records of a share group."""
     with fail_on_errors():
-        described = asyncio.run(_describe(load_settings(), group))
+        described = _clients.run(_describe(load_settings(), group))
     console.print(
         f"share group [bold]{escape(described.group)}[/]: {described.state}, epoch "
         f"{described.epoch} (assignment {described.assignment_epoch}), assignor "

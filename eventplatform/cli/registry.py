@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
+from eventplatform.cli import _clients
 from eventplatform.cli._common import err_console, fail_on_errors
 from eventplatform.errors import ConfigurationError
 from eventplatform.registry.kafkalog import KafkaLogRegistry
 from eventplatform.registry.rest_server import serve, server_url
+from eventplatform.registry.tls import server_context
 from eventplatform.settings import Settings, load_settings
 
 __all__ = ["app"]
@@ -42,8 +44,10 @@ def serve_command(
     so any number of servers and eventplatform clients share it. When the settings
     registry.username and registry.password are set (EVENTPLATFORM_REGISTRY__USERNAME,
     EVENTPLATFORM_REGISTRY__PASSWORD), every request needs them as HTTP basic auth: the same
-    settings a client of this server uses. Prints ``url=http://HOST:PORT`` on its own line
-    once it listens.
+    settings a client of this server uses. With registry.server_certfile (and
+    registry.server_keyfile) set it serves HTTPS; clients trust its CA with registry.ssl_cafile.
+    The Kafka connection takes kafka.* settings, credentials included. Prints
+    ``url=http(s)://HOST:PORT`` on its own line once it listens.
     """
     with fail_on_errors():
         settings = load_settings()
@@ -55,7 +59,7 @@ def serve_command(
                 "EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS (for development, start one with "
                 "`eventplatform kafka start`)"
             )
-        asyncio.run(_serve(settings, topic=topic or settings.registry.topic, host=host, port=port))
+        _clients.run(_serve(settings, topic=topic or settings.registry.topic, host=host, port=port))
 
 
 async def _serve(settings: Settings, *, topic: str, host: str, port: int) -> None:
@@ -65,10 +69,16 @@ async def _serve(settings: Settings, *, topic: str, host: str, port: int) -> Non
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     auth = settings.registry
+    tls = server_context(auth)
     try:
         async with KafkaLogRegistry(topic=topic, settings=settings) as registry:
             runner = await serve(
-                registry, host, port, username=auth.username, password=auth.password_value()
+                registry,
+                host,
+                port,
+                username=auth.username,
+                password=auth.password_value(),
+                ssl_context=tls,
             )
             try:
                 url = server_url(runner)

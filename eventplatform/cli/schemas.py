@@ -20,7 +20,6 @@ registry), which tests replace with an in-memory one.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import os
 from collections.abc import Callable, Sequence
@@ -166,7 +165,7 @@ def register(
         catalogue = load_catalogue(directory)
         entries, subject_of = _select(catalogue, types, strategy, topic)
         settings = load_settings()
-        done = asyncio.run(_register(settings, entries, subject_of, dry_run=dry_run))
+        done = _clients.run(_register(settings, entries, subject_of, dry_run=dry_run))
     evolutions = done.evolutions
     print_registration(evolutions, done.registered, dry_run=dry_run)
     breaking = report_breaking(evolutions)
@@ -274,7 +273,7 @@ def check(
                 )
             failures += report_breaking(evolutions)
         if against_registry:
-            evolutions = asyncio.run(_against_registry(load_settings(), entries, subject_of))
+            evolutions = _clients.run(_against_registry(load_settings(), entries, subject_of))
             print_evolutions(evolutions, "against the registry")
             failures += report_breaking(evolutions)
     if failures:

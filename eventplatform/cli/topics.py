@@ -9,7 +9,6 @@ reached is reported with its bootstrap servers.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from rich.markup import escape
 from rich.table import Column, Table
 
+from eventplatform.cli import _clients
 from eventplatform.cli._clients import bootstrap_servers, kafka_errors_translated, kafka_options
 from eventplatform.cli._common import console, err_console, fail_on_errors
 from eventplatform.cli._tables import fit
@@ -119,7 +119,7 @@ def list_topics(
 ) -> None:
     """List the cluster's topics with their partition count and replication factor."""
     with fail_on_errors():
-        topics = asyncio.run(_list(load_settings(), internal=internal))
+        topics = _clients.run(_list(load_settings(), internal=internal))
     # Names are shown whole (folded, never cut with an ellipsis): they are what users copy.
     table = Table(Column("topic", overflow="fold"), "partitions", "replication")
     for topic in topics:
@@ -190,7 +190,7 @@ def create(
     """Create a topic (CreateTopics); fails if it exists unless --if-not-exists."""
     configs = parse_configs(config or [])
     with fail_on_errors():
-        replicas, created = asyncio.run(
+        replicas, created = _clients.run(
             _create(
                 load_settings(),
                 topic,
@@ -251,7 +251,7 @@ def describe(
 ) -> None:
     """Show a topic's partitions (leader, replicas, in-sync replicas) and configs."""
     with fail_on_errors():
-        found = asyncio.run(_describe(load_settings(), topic))
+        found = _clients.run(_describe(load_settings(), topic))
     partitions = Table("partition", "leader", "replicas", "in sync", title=topic)
     for p in found.partitions:
         partitions.add_row(
@@ -305,7 +305,7 @@ def delete(
     if not yes:
         typer.confirm(f"Delete topic {topic!r} and all its records?", abort=True, err=True)
     with fail_on_errors():
-        deleted = asyncio.run(_delete(load_settings(), topic, if_exists=if_exists))
+        deleted = _clients.run(_delete(load_settings(), topic, if_exists=if_exists))
     if deleted:
         console.print(f"deleted topic [bold]{escape(topic)}[/]")
     else:

@@ -37,6 +37,7 @@ from eventplatform.cli._observability import (
     observability_settings,
 )
 from eventplatform.cli._tables import fit
+from eventplatform.cli.kafka import Security
 from eventplatform.connectors.sdk.status import ConnectorState, ConnectorStatus
 from eventplatform.deployment import Deployment, UpOptions, serve_deployment
 from eventplatform.devkafka import Broker
@@ -99,6 +100,14 @@ def up(
             "[default: devkafka.brokers, 1].",
         ),
     ] = None,
+    security: Annotated[
+        Security | None,
+        typer.Option(
+            help="Development broker: plaintext, or sasl_ssl (TLS with a throwaway CA, "
+            "SCRAM-SHA-512 and ACLs; every component connects as the admin, and var/up.json "
+            "names the CA and the password file) [default: devkafka.security].",
+        ),
+    ] = None,
     fresh: Annotated[
         bool,
         typer.Option(
@@ -151,6 +160,7 @@ def up(
         kafka_port=kafka_port,
         controller_port=controller_port,
         brokers=brokers,
+        security=security.value if security is not None else None,
         fresh=fresh,
     )
     with fail_on_errors():

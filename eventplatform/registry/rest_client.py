@@ -25,6 +25,7 @@ import enum
 import json
 import random
 import re
+import ssl
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -176,6 +177,9 @@ class RestRegistry:
         max_backoff: longest wait between two attempts, in seconds.
         session: an aiohttp session to use instead of one of the registry's own; the caller
             keeps ownership and closes it.
+        ssl_context: how an ``https`` URL is verified (a CA file to trust, a client
+            certificate for mutual TLS; :func:`eventplatform.registry.tls.client_context`);
+            None: the system's trust store. Certificates are always verified.
 
     Raises:
         ValueError: ``url`` is not an absolute http(s) URL, a password comes without a
@@ -193,6 +197,7 @@ class RestRegistry:
         backoff: float = 0.1,
         max_backoff: float = 2.0,
         session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parsed = yarl.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -220,6 +225,8 @@ class RestRegistry:
         self._max_backoff = max_backoff
         self._session = session
         self._owns_session = session is None
+        # aiohttp: True verifies against the system's trust store; a context, against its own.
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._state = _State.NEW
 
     def __repr__(self) -> str:
@@ -624,13 +631,13 @@ class RestRegistry:
             cause: BaseException | None = None
             try:
                 async with self._session.request(
-                    method, url, data=data, headers=headers, timeout=self._timeout
+                    method, url, data=data, headers=headers, timeout=self._timeout, ssl=self._ssl
                 ) as response:
                     raw = await response.read()
                     status = response.status
             except aiohttp.ClientSSLError as exc:
                 # A certificate that does not verify will not verify on the next attempt either.
-                raise RegistryError(f"TLS to the schema registry failed ({shown}): {exc}") from exc
+                raise _tls_failed(exc, url=self.url, shown=shown) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 cause = exc
                 reason = str(exc) or type(exc).__name__
@@ -659,6 +666,19 @@ class RestRegistry:
             attempt += 1
             ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
             await asyncio.sleep(random.uniform(0, ceiling))  # jitter, not cryptography
+
+
+def _tls_failed(exc: aiohttp.ClientSSLError, *, url: str, shown: str) -> RegistryError:
+    """A TLS failure, said without aiohttp's connection-key repr."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    reason = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or cause
+    hint = ""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        hint = (
+            "; set registry.ssl_cafile (EVENTPLATFORM_REGISTRY__SSL_CAFILE) to the CA that "
+            "signed the registry's certificate"
+        )
+    return RegistryError(f"TLS to the schema registry at {url} failed ({shown}): {reason}{hint}")
 
 
 class _NotJson:

@@ -39,6 +39,7 @@ import binascii
 import hmac
 import json
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -682,11 +683,13 @@ async def serve(
     username: str | None = None,
     password: str | None = None,
     extra_routes: Sequence[web.RouteDef] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
     """Serve ``registry`` over Confluent's REST API on ``host:port`` until the runner stops.
 
     ``port=0`` picks a free port; :func:`server_url` tells which. Stop with
-    ``await runner.cleanup()``, then close the backend.
+    ``await runner.cleanup()``, then close the backend. With ``ssl_context``
+    (:func:`eventplatform.registry.tls.server_context`) it serves HTTPS.
 
     Returns:
         The started runner.
@@ -699,7 +702,7 @@ async def serve(
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigurationError(f"cannot serve the registry on {host}:{port}: {exc}") from exc
@@ -707,7 +710,7 @@ async def serve(
 
 
 def server_url(runner: web.AppRunner) -> str:
-    """The ``http://host:port`` a runner from :func:`serve` listens on (its first address).
+    """The ``http(s)://host:port`` a runner from :func:`serve` listens on (its first address).
 
     Raises:
         ConfigurationError: the runner listens nowhere (not started, or cleaned up).
@@ -715,4 +718,6 @@ def server_url(runner: web.AppRunner) -> str:
     if not runner.addresses:
         raise ConfigurationError("the registry server is not listening")
     host, port = runner.addresses[0][:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    # A site's name is its configured URL (port 0 unresolved) but tells the scheme.
+    scheme = "https" if any(s.name.startswith("https:") for s in runner.sites) else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

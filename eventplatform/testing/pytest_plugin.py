@@ -13,9 +13,13 @@ Loaded automatically through the ``pytest11`` entry point. Fixtures:
     ``unique_topic("orders") -> "test_foo-orders-1a2b3c4d"``: topic names no other test uses,
     so tests sharing the broker never see each other's records.
 ``kafka_admin`` (function, async)
-    A started ``aiokafka.admin.AIOKafkaAdminClient``, closed after the test.
+    A started ``aiokafka.admin.AIOKafkaAdminClient``, closed after the test. It connects with
+    the configured ``kafka`` settings (``EVENTPLATFORM_KAFKA__*``: security protocol, SASL
+    credentials, CA file), so a project whose tests run against a secured cluster gets a
+    working client.
 ``create_topic`` (function, async)
-    ``await create_topic(name, partitions=1, config={...})`` creates a topic and waits for it.
+    ``await create_topic(name, partitions=1, config={...})`` creates a topic (on the same
+    credentials) and waits for it.
 ``kafka_cluster`` (session)
     A :class:`~eventplatform.devkafka.local.LocalCluster` of three KRaft brokers of its own
     (Java + Maven; never an external cluster, since tests stop and kill its brokers), with
@@ -58,6 +62,7 @@ import pluggy
 import pytest
 from pydantic import SecretStr
 
+from eventplatform.access import start_failure
 from eventplatform.devkafka import Broker, provision
 from eventplatform.devkafka.local import LocalCluster, Security
 from eventplatform.settings import load_settings
@@ -226,10 +231,19 @@ if HAVE_PYTEST_ASYNCIO:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     @pytest_asyncio.fixture
-    async def kafka_admin(kafka_bootstrap_servers: str) -> AsyncIterator[AIOKafkaAdminClient]:
-        """A started aiokafka admin client on the session's broker."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
-        await admin.start()
+    async def kafka_admin(kafka_broker: Broker) -> AsyncIterator[AIOKafkaAdminClient]:
+        """A started aiokafka admin client on the session's broker, with its credentials."""
+        kafka = kafka_broker.kafka_settings(load_settings().kafka)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=kafka_broker.bootstrap_servers, **kafka.connection_options()
+        )
+        try:
+            await admin.start()
+        except Exception as exc:
+            await admin.close()
+            raise await start_failure(
+                kafka, kafka_broker.bootstrap_servers, exc, what="the kafka_admin fixture"
+            ) from exc
         try:
             yield admin
         finally:

@@ -88,3 +88,32 @@ def test_authorisation_errors_name_the_principal_and_the_resource() -> None:
     assert "IDEMPOTENT_WRITE" in str(cluster)
     assert isinstance(denied(SaslAuthenticationFailed(), kafka), AuthenticationFailed)
     assert denied(ValueError("other"), kafka) is None
+
+
+def test_the_password_file_is_read_at_connect_and_never_shown(tmp_path: Path) -> None:
+    secret_file = tmp_path / "password"
+    secret_file.write_text("from-a-file-123\n")
+    kafka = KafkaSettings(
+        sasl_mechanism="SCRAM-SHA-512", sasl_username="app", sasl_password_file=secret_file
+    )
+    assert kafka.connection_options()["sasl_plain_password"] == "from-a-file-123"
+    secret_file.write_text("rotated-456")  # read on every connect: a rotation needs no restart
+    assert kafka.connection_options()["sasl_plain_password"] == "rotated-456"
+    assert "rotated-456" not in repr(kafka) + kafka.model_dump_json()
+
+
+def test_a_missing_or_empty_password_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = KafkaSettings(
+        sasl_mechanism="PLAIN", sasl_username="app", sasl_password_file=tmp_path / "nope"
+    )
+    with pytest.raises(ConfigurationError, match=r"kafka\.sasl_password_file"):
+        missing.connection_options()
+    (tmp_path / "empty").write_text("\n")
+    empty = missing.model_copy(update={"sasl_password_file": tmp_path / "empty"})
+    with pytest.raises(ConfigurationError, match="is empty"):
+        empty.connection_options()
+
+
+def test_a_password_and_a_password_file_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        KafkaSettings(sasl_password=SecretStr("x"), sasl_password_file=tmp_path / "p")

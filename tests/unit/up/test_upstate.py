@@ -117,3 +117,36 @@ def test_fresh_removes_the_sqlite_stores_the_connector_files_name(tmp_path: Path
         (var / name).write_bytes(b"")
     forget_fresh(tmp_path, load_instances(tmp_path / "connectors"))
     assert sorted(p.name for p in var.iterdir()) == ["mine.db"]
+
+
+def test_a_secured_up_gives_the_cli_its_credentials_by_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    password_file = tmp_path / "var" / "kafka" / "secrets" / "admin"
+    password_file.parent.mkdir(parents=True)
+    password_file.write_text("s3cret-in-a-file\n")
+    state = UpState(
+        pid=os.getpid(),
+        bootstrap_servers="127.0.0.1:19092",
+        registry_url="u",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="admin",
+        ssl_cafile=str(tmp_path / "ca.pem"),
+        sasl_password_file=str(password_file),
+    )
+    write_state(tmp_path, state)
+    assert read_state(tmp_path) == state
+    assert "s3cret" not in (tmp_path / STATE_FILE).read_text()
+    kafka = with_running_up(Settings()).kafka
+    assert kafka.security_protocol == "SASL_SSL"
+    assert kafka.sasl_username == "admin"
+    assert kafka.ssl_cafile == tmp_path / "ca.pem"
+    assert kafka.sasl_password is None
+    assert kafka.sasl_password_file == password_file
+    password = kafka.password()
+    assert password is not None
+    assert password.get_secret_value() == "s3cret-in-a-file"
