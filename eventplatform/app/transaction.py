@@ -43,6 +43,7 @@ from eventplatform.app.dlq import DeadLetter
 from eventplatform.errors import EventPlatformError, KafkaError, ProducerFenced, PublishTimeout
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.producer._errors import KAFKA_FAILURES, translate
+from eventplatform.producer.deadlines import all_acknowledged
 from eventplatform.serde import AvroSerializer
 
 __all__ = ["PollTransaction", "TransactionBuffer"]
@@ -153,7 +154,7 @@ class PollTransaction:
         try:
             try:
                 if self._futures:
-                    await asyncio.wait_for(asyncio.gather(*self._futures), self._timeout)
+                    await all_acknowledged(self._futures, self._timeout)
                 if offsets:
                     await client.send_offsets_to_transaction(dict(offsets), self.group_id)
                 await client.commit_transaction()

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Deadlines", "cancel", "time_out"]
+__all__ = ["Deadlines", "all_acknowledged", "cancel", "time_out"]
 
 T = TypeVar("T")
 
@@ -33,6 +33,49 @@ def cancel(future: asyncio.Future[Any]) -> None:
 def time_out(future: asyncio.Future[Any]) -> None:
     """Expire ``future`` by failing it with :class:`TimeoutError`."""
     future.set_exception(TimeoutError())
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks a failure as seen: its first waiter already reported one
+
+
+async def all_acknowledged(futures: list[asyncio.Future[T]], within: float) -> list[T]:
+    """Wait until every one of ``futures`` is done, within ``within`` seconds in all.
+
+    What ``asyncio.wait_for(asyncio.gather(*futures), timeout)`` means, without its flaw on
+    CPython 3.11: when the timeout or a cancellation cancels the gathering future, the
+    gather's children report ``CancelledError`` into it after ``wait_for`` stopped looking,
+    and the loop logs "_GatheringFuture exception was never retrieved" at shutdown. Here every
+    failure is retrieved; futures still pending at the deadline or on cancellation are
+    cancelled, as ``gather`` would.
+
+    Raises:
+        TimeoutError: some were still pending at the deadline.
+        asyncio.CancelledError: the caller was cancelled.
+        The first failure, in the order of ``futures``.
+    """
+    if not futures:
+        return []
+    for future in futures:
+        future.add_done_callback(_retrieve)
+    try:
+        _, pending = await asyncio.wait(
+            futures, timeout=within, return_when=asyncio.FIRST_EXCEPTION
+        )
+    except asyncio.CancelledError:
+        for future in futures:
+            future.cancel()
+        raise
+    for future in futures:
+        error = future.exception() if future.done() and not future.cancelled() else None
+        if error is not None:
+            raise error
+    if pending:
+        for future in pending:
+            future.cancel()
+        raise TimeoutError
+    return [future.result() for future in futures]
 
 
 class Deadlines:

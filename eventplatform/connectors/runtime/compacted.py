@@ -30,6 +30,7 @@ from eventplatform.errors import (
     PublishTimeout,
     ResourceStateError,
 )
+from eventplatform.producer.deadlines import all_acknowledged
 from eventplatform.settings import KafkaSettings, Settings, load_settings
 
 __all__ = ["CompactedTable"]
@@ -289,7 +290,7 @@ class CompactedTable:
         with self._kafka_errors("writing"):
             futures = [await producer.send(self.topic, value, key=key) for key, value in items]
             try:
-                await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
+                await all_acknowledged(futures, self._timeout)
             except TimeoutError as exc:
                 raise PublishTimeout(
                     f"topic {self.topic!r}: a write was not acknowledged in {self._timeout:.0f}s"
