@@ -14,6 +14,7 @@ import typer
 from eventplatform.__about__ import __version__
 from eventplatform.cli import catalogue as catalogue_cli
 from eventplatform.cli import (
+    apps,
     connectors,
     dlq,
     init,
@@ -50,6 +51,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(catalogue_cli.app, name="catalogue")
 app.add_typer(queues.app, name="queues")
+app.add_typer(apps.app, name="apps")
 
 
 def _version(value: bool) -> None:
