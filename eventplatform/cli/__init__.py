@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import catalogue as catalogue_cli
 from eventplatform.cli import (
     apps,
     connectors,
@@ -27,6 +26,7 @@ from eventplatform.cli import (
     topics,
     up,
 )
+from eventplatform.cli import catalogue as catalogue_cli
 from eventplatform.cli._help import hide_flag_metavars
 
 __all__ = ["app", "main"]
