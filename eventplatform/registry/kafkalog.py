@@ -267,7 +267,7 @@ class KafkaLogRegistry(CommandLogRegistry):
             end = (await self._probe.end_offsets([self._tp]))[self._tp]
         await self._read_until(end)
 
-    async def _writer(self) -> AIOKafkaProducer:
+    async def _log_producer(self) -> AIOKafkaProducer:
         """The log's producer, started on first use (see ``_open``)."""
         if self._producer is None:
             raise RegistryUnavailable(f"{self._where()}: not connected")
@@ -279,7 +279,7 @@ class KafkaLogRegistry(CommandLogRegistry):
         return self._producer
 
     async def _append(self, command: Command) -> ApplyResult:
-        producer = await self._writer()
+        producer = await self._log_producer()
         key, value = encode(command)
         send = {
             "messaging.operation.type": "send",
