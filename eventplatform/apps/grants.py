@@ -16,6 +16,9 @@ WRITE, DELETE and ALTER, so it is not created separately):
   consumer groups (join, fetch and commit offsets, ``send_offsets_to_transaction``).
 * the same prefix for transactional ids: WRITE on them (InitProducerId with an id, AddPartitions,
   EndTxn). An EventApp's transactional id is ``GROUP.INSTANCE``, which the prefix covers.
+* its dead letters: WRITE on ``T.dlq`` for each read topic T (the EventApp's dead-letter
+  topic, ``consumer.dlq_suffix``), without which one poison event stalls the app; not for
+  prefixed or wildcard reads, whose dead-letter topics a suffix cannot name.
 * the schema registry's log topic (the Kafka-log registry), READ only: an app resolves schemas
   but never writes the log; the operator registers its schemas.
 
@@ -157,6 +160,8 @@ class AppGrants:
             as the group itself and followed by ``.`` (never a bare prefix, which would hand
             app ``pay`` the groups of app ``payroll``).
         registry_topic: the Kafka-log registry's topic to read, or None.
+        dlq_suffix: WRITE on ``T + dlq_suffix`` for each literal read topic ``T``, where an
+            EventApp dead-letters what it cannot handle (``consumer.dlq_suffix``); None: none.
     """
 
     name: str
@@ -164,6 +169,7 @@ class AppGrants:
     write: tuple[str, ...] = ()
     group_prefix: str | None = None
     registry_topic: str | None = None
+    dlq_suffix: str | None = ".dlq"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -198,13 +204,19 @@ class AppGrants:
         for topic in self.write:
             name, pattern = _topic_pattern(topic)
             acls.append(Acl(ResourceType.TOPIC, name, pattern, Operation.WRITE))
+        if self.dlq_suffix:
+            for topic in self.read:
+                name, pattern = _topic_pattern(topic)
+                if pattern == PatternType.LITERAL and name != "*":
+                    dead = f"{name}{self.dlq_suffix}"
+                    acls.append(Acl(ResourceType.TOPIC, dead, PatternType.LITERAL, Operation.WRITE))
         if self.registry_topic is not None:
             acls.append(
                 Acl(ResourceType.TOPIC, self.registry_topic, PatternType.LITERAL, Operation.READ)
             )
         for name, pattern in self._prefixes():
             acls.append(Acl(ResourceType.GROUP, name, pattern, Operation.READ))
-            if self.write:  # a transaction produces: only an app that writes needs one
+            if self.write:  # a transaction produces its output: only for apps that write
                 acls.append(Acl(ResourceType.TRANSACTIONAL_ID, name, pattern, Operation.WRITE))
         return list(dict.fromkeys(acls))
 

@@ -98,6 +98,13 @@ def add(
             help="Let it read the Kafka-log schema registry's topic (registry.topic).",
         ),
     ] = True,
+    dead_letters: Annotated[
+        bool,
+        typer.Option(
+            "--dlq/--no-dlq",
+            help="Let it write the dead-letter topic of each read topic (T + consumer.dlq_suffix).",
+        ),
+    ] = True,
     password_file: Annotated[
         Path | None,
         typer.Option("--password-file", help="Read its password from this file (first line)."),
@@ -125,6 +132,7 @@ def add(
                 read=tuple(read or ()),
                 write=tuple(write or ()),
                 group_prefix=group,
+                dlq_suffix=settings.consumer.dlq_suffix if dead_letters else None,
                 registry_topic=(
                     settings.registry.topic if registry and not settings.registry.url else None
                 ),

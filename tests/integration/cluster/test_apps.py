@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from eventplatform import access
-from eventplatform.app import EventApp
+from eventplatform.app import Context, EventApp
 from eventplatform.apps import (
     AppCredentials,
     AppGrants,
@@ -97,7 +97,7 @@ async def consumed(settings: Settings, name: str, topic: str, expected: int) -> 
     app = EventApp(name, settings=settings, store=MemoryStore())
 
     @app.handle(OrderPlaced, topic=topic)
-    async def handle(event: OrderPlaced) -> None:
+    async def handle(event: OrderPlaced, ctx: Context) -> None:
         seen.append(event.customer_id)
 
     async with app:
@@ -120,7 +120,7 @@ async def refused_to_consume(settings: Settings, name: str, topic: str) -> Autho
     app = EventApp(name, settings=settings, store=MemoryStore())
 
     @app.handle(OrderPlaced, topic=topic)
-    async def handle(event: OrderPlaced) -> None:
+    async def handle(event: OrderPlaced, ctx: Context) -> None:
         raise AssertionError("an event of a topic it may not read was handled")
 
     with pytest.raises(AuthorizationFailed) as refused:
@@ -211,12 +211,12 @@ async def test_two_apps_with_disjoint_grants_each_do_exactly_what_they_were_gran
 
     listed = {app.name: app for app in await list_apps(admin.kafka)}
     assert listed[a_name].reads == sorted([orders, registry_topic])
-    assert listed[a_name].writes == [payments]
+    assert listed[a_name].writes == sorted([payments, f"{orders}.dlq"])
     assert listed[a_name].groups == [a_name, f"{a_name}.*"]
     assert listed[a_name].transactional_ids == [a_name, f"{a_name}.*"]
     assert listed[a_name].mechanisms == {"SCRAM-SHA-512": 8192}
     assert listed[b_name].reads == sorted([payments, registry_topic])
-    assert listed[b_name].writes == [payroll]
+    assert listed[b_name].writes == sorted([payroll, f"{payments}.dlq"])
     assert "admin" not in listed  # a super user holds no ACLs: not an app
 
     secrets = secrets_of(a, b)
@@ -373,7 +373,7 @@ async def test_the_cli_prints_a_configuration_that_works_and_keeps_secrets_off_s
     listed = await asyncio.to_thread(cli, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     (mine,) = [app for app in json.loads(listed.stdout) if app["name"] == name]
-    assert mine["write"] == [topics["payments"]]
+    assert mine["write"] == sorted([topics["payments"], topics["orders"] + ".dlq"])
     table = await asyncio.to_thread(cli, "list")
     assert name in table.stdout
 

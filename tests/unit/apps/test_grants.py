@@ -31,6 +31,7 @@ def test_reads_writes_groups_and_transactional_ids_of_an_app() -> None:
     assert grants.acls() == [
         Acl(T, "orders", LIT, READ),
         Acl(T, "payments", LIT, WRITE),
+        Acl(T, "orders.dlq", LIT, WRITE),
         Acl(T, "_s", LIT, READ),
         Acl(G, "billing", LIT, READ),
         Acl(X, "billing", LIT, WRITE),
@@ -40,13 +41,17 @@ def test_reads_writes_groups_and_transactional_ids_of_an_app() -> None:
 
 
 def test_a_reader_gets_no_transactional_ids_and_prefixes_are_explicit() -> None:
-    grants = AppGrants("r", read=("orders.*", "*"), group_prefix="team-r.")
+    grants = AppGrants("r", read=("orders.*", "*", "x"), group_prefix="team-r.", dlq_suffix=None)
     assert grants.acls() == [
         Acl(T, "orders.", PRE, READ),
         Acl(T, "*", LIT, READ),
+        Acl(T, "x", LIT, READ),
         Acl(G, "team-r.", PRE, READ),
     ]
     assert grants.group_id == "team-r.r"
+    # Dead letters of prefixed or wildcard reads cannot be named by a suffix.
+    dead = AppGrants("r", read=("orders.*", "*", "x")).acls()
+    assert [a for a in dead if a.operation == WRITE] == [Acl(T, "x.dlq", LIT, WRITE)]
 
 
 @pytest.mark.parametrize(
