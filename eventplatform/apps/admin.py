@@ -256,8 +256,10 @@ async def list_apps(kafka: KafkaSettings) -> list[AppSummary]:
         AuthenticationFailed, KafkaError: the cluster refused or could not be reached.
     """
     async with _admin(kafka) as admin:
-        credentials = await _credentials(admin, kafka, None)
+        # DescribeAcls first: it answers a principal without DESCRIBE on the cluster (or a
+        # cluster without an authoriser) with a clear error code.
         acls = await _acls(admin, kafka, None)
+        credentials = await _credentials(admin, kafka, None)
     return summarise(credentials, acls)
 
 
@@ -402,8 +404,8 @@ async def revoke_app(name: str, kafka: KafkaSettings) -> AppSummary:
     """
     async with _admin(kafka) as admin:
         principal = f"User:{name}"
-        credentials = await _credentials(admin, kafka, [name])
         acls = await _acls(admin, kafka, principal)
+        credentials = await _credentials(admin, kafka, [name])
         if not credentials and not acls:
             raise AppNotFound(
                 f"app {name!r} does not exist on {kafka.bootstrap_servers}: {principal} has "

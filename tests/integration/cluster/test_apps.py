@@ -280,13 +280,14 @@ async def test_a_duplicate_app_is_refused_and_nothing_is_changed(
 ) -> None:
     kafka = secure_kafka_cluster.kafka_settings()
     name = app_name("dup")
-    first = await add_app(AppGrants(name, read=(unique_topic("orders"),)), kafka)
+    orders, other = unique_topic("orders"), unique_topic("other")
+    first = await add_app(AppGrants(name, read=(orders,)), kafka)
     with pytest.raises(AppExists) as exists:
-        await add_app(AppGrants(name, write=(unique_topic("other"),)), kafka)
+        await add_app(AppGrants(name, write=(other,)), kafka)
     assert name in str(exists.value)
     assert "nothing was changed" in str(exists.value)
     (listed,) = [app for app in await list_apps(kafka) if app.name == name]
-    assert listed.writes == []  # the second grants were not written
+    assert listed.writes == [f"{orders}.dlq"]  # the second grants were not written
     # The first password still works (the credential was not replaced).
     settings = secure_kafka_cluster.kafka_settings(username=name, password=first.password)
     assert await access.refused(settings, secure_kafka_cluster.bootstrap_servers) is None
