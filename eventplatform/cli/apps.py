@@ -63,7 +63,8 @@ def _read_password(password_file: Path | None, from_stdin: bool) -> SecretStr | 
         where = "standard input"
     else:
         return None
-    password = text.rstrip("\r\n")
+    lines = text.splitlines()
+    password = lines[0] if lines else ""
     if not password:
         raise ConfigurationError(f"the password from {where} is empty")
     return SecretStr(password)
@@ -110,7 +111,7 @@ def add(
         typer.Option("--password-file", help="Read its password from this file (first line)."),
     ] = None,
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read its password from standard input.")
+        bool, typer.Option("--password-stdin", help="Read its password from stdin (first line).")
     ] = False,
     iterations: Annotated[
         int,
@@ -172,7 +173,7 @@ def list_(
         return
     table = Table(
         Column("app", overflow="fold"),
-        "mechanism",
+        Column("mechanism", overflow="fold"),
         Column("read", overflow="fold"),
         Column("write", overflow="fold"),
         Column("groups", overflow="fold"),
@@ -190,7 +191,7 @@ def list_(
             escape("\n".join(summary.other)),
         )
     table.caption = f"{len(apps)} app{'' if len(apps) == 1 else 's'}"
-    console.print(fit(table, console, identifiers=("app",)))
+    console.print(fit(table, console, identifiers=("app", "mechanism")))
 
 
 @app.command("revoke")
