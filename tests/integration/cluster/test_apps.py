@@ -22,6 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka import errors as kafka_errors
+from aiokafka.structs import TopicPartition
 
 from eventplatform import access
 from eventplatform.app import Context, EventApp
@@ -135,6 +138,12 @@ async def refused_to_publish(producer: EventProducer, topic: str) -> Authorizati
     return refused.value
 
 
+async def fetch_for_a_minute(reader: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    """Fetch ``tp`` for up to a minute (what an error of the fetch ends)."""
+    for _ in range(120):
+        await reader.getmany(tp, timeout_ms=500)
+
+
 def secrets_of(*credentials: AppCredentials) -> list[str]:
     return [c.password.get_secret_value() for c in credentials]
 
@@ -235,7 +244,10 @@ async def test_revoke_refuses_the_next_request_and_leaves_other_apps_alone(
     registry_topic = admin.registry.topic
     a_name, b_name = app_name("a"), app_name("b")
     a = await add_app(
-        AppGrants(a_name, write=(payments,), registry_topic=registry_topic), admin.kafka
+        AppGrants(
+            a_name, read=(topics["orders"],), write=(payments,), registry_topic=registry_topic
+        ),
+        admin.kafka,
     )
     b = await add_app(
         AppGrants(b_name, write=(payroll,), registry_topic=registry_topic), admin.kafka
@@ -250,11 +262,36 @@ async def test_revoke_refuses_the_next_request_and_leaves_other_apps_alone(
     ):
         await a_producer.publish(order(1), topic=payments, key="k1")
         await b_producer.publish(order(1), topic=payroll, key="k1")
+        orders = TopicPartition(topics["orders"], 0)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=a_settings.kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+            **a_settings.kafka.connection_options(),
+        )
+        await reader.start()
+        try:
+            reader.assign([orders])
+            fetched: list[object] = []
 
-        removed = await revoke_app(a_name, admin.kafka)
-        assert removed.writes == [payments]
-        # A's connected producer: its next produce is refused by the authoriser.
-        assert_refusal(await refused_to_publish(a_producer, payments), a_name, f"topic:{payments}")
+            async def fetched_the_order() -> bool:
+                batch = await reader.getmany(orders, timeout_ms=500)
+                fetched.extend(batch.get(orders, []))
+                return bool(fetched)
+
+            await eventually(fetched_the_order, within=60, what="A's fetch of orders")
+
+            removed = await revoke_app(a_name, admin.kafka)
+            assert removed.writes == sorted([payments, f"{topics['orders']}.dlq"])
+            # A's connected producer: its next produce is refused by the authoriser.
+            assert_refusal(
+                await refused_to_publish(a_producer, payments), a_name, f"topic:{payments}"
+            )
+            # A's connected consumer: its next fetch is refused too.
+            await reader.seek_to_beginning(orders)
+            with pytest.raises(kafka_errors.TopicAuthorizationFailedError):
+                await fetch_for_a_minute(reader, orders)
+        finally:
+            await reader.stop()
         # B is unaffected, on the same connections as before.
         await b_producer.publish(order(2), topic=payroll, key="k2")
     # A new connection of A fails authentication: the credential is gone.
