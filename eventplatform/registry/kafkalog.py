@@ -141,7 +141,7 @@ class KafkaLogRegistry(CommandLogRegistry):
         try:
             yield
         except KAFKA_FAILURES as exc:
-            error = translate(exc, topic=self._topic, doing=doing)
+            error = translate(exc, topic=self._topic, doing=doing, kafka=self._kafka)
             if error.retriable:
                 raise RegistryUnavailable(f"{self._where()}: {error}") from exc
             raise RegistryError(f"{self._where()}: {doing} was refused: {error}") from exc
