@@ -79,6 +79,9 @@ The tree::
         ├── InstanceFenced            another process joined the group with this instance id
         ├── AuthenticationFailed      the cluster refused the credentials or TLS (principal)
         ├── AuthorizationFailed       an ACL refuses the principal an operation (resource)
+        ├── AppError                  an app's credential or ACLs cannot be managed (app)
+        │   ├── AppExists             ``apps add`` of a name that has a user or ACLs already
+        │   └── AppNotFound           ``apps revoke`` of a name with neither
         └── QueueError                a share-group (queue) operation failed (group, topic)
             ├── SharingUnsupported    the cluster has no share groups (version or feature)
             ├── QueueUnavailable      (retriable) coordinator or partition leader unreachable
@@ -94,6 +97,9 @@ from typing import ClassVar
 
 __all__ = [
     "AcknowledgeFailed",
+    "AppError",
+    "AppExists",
+    "AppNotFound",
     "AppSpecError",
     "AuthenticationFailed",
     "AuthorizationFailed",
@@ -633,6 +639,29 @@ class InstanceFenced(KafkaError):
         super().__init__(message)
         self.group = group
         self.instance_id = instance_id
+
+
+class AppError(KafkaError):
+    """A third-party app's SCRAM credential or ACLs cannot be added, listed or revoked.
+
+    The message says why (no authoriser on the cluster, a mechanism the cluster does not
+    support, a refusal of the broker) and never holds the app's password.
+
+    Attributes:
+        app: the app's name, when the error concerns one.
+    """
+
+    def __init__(self, message: str, *, app: str | None = None) -> None:
+        super().__init__(message)
+        self.app = app
+
+
+class AppExists(AppError):
+    """``apps add`` of a name that already has a SCRAM credential or ACLs: nothing was written."""
+
+
+class AppNotFound(AppError):
+    """``apps revoke`` of a name that has neither a SCRAM credential nor ACLs."""
 
 
 class QueueError(KafkaError):

@@ -112,7 +112,12 @@ class PollTransaction:
         # The producer's one translation (eventplatform.producer._errors), so a fenced or
         # refused transaction raises here what it raises through EventProducer.transaction().
         txn_id = self._producer.transactional_id
-        return translate(exc, doing=f"{what} in transaction {txn_id!r}", transactional_id=txn_id)
+        return translate(
+            exc,
+            doing=f"{what} in transaction {txn_id!r}",
+            transactional_id=txn_id,
+            kafka=self._producer.settings.kafka,
+        )
 
     async def begin(self) -> None:
         """Begin the transaction.

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 
 from eventplatform.__about__ import __version__
-from eventplatform.cli import catalogue as catalogue_cli
 from eventplatform.cli import (
+    apps,
     connectors,
     dlq,
     init,
@@ -26,6 +26,7 @@ from eventplatform.cli import (
     topics,
     up,
 )
+from eventplatform.cli import catalogue as catalogue_cli
 from eventplatform.cli._help import hide_flag_metavars
 
 __all__ = ["app", "main"]
@@ -50,6 +51,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(catalogue_cli.app, name="catalogue")
 app.add_typer(queues.app, name="queues")
+app.add_typer(apps.app, name="apps")
 
 
 def _version(value: bool) -> None:

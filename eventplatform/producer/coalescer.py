@@ -74,7 +74,7 @@ async def publish_each(
     except Exception as exc:  # not started, or a failure that is no event's own
         if not isinstance(exc, (EventPlatformError, *KAFKA_FAILURES)):
             log.error("publishing a batch failed unexpectedly", exc_info=exc)
-        error = translate(exc)
+        error = translate(exc, kafka=producer.settings.kafka)
         if error is not exc:
             error.__cause__ = exc
         return [error] * len(items)

@@ -703,6 +703,7 @@ class EventProducer:
                     idempotency_keys=[idempotency_keys[p] for p in positions]
                     if idempotency_keys
                     else (),
+                    kafka=self.settings.kafka,
                 )
                 error.__cause__ = ack
                 for position in positions:
@@ -732,6 +733,7 @@ class EventProducer:
             transactional_id=self.transactional_id,
             event_ids=event_ids or (),
             idempotency_keys=idempotency_keys or (),
+            kafka=self.settings.kafka,
         )
 
     async def send_raw_batch(self, topic: str, records: Iterable[RawRecord]) -> list[PublishResult]:

@@ -55,6 +55,7 @@ DEFAULT_TOPIC = "_eventplatform_schemas"
 """The log topic when none is given (a leading underscore marks it internal, as ``_schemas``)."""
 
 _TOPIC_ALREADY_EXISTS = kafka_errors.TopicAlreadyExistsError.errno
+_TOPIC_AUTHORIZATION_FAILED = kafka_errors.TopicAuthorizationFailedError.errno
 _REQUIRED_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
 
@@ -108,6 +109,8 @@ class KafkaLogRegistry(CommandLogRegistry):
         self._timeout = request_timeout
         self._options = {"bootstrap_servers": servers, **_client_options(kafka, request_timeout)}
         self._producer: AIOKafkaProducer | None = None
+        self._producer_started = False
+        self._producer_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._probe: AIOKafkaConsumer | None = None
         self._broken: str | None = None
@@ -138,7 +141,7 @@ class KafkaLogRegistry(CommandLogRegistry):
         try:
             yield
         except KAFKA_FAILURES as exc:
-            error = translate(exc, topic=self._topic, doing=doing)
+            error = translate(exc, topic=self._topic, doing=doing, kafka=self._kafka)
             if error.retriable:
                 raise RegistryUnavailable(f"{self._where()}: {error}") from exc
             raise RegistryError(f"{self._where()}: {doing} was refused: {error}") from exc
@@ -149,10 +152,12 @@ class KafkaLogRegistry(CommandLogRegistry):
         try:
             await self._ensure_topic()
             with self._kafka_errors("connecting"):
+                # Started on the first append: an idempotent producer asks for a producer id,
+                # which a principal that may only read the log (a third-party app) is refused.
                 self._producer = AIOKafkaProducer(
                     acks="all", enable_idempotence=True, linger_ms=0, **self._options
                 )
-                await self._producer.start()
+                self._producer_started = False
                 self._consumer = AIOKafkaConsumer(
                     group_id=None,
                     enable_auto_commit=False,
@@ -210,11 +215,21 @@ class KafkaLogRegistry(CommandLogRegistry):
                 for _topic, code, message in response.topic_errors:
                     if code == _TOPIC_ALREADY_EXISTS:
                         await self._check_existing_topic(admin)
+                    elif code == _TOPIC_AUTHORIZATION_FAILED and await self._readable(admin):
+                        # A third-party app may read the log but not create or describe its
+                        # configs (`eventplatform apps add` grants READ only): the operator's
+                        # registry made the topic, and checked it.
+                        continue
                     elif code:
                         error = kafka_errors.for_code(code)
                         raise error(f"creating topic {self._topic!r}: {message}")
             finally:
                 await admin.close()
+
+    async def _readable(self, admin: AIOKafkaAdminClient) -> bool:
+        """Whether the log topic exists and this principal may describe it."""
+        (described,) = await admin.describe_topics([self._topic])
+        return not described["error_code"] and bool(described["partitions"])
 
     async def _check_existing_topic(self, admin: AIOKafkaAdminClient) -> None:
         (described,) = await admin.describe_topics([self._topic])
@@ -252,9 +267,19 @@ class KafkaLogRegistry(CommandLogRegistry):
             end = (await self._probe.end_offsets([self._tp]))[self._tp]
         await self._read_until(end)
 
-    async def _append(self, command: Command) -> ApplyResult:
+    async def _log_producer(self) -> AIOKafkaProducer:
+        """The log's producer, started on first use (see ``_open``)."""
         if self._producer is None:
             raise RegistryUnavailable(f"{self._where()}: not connected")
+        async with self._producer_lock:
+            if not self._producer_started:
+                with self._kafka_errors("starting the log's producer"):
+                    await self._producer.start()
+                self._producer_started = True
+        return self._producer
+
+    async def _append(self, command: Command) -> ApplyResult:
+        producer = await self._log_producer()
         key, value = encode(command)
         send = {
             "messaging.operation.type": "send",
@@ -265,7 +290,7 @@ class KafkaLogRegistry(CommandLogRegistry):
             observed.traced(f"send {self._topic}", "producer", send),
             self._kafka_errors("appending a command"),
         ):
-            meta = await self._producer.send_and_wait(self._topic, value, key=key, partition=0)
+            meta = await producer.send_and_wait(self._topic, value, key=key, partition=0)
         result = await self._read_until(meta.offset + 1, want=meta.offset)
         if result is None:
             raise RegistryUnavailable(

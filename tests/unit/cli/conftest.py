@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from eventplatform.cli import _clients, io, schemas, topics
+from eventplatform.cli import _clients, apps, io, schemas, topics
 from eventplatform.registry.base import SchemaRegistry
 from eventplatform.registry.memory import MemoryRegistry
 from eventplatform.settings import Settings
@@ -87,6 +87,7 @@ def build_app() -> typer.Typer:
     root.add_typer(schemas.app, name="schemas")
     root.add_typer(topics.app, name="topics")
     root.add_typer(io.app)
+    root.add_typer(apps.app, name="apps")
     return root
 
 

@@ -17,6 +17,7 @@ from eventplatform.errors import (
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.producer.coalescer import Coalescer
 from eventplatform.schema import AvroEvent
+from eventplatform.settings import Settings
 from tests.waiting import until
 
 
@@ -34,6 +35,7 @@ class FakeProducer:
     def __init__(self, *, fail_with: BaseException | None = None) -> None:
         self.calls: list[list[int]] = []
         self.fail_with = fail_with
+        self.settings = Settings()  # whose principal a refusal names
         self.release = asyncio.Event()
         self.release.set()
 
