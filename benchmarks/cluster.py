@@ -117,6 +117,7 @@ class Figures:
     consume_raw: Result
     perf_test: Result
     publish_cpu: dict[str, list[float]] = field(default_factory=dict)
+    consume_cpu: dict[str, list[float]] = field(default_factory=dict)
     scaling: dict[int, list[float]] = field(default_factory=dict)
 
 
@@ -282,6 +283,29 @@ async def publish(kafka: KafkaSettings, registry: MemoryRegistry, figures: Figur
 # -- 2. consume ----------------------------------------------------------------------------
 
 
+class CpuStopwatch(Stopwatch):
+    """A :class:`~benchmarks.consume.Stopwatch` that also notes the process CPU time (all
+    threads: SQLite's too) between the first and the last handler call."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(expected)
+        self.cpu_first = 0.0
+        self.cpu_last = 0.0
+
+    def tick(self) -> None:
+        """One handler call."""
+        super().tick()
+        if self.count == 1:
+            self.cpu_first = time.process_time()
+        if self.count == self.expected:
+            self.cpu_last = time.process_time()
+
+    @property
+    def cpu_per_event(self) -> float:
+        """Process CPU seconds per event between the first and the last call."""
+        return (self.cpu_last - self.cpu_first) / (self.expected - 1)
+
+
 async def fill(kafka: KafkaSettings, topic: str, registry: MemoryRegistry, count: int) -> None:
     """Write ``count`` events to ``topic`` with EventProducer, in chunks."""
     settings = Settings(kafka=kafka, producer={"source": SOURCE})
@@ -363,7 +387,7 @@ async def consume(kafka: KafkaSettings, registry: MemoryRegistry, figures: Figur
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         for n in range(CONSUME_ROUNDS):
             for side in ("raw", "ours"):
-                watch = Stopwatch(CONSUME_COUNT)
+                watch = CpuStopwatch(CONSUME_COUNT)
                 gc.collect()
                 if side == "raw":
                     await consume_raw(kafka, topic, codec, watch, unique(f"raw-{n}"))
@@ -371,6 +395,7 @@ async def consume(kafka: KafkaSettings, registry: MemoryRegistry, figures: Figur
                 else:
                     await consume_app(settings, topic, registry, Path(tmp) / f"{n}.db", watch)
                     figures.consume_ours.rounds.append(watch.per_event)
+                figures.consume_cpu.setdefault(side, []).append(watch.cpu_per_event)
 
 
 # -- 4. kafka-producer-perf-test -----------------------------------------------------------
@@ -654,11 +679,20 @@ def report(all_figures: list[Figures]) -> list[Comparison]:
         cpu = {k: statistics.median(v) * 1e6 for k, v in f.publish_cpu.items()}
         notes.append(
             f"{f.security}: publish_batch {1 / f.publish_ours.median:,.0f} events/s "
-            f"({cpu.get('ours_batch', 0):.1f} µs CPU/event), raw batch path "
+            f"({cpu.get('ours_batch', 0):.1f} µs CPU/event; rounds "
+            f"{', '.join(f'{1 / r:,.0f}' for r in f.publish_ours.rounds)}), raw batch path "
             f"{1 / f.publish_raw.median:,.0f} events/s ({cpu.get('raw_batch', 0):.1f} µs "
-            f"CPU/event); perf test {f.perf_test.median:,.0f} events/s "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in f.perf_test.rounds)}); consume ours "
-            f"{1 / f.consume_ours.median:,.0f}, raw {1 / f.consume_raw.median:,.0f} events/s"
+            f"CPU/event; rounds {', '.join(f'{1 / r:,.0f}' for r in f.publish_raw.rounds)}); "
+            f"perf test {f.perf_test.median:,.0f} events/s "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in f.perf_test.rounds)})"
+        )
+        ccpu = {k: statistics.median(v) * 1e6 for k, v in f.consume_cpu.items()}
+        notes.append(
+            f"{f.security}: consume ours {1 / f.consume_ours.median:,.0f} events/s "
+            f"({ccpu.get('ours', 0):.1f} µs CPU/event; rounds "
+            f"{', '.join(f'{1 / r:,.0f}' for r in f.consume_ours.rounds)}), raw "
+            f"{1 / f.consume_raw.median:,.0f} events/s ({ccpu.get('raw', 0):.1f} µs CPU/event; "
+            f"rounds {', '.join(f'{1 / r:,.0f}' for r in f.consume_raw.rounds)})"
         )
         if f.scaling:
             one = statistics.median(f.scaling[1])
