@@ -137,12 +137,8 @@ def default_cache_root() -> Path:
 
 def jar_cache_dir(version: str, cache_root: Path | None = None, *, tools: bool = False) -> Path:
     """Where the jars of Kafka ``version`` are cached (``tools``: the broker's and kafka-tools')."""
-    return (
-        (cache_root or default_cache_root())
-        / "kafka"
-        / version
-        / ("tools-libs" if tools else "libs")
-    )
+    folder = "tools-libs" if tools else "libs"
+    return (cache_root or default_cache_root()) / "kafka" / version / folder
 
 
 def _is_kafka3(version: str) -> bool:
