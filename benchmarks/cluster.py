@@ -118,6 +118,7 @@ class Figures:
     perf_test: Result
     publish_cpu: dict[str, list[float]] = field(default_factory=dict)
     consume_cpu: dict[str, list[float]] = field(default_factory=dict)
+    consume_polls: dict[str, list[int]] = field(default_factory=dict)
     scaling: dict[int, list[float]] = field(default_factory=dict)
 
 
@@ -291,6 +292,8 @@ class CpuStopwatch(Stopwatch):
         super().__init__(expected)
         self.cpu_first = 0.0
         self.cpu_last = 0.0
+        #: Polls that returned records (raw), or the app's polls.
+        self.polls = 0
 
     def tick(self) -> None:
         """One handler call."""
@@ -318,7 +321,7 @@ async def fill(kafka: KafkaSettings, topic: str, registry: MemoryRegistry, count
 
 
 async def consume_raw(
-    kafka: KafkaSettings, topic: str, codec: RawCodec, watch: Stopwatch, group: str
+    kafka: KafkaSettings, topic: str, codec: RawCodec, watch: CpuStopwatch, group: str
 ) -> None:
     """The reference: getmany, decode by hand, await the handler, commit per poll."""
 
@@ -344,13 +347,14 @@ async def consume_raw(
                         assert record.value is not None
                         await handler(codec.decode(record.value))
                 if polled:
+                    watch.polls += 1
                     await consumer.commit()
     finally:
         await consumer.stop()
 
 
 async def consume_app(
-    settings: Settings, topic: str, registry: MemoryRegistry, db: Path, watch: Stopwatch
+    settings: Settings, topic: str, registry: MemoryRegistry, db: Path, watch: CpuStopwatch
 ) -> None:
     """Ours: an EventApp with a fresh SQLite inbox, stopped once every event was handled."""
     app = EventApp(
@@ -373,6 +377,7 @@ async def consume_app(
         finally:
             app.stop()
             await task
+    watch.polls = app.stats.polls
     if app.stats.handled < watch.expected:
         raise RuntimeError(f"{app!r} handled {app.stats.handled} of {watch.expected}")
 
@@ -396,6 +401,7 @@ async def consume(kafka: KafkaSettings, registry: MemoryRegistry, figures: Figur
                     await consume_app(settings, topic, registry, Path(tmp) / f"{n}.db", watch)
                     figures.consume_ours.rounds.append(watch.per_event)
                 figures.consume_cpu.setdefault(side, []).append(watch.cpu_per_event)
+                figures.consume_polls.setdefault(side, []).append(watch.polls)
 
 
 # -- 4. kafka-producer-perf-test -----------------------------------------------------------
@@ -692,7 +698,8 @@ def report(all_figures: list[Figures]) -> list[Comparison]:
             f"({ccpu.get('ours', 0):.1f} µs CPU/event; rounds "
             f"{', '.join(f'{1 / r:,.0f}' for r in f.consume_ours.rounds)}), raw "
             f"{1 / f.consume_raw.median:,.0f} events/s ({ccpu.get('raw', 0):.1f} µs CPU/event; "
-            f"rounds {', '.join(f'{1 / r:,.0f}' for r in f.consume_raw.rounds)})"
+            f"rounds {', '.join(f'{1 / r:,.0f}' for r in f.consume_raw.rounds)}); polls per "
+            f"round: ours {f.consume_polls.get('ours')}, raw {f.consume_polls.get('raw')}"
         )
         if f.scaling:
             one = statistics.median(f.scaling[1])
