@@ -116,6 +116,7 @@ class Figures:
     consume_ours: Result
     consume_raw: Result
     perf_test: Result
+    record_size: int = 0
     publish_cpu: dict[str, list[float]] = field(default_factory=dict)
     consume_cpu: dict[str, list[float]] = field(default_factory=dict)
     consume_polls: dict[str, list[int]] = field(default_factory=dict)
@@ -649,9 +650,9 @@ async def on_cluster(cluster: LocalCluster, *, scale: bool) -> Figures:
     registry = MemoryRegistry()
     await registry.start()
     try:
-        record_size = await publish(kafka, registry, figures)
+        figures.record_size = await publish(kafka, registry, figures)
         await consume(kafka, registry, figures)
-        await perf(cluster, kafka, record_size, figures)
+        await perf(cluster, kafka, figures.record_size, figures)
         if scale:
             await scaling(cluster, figures)
     finally:
@@ -689,7 +690,7 @@ def report(all_figures: list[Figures]) -> list[Comparison]:
             f"{', '.join(f'{1 / r:,.0f}' for r in f.publish_ours.rounds)}), raw batch path "
             f"{1 / f.publish_raw.median:,.0f} events/s ({cpu.get('raw_batch', 0):.1f} µs "
             f"CPU/event; rounds {', '.join(f'{1 / r:,.0f}' for r in f.publish_raw.rounds)}); "
-            f"perf test {f.perf_test.median:,.0f} events/s "
+            f"perf test ({f.record_size} B records) {f.perf_test.median:,.0f} events/s "
             f"(runs: {', '.join(f'{r:,.0f}' for r in f.perf_test.rounds)})"
         )
         ccpu = {k: statistics.median(v) * 1e6 for k, v in f.consume_cpu.items()}
