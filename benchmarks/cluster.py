@@ -29,9 +29,9 @@ idempotence. Each comparison is taken within one cluster, sides alternating roun
    ``asyncio.sleep(0.002)`` as its I/O) in one consumer group on 6 partitions. Every process
    has joined before the backlog (``PER_WORKER`` × processes events) is published; the rate
    is taken between 10 % and 90 % of it committed (``max_poll_records`` 50, so commits come
-   every ~0.1 s). A SQLite inbox runs a poll's handlers in
-   one transaction, one after another (``eventplatform/app/inbox.py``), so one process
-   handles at most ~500 events/s with this handler: more processes are how it scales.
+   every ~0.1 s). A SQLite inbox runs a poll's handlers in one transaction, one after
+   another (``eventplatform/app/inbox.py``), so one process handles at most ~500 events/s
+   with this handler (~300 measured on a loaded machine): more processes are how it scales.
 
 ``--quick`` (``python -m benchmarks cluster --quick``, or ``BENCH_QUICK=1``) runs every part
 with small counts and fewer rounds: a smoke run, its figures meaningless.
