@@ -1,8 +1,14 @@
-"""``python -m benchmarks [NAME …]``: run the ratio benchmarks (all by default)."""
+"""``python -m benchmarks [NAME …] [--quick]``: run the ratio benchmarks (all by default).
+
+``cluster`` starts clusters of its own (two, of three brokers each: minutes on a small
+machine), so it runs only when named. ``--quick`` asks the benchmarks that have one
+(``cluster``) for a scaled-down smoke run.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from contextlib import ExitStack
 
@@ -18,7 +24,10 @@ BENCHMARKS = [
     "egress",
     "recovery",
     "telemetry",
+    "cluster",
 ]
+#: Run only when named: they bring their own brokers and take long.
+ON_REQUEST = {"cluster"}
 #: The benchmarks that need a Kafka broker; one is provisioned for all of them.
 ON_KAFKA = {
     "publish",
@@ -36,7 +45,10 @@ ON_KAFKA = {
 
 def main() -> None:
     """Run the named benchmarks in order."""
-    names = sys.argv[1:] or BENCHMARKS
+    args = sys.argv[1:]
+    if "--quick" in args:
+        os.environ["BENCH_QUICK"] = "1"
+    names = [a for a in args if a != "--quick"] or [n for n in BENCHMARKS if n not in ON_REQUEST]
     for name in names:
         if name not in BENCHMARKS:
             raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

@@ -135,9 +135,10 @@ def default_cache_root() -> Path:
     return Path(base) / "eventplatform"
 
 
-def jar_cache_dir(version: str, cache_root: Path | None = None) -> Path:
-    """Where the jars of Kafka ``version`` are cached."""
-    return (cache_root or default_cache_root()) / "kafka" / version / "libs"
+def jar_cache_dir(version: str, cache_root: Path | None = None, *, tools: bool = False) -> Path:
+    """Where the jars of Kafka ``version`` are cached (``tools``: the broker's and kafka-tools')."""
+    folder = "tools-libs" if tools else "libs"
+    return (cache_root or default_cache_root()) / "kafka" / version / folder
 
 
 def _is_kafka3(version: str) -> bool:
@@ -150,6 +151,7 @@ def resolve_jars(
     cache_root: Path | None = None,
     timeout: float = 900.0,
     progress: Callable[[str], None] | None = None,
+    tools: bool = False,
 ) -> Path:
     """Resolve the broker jars of Kafka ``version`` into the cache and return their folder.
 
@@ -157,11 +159,15 @@ def resolve_jars(
     wait on a file lock instead of resolving twice, and a half-written folder is never seen
     because the result is renamed into place only once Maven succeeded.
 
+    ``tools`` resolves, into a folder of its own, the broker's jars plus ``kafka-tools`` and
+    its dependencies (``org.apache.kafka.tools.ProducerPerformance`` and the other command-line
+    tools; ~25 MB more): only the benchmarks ask for it, so a broker start never waits for it.
+
     Raises:
         BrokerResolutionError: Maven is missing, failed, or timed out; the message carries the
             tail of Maven's output.
     """
-    target = jar_cache_dir(version, cache_root)
+    target = jar_cache_dir(version, cache_root, tools=tools)
     if (target / ".complete").exists():
         return target
     mvn = find_maven()
@@ -194,6 +200,8 @@ def resolve_jars(
             ]
             if _is_kafka3(version):
                 cmd.insert(5, "-Dkafka.logging=reload4j")
+            if tools:
+                cmd.insert(5, "-Dkafka.tools=true")
             try:
                 out = _run_telling(cmd, timeout, progress, f"resolving Apache Kafka {version}")
             except subprocess.TimeoutExpired as exc:
@@ -203,11 +211,13 @@ def resolve_jars(
                     "check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml) "
                     "or raise EVENTPLATFORM_DEVKAFKA__RESOLVE_TIMEOUT."
                 ) from exc
-        if out.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+        wanted = "kafka-tools-*.jar" if tools else "kafka_2.13-*.jar"
+        if out.returncode != 0 or not any(staging.glob(wanted)):
             shutil.rmtree(staging, ignore_errors=True)
             tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-_LOG_TAIL_LINES:])
             raise BrokerResolutionError(
-                f"Maven could not resolve org.apache.kafka:kafka_2.13:{version} (exit "
+                f"Maven could not resolve org.apache.kafka:{wanted.removesuffix('-*.jar')}:"
+                f"{version} (exit "
                 f"{out.returncode}). Check the version exists on Maven Central and that it is "
                 f"reachable; set EVENTPLATFORM_DEVKAFKA__VERSION to another one.\n--- mvn output "
                 f"---\n{tail}"
