@@ -63,7 +63,6 @@ from eventplatform.app.retry import RetryPolicy
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.connectors.builtin.egress.deliveries import (
     SVIX_SCHEDULE,
-    DeliveryAttempt,
     DeliveryRecorder,
     RetrySchedule,
     webhook_body,
@@ -292,7 +291,7 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
                 schedule=self.schedule,
                 timeout=self.config.timeout,
                 states=self._states,
-                record=self._record,
+                record=self._recorder.add_rendered if self._recorder is not None else None,
                 dead_letter=self._dead_letter_delivery,
                 stopping=self._stopping,
                 stats=self.stats,
@@ -449,10 +448,6 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
             self._committed.pop(tp, None)
 
     # -- records and dead letters --------------------------------------------------------------
-
-    def _record(self, attempt: DeliveryAttempt) -> None:
-        if self._recorder is not None:
-            self._recorder.add(attempt)
 
     async def _dead_letter_delivery(
         self, event: PendingEvent, endpoint: WebhookEndpoint, error: BaseException, attempts: int
