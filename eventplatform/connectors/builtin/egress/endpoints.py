@@ -162,7 +162,10 @@ class EndpointStates:
         """Whether ``endpoint`` (at its configured URL) is disabled."""
         if self._local.get(endpoint.name) == endpoint.url:
             return True
-        raw = self._table.entries.get(self._key(endpoint.name))
+        entries = self._table.entries
+        if not entries:  # the common case, asked before every attempt
+            return False
+        raw = entries.get(self._key(endpoint.name))
         if raw is None:
             return False
         try:
