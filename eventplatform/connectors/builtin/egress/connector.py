@@ -63,7 +63,6 @@ from eventplatform.app.retry import RetryPolicy
 from eventplatform.cloudevents import EventMetadata
 from eventplatform.connectors.builtin.egress.deliveries import (
     SVIX_SCHEDULE,
-    DeliveryAttempt,
     DeliveryRecorder,
     RetrySchedule,
     webhook_body,
@@ -101,6 +100,8 @@ log = logging.getLogger("eventplatform.connectors.egress")
 TP = Any  # aiokafka TopicPartition
 H_ENDPOINT = "eventplatform.egress.endpoint"
 H_URL = "eventplatform.egress.url"
+#: Event types whose subscribed endpoints are remembered (a topic has a few).
+_MAX_TYPES_KEPT = 1024
 _CLASS_NAME = "eventplatform.connectors.builtin.egress.connector.WebhookEgress"
 
 
@@ -167,6 +168,8 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
         self.deliveries_topic = config.deliveries_topic or f"{self.name}.deliveries"
         self.schedule = RetrySchedule(tuple(config.retry_schedule), config.max_retry_after)
         self._workers: dict[str, EndpointWorker] = {}
+        # The workers subscribed to each event type seen (the endpoints are fixed).
+        self._subscribers: dict[str, list[EndpointWorker]] = {}
         self._trackers: dict[TP, OffsetTracker] = {}
         self._committed: dict[TP, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -284,6 +287,7 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
         assert self._session is not None
         assert self._states is not None
         assert self._consumer is not None
+        self._subscribers.clear()
         for endpoint in self.config.endpoints:
             self._workers[endpoint.name] = EndpointWorker(
                 connector=self.name,
@@ -292,7 +296,7 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
                 schedule=self.schedule,
                 timeout=self.config.timeout,
                 states=self._states,
-                record=self._record,
+                record=self._recorder.add_rendered if self._recorder is not None else None,
                 dead_letter=self._dead_letter_delivery,
                 stopping=self._stopping,
                 stats=self.stats,
@@ -394,7 +398,11 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
                 tracker.track(record.offset, 0)
                 self.stats.count("unhandled")
                 return
-        workers = [w for w in self._workers.values() if w.endpoint.matches(metadata.type)]
+        workers = self._subscribers.get(metadata.type)
+        if workers is None:
+            workers = [w for w in self._workers.values() if w.endpoint.matches(metadata.type)]
+            if len(self._subscribers) < _MAX_TYPES_KEPT:
+                self._subscribers[metadata.type] = workers
         tracker.track(record.offset, len(workers))
         if not workers:
             self.stats.count("unsubscribed")
@@ -449,10 +457,6 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
             self._committed.pop(tp, None)
 
     # -- records and dead letters --------------------------------------------------------------
-
-    def _record(self, attempt: DeliveryAttempt) -> None:
-        if self._recorder is not None:
-            self._recorder.add(attempt)
 
     async def _dead_letter_delivery(
         self, event: PendingEvent, endpoint: WebhookEndpoint, error: BaseException, attempts: int

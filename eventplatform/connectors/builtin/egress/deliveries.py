@@ -50,6 +50,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryOutcome",
     "DeliveryRecorder",
+    "EndpointRecords",
     "RetrySchedule",
     "json_value",
     "parse_retry_after",
@@ -211,7 +212,8 @@ def _optional_int(value: int | None) -> str:
 
 
 def _optional_ms(value: float | None) -> str:
-    return "null" if value is None else json.dumps(round(value, 3))
+    # float.__repr__ is what json.dumps writes for a finite float.
+    return "null" if value is None else repr(round(float(value), 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,64 @@ class DeliveryAttempt:
             raise ValueError(f"not a delivery attempt record: {exc}") from exc
 
 
+class EndpointRecords:
+    """Renders one endpoint's attempt records: the bytes of :meth:`DeliveryAttempt.to_json`
+    without building a :class:`DeliveryAttempt`.
+
+    One record is written per delivery attempt, so the parts that do not change are escaped
+    once: the connector, endpoint and URL here, and an event's own fields once for all the
+    endpoints it goes to (:meth:`event_fields`).
+
+    Args:
+        connector: the egress connector's name.
+        endpoint: the endpoint's name (also the record's key).
+        url: the endpoint's URL.
+    """
+
+    __slots__ = ("_prefix", "key")
+
+    def __init__(self, connector: str, endpoint: str, url: str) -> None:
+        self._prefix = (
+            f'{{"connector":{_string(connector)},"endpoint":{_string(endpoint)},'
+            f'"url":{_string(url)},'
+        )
+        #: The record's key: the endpoint's name.
+        self.key = endpoint.encode()
+
+    @staticmethod
+    def event_fields(
+        event_id: str, webhook_id: str, type: str, topic: str, partition: int, offset: int
+    ) -> str:
+        """The event's part of its records, the same for every endpoint and attempt."""
+        return (
+            f'"event_id":{_string(event_id)},"webhook_id":{_string(webhook_id)},'
+            f'"type":{_string(type)},"topic":{_string(topic)},"partition":{int(partition)},'
+            f'"offset":{int(offset)},'
+        )
+
+    def render(
+        self,
+        event_fields: str,
+        attempt: int,
+        outcome: str,
+        status_code: int | None,
+        latency_ms: float | None,
+        error: str | None,
+        next_attempt_at: str | None,
+        at: str,
+    ) -> bytes:
+        """The record's value; ``outcome`` a :class:`DeliveryOutcome` value."""
+        return (
+            f'{self._prefix}{event_fields}"attempt":{int(attempt)},'
+            f'"outcome":{_string(outcome)},'
+            f'"status_code":{_optional_int(status_code)},'
+            f'"latency_ms":{_optional_ms(latency_ms)},'
+            f'"error":{_optional_string(error)},'
+            f'"next_attempt_at":{_optional_string(next_attempt_at)},'
+            f'"at":{_string(at)}}}'
+        ).encode()
+
+
 _JSON_HEADERS = (("content-type", b"application/json"),)
 
 
@@ -308,8 +368,8 @@ class DeliveryRecorder:
         self._topic = topic
         self.linger = linger
         # A list and an event rather than an asyncio.Queue: one append per attempt, and the
-        # writer takes everything at once.
-        self._pending: list[DeliveryAttempt] = []
+        # writer takes everything at once. Records are kept as (key, value, headers).
+        self._pending: list[tuple[bytes, bytes, Sequence[tuple[str, bytes]]]] = []
         self._arrived = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._write(), name=f"deliveries {topic}")
@@ -317,7 +377,11 @@ class DeliveryRecorder:
 
     def add(self, attempt: DeliveryAttempt) -> None:
         """Queue ``attempt`` for writing; returns at once."""
-        self._pending.append(attempt)
+        self.add_rendered(attempt.endpoint.encode(), attempt.to_json())
+
+    def add_rendered(self, key: bytes, value: bytes) -> None:
+        """Queue a record rendered already (:class:`EndpointRecords`); returns at once."""
+        self._pending.append((key, value, _JSON_HEADERS))
         self._arrived.set()
 
     async def _write(self) -> None:
@@ -332,10 +396,7 @@ class DeliveryRecorder:
             records, self._pending = self._pending, []
             try:
                 # One aiokafka batch per partition (the endpoint is the key), one wait.
-                await self._producer.send_raw_batch(
-                    self._topic,
-                    [(a.endpoint.encode(), a.to_json(), _JSON_HEADERS) for a in records],
-                )
+                await self._producer.send_raw_batch(self._topic, records)
             except (kafka_errors.KafkaError, TimeoutError, EventPlatformError) as exc:
                 self.failures += len(records)
                 log.warning("recording %d delivery attempts failed: %s", len(records), exc)

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -40,14 +40,14 @@ from yarl import URL
 from eventplatform.__about__ import __version__
 from eventplatform.cloudevents import EventMetadata, format_time
 from eventplatform.connectors.builtin.egress.deliveries import (
-    DeliveryAttempt,
     DeliveryOutcome,
+    EndpointRecords,
     RetrySchedule,
     attempt_time,
     parse_retry_after,
 )
 from eventplatform.connectors.builtin.egress.watermarks import OffsetTracker
-from eventplatform.connectors.builtin.webhooks import decode_secret, signature_headers
+from eventplatform.connectors.builtin.webhooks import Signer, decode_secret
 from eventplatform.connectors.runtime.compacted import CompactedTable
 from eventplatform.connectors.sdk.status import ConnectorStats
 from eventplatform.errors import (
@@ -162,7 +162,10 @@ class EndpointStates:
         """Whether ``endpoint`` (at its configured URL) is disabled."""
         if self._local.get(endpoint.name) == endpoint.url:
             return True
-        raw = self._table.entries.get(self._key(endpoint.name))
+        entries = self._table.entries
+        if not entries:  # the common case, asked before every attempt
+            return False
+        raw = entries.get(self._key(endpoint.name))
         if raw is None:
             return False
         try:
@@ -216,6 +219,8 @@ class PendingEvent:
     metadata: EventMetadata
     body: bytes
     tracker: OffsetTracker = field(repr=False)
+    #: Its fields in the deliveries topic's records, rendered by the first attempt's record.
+    record_fields: str | None = field(default=None, repr=False)
 
     @property
     def abandoned(self) -> bool:
@@ -231,8 +236,8 @@ class PendingEvent:
 DeadLetterWriter = Callable[[PendingEvent, WebhookEndpoint, BaseException, int], Awaitable[bool]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answer(NamedTuple):
+    # A NamedTuple: one is made per attempt.
     status: int | None
     retry_after: str | None
     error: BaseException | None
@@ -249,7 +254,8 @@ class EndpointWorker:
         schedule: waits between attempts.
         timeout: seconds an attempt may take unless the endpoint says otherwise.
         states: disabled endpoints.
-        record: records an attempt (to the deliveries topic); must not block.
+        record: records an attempt, given its key and value (:class:`EndpointRecords`), in
+            the deliveries topic; must not block. None: attempts are not recorded.
         dead_letter: writes a dead letter.
         stopping: set when the connector stops.
         stats: the connector's counters.
@@ -264,7 +270,7 @@ class EndpointWorker:
         schedule: RetrySchedule,
         timeout: float,
         states: EndpointStates,
-        record: Callable[[DeliveryAttempt], None],
+        record: Callable[[bytes, bytes], None] | None,
         dead_letter: DeadLetterWriter,
         stopping: asyncio.Event,
         stats: ConnectorStats,
@@ -286,8 +292,9 @@ class EndpointWorker:
         self._dead_letter = dead_letter
         self._stopping = stopping
         self._stats = stats
-        # Decoded once: signing then starts from the key bytes.
-        self._secrets = [decode_secret(secret) for secret in endpoint.secrets()]
+        # Keyed once: signing then starts from the keyed HMAC states.
+        self._signer = Signer(endpoint.secrets())
+        self._records = EndpointRecords(connector, endpoint.name, endpoint.url)
         self._queue: deque[PendingEvent] = deque()
         self._ready = asyncio.Event()
         #: The event being delivered, if any.
@@ -382,7 +389,7 @@ class EndpointWorker:
 
     async def _attempt(self, event: PendingEvent, attempt: int = 1) -> _Answer:
         # Content type and user agent are the session's defaults (SESSION_HEADERS).
-        headers = signature_headers(self._secrets, event.metadata.idempotency_key, event.body)
+        headers = self._signer.headers(event.metadata.idempotency_key, event.body)
         telemetry = observed.SWITCHES.telemetry
         if telemetry is not None:  # a CLIENT span per attempt, ended by _note
             self._span = telemetry.delivering(
@@ -399,9 +406,11 @@ class EndpointWorker:
             ) as response:
                 # Read (a bounded part of) the answer so the connection goes back to the pool.
                 await response.content.read(_MAX_ANSWER)
+                status = response.status
                 return _Answer(
-                    response.status,
-                    response.headers.get("Retry-After"),
+                    status,
+                    # Only a failed attempt waits as Retry-After says.
+                    None if 200 <= status < 300 else response.headers.get("Retry-After"),
                     None,
                     (time.perf_counter() - started) * 1000,
                 )
@@ -454,39 +463,48 @@ class EndpointWorker:
         *,
         retry_in: float | None = None,
     ) -> None:
-        self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+        value = outcome.value
+        self.outcomes[value] = self.outcomes.get(value, 0) + 1
         span, self._span = self._span, None
         if span is not None and observed.SWITCHES.telemetry is not None:
             status, failure = (answer.status, answer.error) if answer else (None, None)
-            observed.SWITCHES.telemetry.delivered(span, outcome.value, status, failure, retry_in)
+            observed.SWITCHES.telemetry.delivered(span, value, status, failure, retry_in)
+        record = self._record
+        if record is None:
+            return
         error = None
         if answer is not None and answer.error is not None:
             error = _describe(answer.error)
         elif answer is not None and outcome is not DeliveryOutcome.DELIVERED:
             error = f"HTTP {answer.status}"
-        self._record(
-            DeliveryAttempt(
-                connector=self.connector,
-                endpoint=self.endpoint.name,
-                url=self.endpoint.url,
-                event_id=event.metadata.id,
-                webhook_id=event.metadata.idempotency_key,
-                type=event.metadata.type,
-                topic=event.topic,
-                partition=event.partition,
-                offset=event.offset,
-                attempt=attempt,
-                outcome=outcome,
-                status_code=answer.status if answer is not None else None,
-                latency_ms=answer.latency_ms if answer is not None else None,
-                error=error,
-                next_attempt_at=(
+        fields = event.record_fields
+        if fields is None:
+            metadata = event.metadata
+            fields = event.record_fields = EndpointRecords.event_fields(
+                metadata.id,
+                metadata.idempotency_key,
+                metadata.type,
+                event.topic,
+                event.partition,
+                event.offset,
+            )
+        records = self._records
+        record(
+            records.key,
+            records.render(
+                fields,
+                attempt,
+                value,
+                answer.status if answer is not None else None,
+                answer.latency_ms if answer is not None else None,
+                error,
+                (
                     format_time(datetime.fromtimestamp(time.time() + retry_in, UTC))
                     if retry_in is not None
                     else None
                 ),
-                at=attempt_time(),
-            )
+                attempt_time(),
+            ),
         )
 
 

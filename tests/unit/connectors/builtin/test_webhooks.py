@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 
 from eventplatform.connectors.builtin.webhooks import (
     SignatureVerifier,
+    Signer,
     decode_secret,
     sign,
     signature_headers,
@@ -47,6 +48,18 @@ def test_our_signatures_are_theirs(msg_id: str, body: str) -> None:
     signed = signature_headers([SECRET], msg_id, raw, timestamp=NOW)
     verifier = SignatureVerifier([SECRET], clock=lambda: NOW)
     assert verifier.verify(signed, raw).id == msg_id
+
+
+def test_a_signer_signs_every_message_as_sign_does_with_each_secret() -> None:
+    signer = Signer([SECRET, NEW_SECRET.removeprefix("whsec_")])
+    for msg_id, body in (("m-1", b'{"a":1}'), ("m-2", b""), ("m-1", b'{"a":1}')):
+        signed = signer.headers(msg_id, body, timestamp=NOW)
+        assert signed == headers(
+            msg_id,
+            NOW,
+            f"{theirs(SECRET, msg_id, NOW, body)} {theirs(NEW_SECRET, msg_id, NOW, body)}",
+        )
+    assert "k" * 8 not in repr(signer)
 
 
 def test_the_package_verifies_what_we_sign() -> None:

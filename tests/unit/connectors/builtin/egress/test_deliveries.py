@@ -17,6 +17,7 @@ from eventplatform.connectors.builtin.egress.deliveries import (
     SVIX_SCHEDULE,
     DeliveryAttempt,
     DeliveryOutcome,
+    EndpointRecords,
     RetrySchedule,
     json_value,
     parse_retry_after,
@@ -157,6 +158,62 @@ def test_a_delivery_attempt_record_is_the_json_of_its_fields() -> None:
     expected["outcome"] = "delivered"
     assert json.loads(attempt.to_json()) == expected
     assert DeliveryAttempt.from_json(attempt.to_json()) == attempt
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"status_code": 204, "latency_ms": 3.0},
+        {"status_code": 204, "latency_ms": 0.0004},
+        {
+            "outcome": DeliveryOutcome.RETRYING,
+            "status_code": 503,
+            "latency_ms": 12.34567,
+            "error": "HTTP 503",
+            "next_attempt_at": "2026-05-01T12:05:00.000000Z",
+        },
+        {"outcome": DeliveryOutcome.REFUSED, "latency_ms": 1e-7, "error": 'Unsafe: "10.0.0.1"'},
+        {"outcome": DeliveryOutcome.SKIPPED, "attempt": 4},
+    ],
+)
+def test_an_endpoints_rendered_record_is_the_attempts_json(changes: dict[str, object]) -> None:
+    fields: dict[str, object] = {
+        "connector": 'out "quoted"',
+        "endpoint": "bäckerei\\ü",
+        "url": "http://x/\u2028",
+        "event_id": "e\n1",
+        "webhook_id": "k\t1",
+        "type": "t",
+        "topic": "orders",
+        "partition": 2,
+        "offset": 7,
+        "attempt": 1,
+        "outcome": DeliveryOutcome.DELIVERED,
+        "at": "2026-05-01T12:00:00.000000Z",
+    } | changes
+    attempt = DeliveryAttempt(**fields)  # type: ignore[arg-type]
+    records = EndpointRecords(attempt.connector, attempt.endpoint, attempt.url)
+    event = EndpointRecords.event_fields(
+        attempt.event_id,
+        attempt.webhook_id,
+        attempt.type,
+        attempt.topic,
+        attempt.partition,
+        attempt.offset,
+    )
+    rendered = records.render(
+        event,
+        attempt.attempt,
+        attempt.outcome.value,
+        attempt.status_code,
+        attempt.latency_ms,
+        attempt.error,
+        attempt.next_attempt_at,
+        attempt.at,
+    )
+    assert records.key == attempt.endpoint.encode()
+    assert rendered == attempt.to_json()
 
 
 def test_the_body_writes_every_value_as_json_value_does() -> None:
