@@ -3,10 +3,10 @@
 Run as ``python -m tests.integration.cluster.proofs.registry_worker WORKER`` with the
 cluster's ``EVENTPLATFORM_KAFKA__*`` variables and ``EVENTPLATFORM_REGISTRY__TOPIC``
 (driven by ``test_registry_failover.py``). Line protocol on stdin/stdout: it prints ``ready``
-once started; on ``go A`` (then ``go B``) it runs that phase of :data:`PLAN` and prints
+once started; on ``go A`` (then ``go B``) it runs that phase of :func:`plan` and prints
 ``done <json results>``; on ``dump`` it prints its registry's snapshot as JSON and exits.
 
-Both workers run the same plan, worker 1 with its subjects in the reverse order, so that
+Both workers run the same :func:`plan`, worker 1 with its subjects in the reverse order, so that
 their writes race on the log. A result is ``[step, "registered", version, id]``,
 ``[step, "refused"]`` (an incompatible schema) or ``[step, "compatible"|"incompatible"]``
 (a check), where ``step`` names subject and schema.
@@ -41,20 +41,24 @@ def schema(subject: str, fields: int, *, required: bool = False) -> str:
     return json.dumps(document)
 
 
-#: Phase → steps: (subject, kind, fields); kind ``register`` (``again``: a second time),
-#: ``incompatible`` or ``check``.
-PLAN: dict[str, list[tuple[str, str, int]]] = {
-    "A": [(s, "register", n) for n in range(1, VERSIONS // 2 + 1) for s in SUBJECTS]
-    + [(s, "incompatible", VERSIONS // 2) for s in SUBJECTS],
-    "B": [(s, "register", n) for n in range(VERSIONS // 2 + 1, VERSIONS + 1) for s in SUBJECTS]
-    + [(s, "incompatible", VERSIONS) for s in SUBJECTS]
-    + [(s, "check", VERSIONS + 1) for s in SUBJECTS]
-    + [(s, "again", 1) for s in SUBJECTS],  # the first version again: its id and version
-}
+def plan(phase: str, subjects: tuple[str, ...] = SUBJECTS) -> list[tuple[str, str, int]]:
+    """The steps of a phase: (subject, kind, fields); kind ``register`` (``again``: the first
+    version a second time), ``incompatible`` or ``check``; subjects in the order given."""
+    half = VERSIONS // 2
+    if phase == "A":
+        return [(s, "register", n) for n in range(1, half + 1) for s in subjects] + [
+            (s, "incompatible", half) for s in subjects
+        ]
+    return (
+        [(s, "register", n) for n in range(half + 1, VERSIONS + 1) for s in subjects]
+        + [(s, "incompatible", VERSIONS) for s in subjects]
+        + [(s, "check", VERSIONS + 1) for s in subjects]
+        + [(s, "again", 1) for s in subjects]
+    )
 
 
 async def run(registry: KafkaLogRegistry, phase: str, worker: int) -> list[list[Any]]:
-    steps = PLAN[phase] if worker == 0 else list(reversed(PLAN[phase]))
+    steps = plan(phase, SUBJECTS if worker == 0 else SUBJECTS[::-1])
     results: list[list[Any]] = []
     for subject, kind, fields in steps:
         step = f"{subject}/{kind}/{fields}"

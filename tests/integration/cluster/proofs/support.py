@@ -157,8 +157,10 @@ class ClusterGroup:
             return None
         held: dict[str, list[int]] = {}
         for member in members:
-            # v4+: (member_id, group_instance_id, client_id, host, metadata, assignment)
-            instance = member[1] if len(member) == 6 and member[1] else member[0]
+            # aiokafka asks DescribeGroups v2: (member_id, client_id, host, metadata,
+            # assignment); a static member's id is "<group.instance.id>-<UUID>".
+            member_id: str = member[0]
+            instance = member_id[:-37] if member_id[-37:-36] == "-" else member_id
             assignment = ConsumerProtocolMemberAssignment.decode(member[-1])
             held[instance] = sorted(p for _topic, parts in assignment.assignment for p in parts)
         return held

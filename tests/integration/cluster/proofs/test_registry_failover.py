@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from eventplatform.devkafka.local import LocalCluster
-from tests.integration.cluster.proofs.registry_worker import PLAN, SUBJECTS, VERSIONS
+from tests.integration.cluster.proofs.registry_worker import SUBJECTS, VERSIONS, plan
 from tests.integration.proofs.processes import ROOT, child_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,7 +109,7 @@ async def test_two_processes_registering_across_a_leader_sigkill_agree_on_everyt
         killed_at = time.monotonic()
         phase_b = await asyncio.gather(*(w.phase("B") for w in workers))
         phase_b_took = time.monotonic() - killed_at
-        await asyncio.to_thread(cluster.restart, leader)
+        restart = asyncio.create_task(asyncio.to_thread(cluster.restart, leader))
 
         snapshots = []
         for worker in workers:
@@ -117,6 +117,7 @@ async def test_two_processes_registering_across_a_leader_sigkill_agree_on_everyt
             snapshots.append(json.loads(await worker.expect("")))
         for worker in workers:
             assert await asyncio.wait_for(worker.process.wait(), STEP_TIMEOUT) == 0
+        await restart
     finally:
         for worker in workers:
             await worker.close()
@@ -133,7 +134,7 @@ async def test_two_processes_registering_across_a_leader_sigkill_agree_on_everyt
         f"{phase_b_took:.1f}s; {time.monotonic() - started:.0f}s in all"
     )
     report(summary)
-    assert len(answers[0]) == len(answers[1]) == sum(map(len, PLAN.values())) + len(SUBJECTS)
+    assert len(answers[0]) == len(answers[1]) == len(plan("A")) + len(plan("B")) + len(SUBJECTS)
     assert not differing, f"{summary}: {[(s, answers[0][s], answers[1].get(s)) for s in differing]}"
     assert snapshots[0] == snapshots[1], summary
 

@@ -47,7 +47,7 @@ from tests.integration.proofs.streams import deposits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-EVENTS = 6_000
+EVENTS = 3_000
 PARTITIONS = 6
 
 
