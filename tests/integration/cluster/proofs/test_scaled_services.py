@@ -4,12 +4,14 @@ Three inbox processes (static members, ``--instance-id``) consume one six-partit
 (three replicas) in one group on the three-broker cluster, the SQLite inbox in one file shared
 by all three. The proof scales the group up and down while deposits keep coming:
 
-1. two members start and work the first third of the stream (3 partitions each);
-2. a third joins mid-stream: the group rebalances and each member holds 2 partitions (read
-   from the group's own description, DescribeGroups), and all three apply events;
-3. one member is stopped for good (SIGTERM: it finishes its poll and commits); as a static
-   member it sends no LeaveGroup, so its partitions move when its session expires (6 s
-   here) and the two left hold 3 each and drain the stream.
+1. two members start and share the six partitions (3 each, read from the group's own
+   description, DescribeGroups); the first third of the stream is published and both work;
+2. a third member joins while they work: the group rebalances to 2 partitions each, and
+   with the second third published all three apply events;
+3. with the last third published and being worked on, one member is stopped for good
+   (SIGTERM: it finishes its poll and commits); as a static member it sends no LeaveGroup,
+   so its partitions move when its session expires (6 s here), and the two left hold 3 each
+   and drain the stream.
 
 Each key is applied exactly once throughout: a rebalance moves partitions only between
 polls (the revoking member finishes its poll and commits first), and the inbox holds the
@@ -99,23 +101,21 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
 
             return patient(check)
 
-        await producer.publish_batch(first, topic=names.topic)
         await a.start()
         await b.start()
         await until(
             shared_by((a, b), "two"), within=60, what="a and b to share", watch=(a, b), interval=0.2
         )
 
-        async def applied_by(members: tuple[AppProcess, ...], at_least: int = 1) -> bool:
+        async def applied_by(members: tuple[AppProcess, ...]) -> bool:
             per_pid = await effects.per_pid()
-            return all(per_pid[m.pid] >= at_least for m in members)
+            return all(per_pid[m.pid] >= 1 for m in members)
 
+        await producer.publish_batch(first, topic=names.topic)
         await until(lambda: applied_by((a, b)), within=60, what="a and b to work", watch=(a, b))
         before_join = {m.instance_id: assignments(m) for m in (a, b)}
-        await c.start()  # joins mid-stream
+        await c.start()  # joins while a and b work through the first third
         at_join = await effects.count()
-        assert at_join < len(work.keys), "c joined after the stream"
-        await producer.publish_batch(second, topic=names.topic)
         await until(
             shared_by((a, b, c), "three"),
             within=60,
@@ -123,6 +123,7 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
             watch=(a, b, c),
             interval=0.2,
         )
+        await producer.publish_batch(second, topic=names.topic)
         await until(
             lambda: applied_by((a, b, c)), within=60, what="all three to work", watch=(a, b, c)
         )
@@ -130,11 +131,17 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
         rejoined = {m.instance_id: assignments(m) - before_join[m.instance_id] for m in (a, b)}
         assert all(n >= 1 for n in rejoined.values()), rejoined
 
+        await producer.publish_batch(third, topic=names.topic)
+        before_leave = await effects.count()
+
+        async def progressed() -> bool:
+            return await effects.count() > before_leave
+
+        await until(progressed, within=60, what="work on the last third", watch=(a, b, c))
         leaving = rng.choice((a, b, c))
         staying = tuple(m for m in (a, b, c) if m is not leaving)
         assert await leaving.stop() == 0, f"{leaving!r} did not stop cleanly:\n{leaving.tail()}"
         at_leave = await effects.count()
-        await producer.publish_batch(third, topic=names.topic)
         await until(
             shared_by(staying, "after"),
             within=60,
@@ -156,8 +163,9 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
         f"scaled services: events={EVENTS} distinct_keys={len(work.keys)} rows={rows} "
         f"lost+duplicated={len(offenders)}; assignments: two={shares.get('two')} "
         f"three={shares.get('three')} after {leaving.instance_id} left={shares.get('after')}; "
-        f"rows per process={sorted(per_pid.values())}; rows at c's join={at_join}, at the "
-        f"leave={at_leave}; {time.monotonic() - started:.0f}s in all"
+        f"rows per process={sorted(per_pid.values())}; rows at c's join={at_join} of "
+        f"{len(first)} events published, at the leave={at_leave} of {len(work.keys)}; "
+        f"{time.monotonic() - started:.0f}s in all"
     )
     report(summary)
     assert not offenders, f"{summary}\n{await explain(effects, offenders)}"
