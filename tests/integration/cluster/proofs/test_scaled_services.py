@@ -5,10 +5,10 @@ Three inbox processes (static members, ``--instance-id``) consume one six-partit
 by all three. The proof scales the group up and down while deposits keep coming:
 
 1. two members start and share the six partitions (3 each, read from the group's own
-   description, DescribeGroups); the first third of the stream is published and both work;
+   description, DescribeGroups); the first half of the stream is published and both work;
 2. a third member joins while they work: the group rebalances to 2 partitions each, and
-   with the second third published all three apply events;
-3. with the last third published and being worked on, one member is stopped for good
+   with the next quarter published all three apply events;
+3. with the last quarter published and being worked on, one member is stopped for good
    (SIGTERM: it finishes its poll and commits); as a static member it sends no LeaveGroup,
    so its partitions move when its session expires (6 s here), and the two left hold 3 each
    and drain the stream.
@@ -74,7 +74,8 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
     kafka = settings.kafka
     await create_replicated(kafka, names.topic, PARTITIONS)
     work = deposits(EVENTS, duplicate_ratio=0.05, rng=rng)
-    first, second, third = work.chunks(3)
+    # Half of it before the third member joins, so that it joins while the two work.
+    first, second, third = work.items[:1500], work.items[1500:2250], work.items[2250:]
     env = app_environment(cluster, names, effects.store_url, PROOF_EFFECTS_TABLE=effects.name)
     a, b, c = (AppProcess("inbox", instance_id=f"scaled-{n}", env=env, logs=logs) for n in "abc")
     shares: dict[str, dict[str, list[int]]] = {}
@@ -114,7 +115,7 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
         await producer.publish_batch(first, topic=names.topic)
         await until(lambda: applied_by((a, b)), within=60, what="a and b to work", watch=(a, b))
         before_join = {m.instance_id: assignments(m) for m in (a, b)}
-        await c.start()  # joins while a and b work through the first third
+        await c.start()  # joins while a and b work through the first half
         at_join = await effects.count()
         await until(
             shared_by((a, b, c), "three"),
@@ -137,7 +138,7 @@ async def test_three_members_share_six_partitions_and_scaling_applies_each_key_o
         async def progressed() -> bool:
             return await effects.count() > before_leave
 
-        await until(progressed, within=60, what="work on the last third", watch=(a, b, c))
+        await until(progressed, within=60, what="work on the last quarter", watch=(a, b, c))
         leaving = rng.choice((a, b, c))
         staying = tuple(m for m in (a, b, c) if m is not leaving)
         assert await leaving.stop() == 0, f"{leaving!r} did not stop cleanly:\n{leaving.tail()}"
