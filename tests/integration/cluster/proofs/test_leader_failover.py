@@ -202,6 +202,7 @@ async def test_publish_and_consume_across_a_leader_sigkill_apply_every_key_once(
             broker_back.set()
             if not publisher.done():
                 publisher.cancel()
+                await asyncio.gather(publisher, return_exceptions=True)
         at_restart = await effects.count()
 
         expected = returned_keys
