@@ -7,11 +7,10 @@ address; on the cluster every client also needs the cluster's security options (
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -24,8 +23,6 @@ from eventplatform.errors import EventPlatformError
 from eventplatform.settings import KafkaSettings, ProducerSettings, RegistrySettings, Settings
 from tests.integration.proofs.conftest import Names
 from tests.integration.proofs.processes import child_environment
-
-T = TypeVar("T")
 
 
 def app_environment(
@@ -73,23 +70,6 @@ def patient(check: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool
             return False
 
     return asked
-
-
-async def answer(question: Callable[[], Awaitable[T]], *, within: float = 60.0) -> T:
-    """What ``question`` returns once the cluster can answer it (see :func:`patient`).
-
-    Raises:
-        AssertionError: it kept failing for ``within`` seconds (with the last error).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        try:
-            return await question()
-        except (AIOKafkaError, EventPlatformError, OSError, TimeoutError) as exc:
-            if loop.time() > deadline:
-                raise AssertionError(f"no answer within {within:g}s: {exc!r}") from exc
-        await asyncio.sleep(0.25)
 
 
 def _admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
