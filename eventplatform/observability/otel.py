@@ -12,7 +12,9 @@ Spans (names ``{messaging.operation.name} {destination}``, attributes as v1.45 n
 span                          kind      where
 ============================  ========  ===================================================
 ``send {topic}``              PRODUCER  each ``publish()`` / ingress request's event (its
-                                        context goes into the record's ``traceparent``), and
+                                        context goes into the record's ``traceparent``), each
+                                        transactional handler's ``ctx.publish`` (ended when
+                                        buffered; sent with the poll's transaction), and
                                         one per ``publish_batch`` call, with
                                         ``messaging.batch.message_count``, whose context is
                                         the creation context of the batch's events
@@ -21,8 +23,8 @@ span                          kind      where
                                         or skipped as duplicates
 ``process {topic}``           CONSUMER  each handler call, child of the record's
                                         ``traceparent`` (the single-message case of the
-                                        conventions), current while the handler runs, so
-                                        ``ctx.publish`` continues the trace
+                                        conventions; a root without one), current while the
+                                        handler runs, so ``ctx.publish`` continues the trace
 ``settle {topic}``            CLIENT    each queue acknowledgement (accept/release/reject)
 ``POST {route}``              SERVER    each ingress request (HTTP server conventions)
 ``POST``                      CLIENT    each egress delivery attempt (HTTP client
@@ -36,9 +38,17 @@ attempts); dead letters and duplicates skipped are ``eventplatform.dead_letter``
 
 Metrics (OpenTelemetry instruments of the meter ``eventplatform``, fed by the same hooks as
 the Prometheus histograms of :mod:`~eventplatform.observability.events`):
-``messaging.client.operation.duration`` (send per shipped batch, receive per poll),
-``messaging.client.sent.messages`` (per shipped batch), ``messaging.client.consumed.messages``
-(per poll and partition) and ``messaging.process.duration`` (per handler call).
+``messaging.client.operation.duration`` (send per send operation: a batch of coalesced
+``publish()`` calls as shipped, a ``publish_batch`` call, a relayed batch; receive per poll),
+``messaging.client.sent.messages`` (per shipped batch; a transaction's records when it
+commits), ``messaging.client.consumed.messages`` (per poll and partition) and
+``messaging.process.duration`` (per handler call).
+
+Cost: spans and measurements are the SDK's; what is ours is kept small -- attribute sets are
+made once per topic (and group and partition) and copied per span, a record without a
+``traceparent`` leaves the parent to the SDK, a handler's parent is the remote context alone
+(no copy of the current one), and per-event metrics are the one the conventions ask per
+event (``messaging.process.duration``); the rest is recorded per batch or per poll.
 
 W3C ``traceparent`` is parsed and written here by hand (version 00, §3.2 of Trace Context
 Level 1): the SDK's propagator builds a carrier dict and runs a regular expression per
@@ -68,6 +78,7 @@ from opentelemetry.trace import (
 from eventplatform.__about__ import __version__
 
 if TYPE_CHECKING:
+    from eventplatform.observability.otel_platform import PlatformMetrics
     from eventplatform.producer import Outgoing, PublishResult
 
 __all__ = ["SCHEMA_URL", "Telemetry", "format_traceparent", "parse_traceparent"]
@@ -191,7 +202,7 @@ class Telemetry:
         self.tracer = trace.get_tracer(
             "eventplatform", __version__, tracer_provider, schema_url=SCHEMA_URL
         )
-        meter = otel_metrics.get_meter(
+        self.meter = meter = otel_metrics.get_meter(
             "eventplatform", __version__, meter_provider, schema_url=SCHEMA_URL
         )
         self.operation_duration = meter.create_histogram(
@@ -224,6 +235,14 @@ class Telemetry:
         self._send_spans: dict[str, dict[str, Any]] = {}
         self._send_metrics: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._process: dict[tuple[str, str, int], tuple[str, dict[str, Any], dict[str, Any]]] = {}
+
+    def platform(self, *, app: Any = None, runtime: Any = None) -> PlatformMetrics:
+        """Register the platform's own metrics (app counters, connectors) on the meter
+        (:mod:`~eventplatform.observability.otel_platform`); ``close()`` the result when the
+        app or runtime is gone."""
+        from eventplatform.observability.otel_platform import PlatformMetrics  # noqa: PLC0415
+
+        return PlatformMetrics(self.meter, app=app, runtime=runtime)
 
     # -- context ---------------------------------------------------------------------------
 
