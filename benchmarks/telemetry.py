@@ -11,6 +11,14 @@ span per handler call, and the four messaging metrics.
 A third side, "sampled", is "on" with a ``ParentBased(TraceIdRatioBased(0.01))`` sampler: a
 deployment's usual answer to span cost at high rates (metrics stay complete).
 
+The floor: what the SDK alone takes per event for what the conventions ask per event, timed
+in the same rounds on the "on" providers -- per ``publish()`` call one PRODUCER span with the
+``send`` span's attributes (ended with partition and offset); per handler call one CONSUMER
+span with the ``process`` span's attributes and one ``messaging.process.duration`` record.
+"off + floor" is the best "on" could be if eventplatform's own hooks cost nothing, so its
+ratio to "off" is the ceiling of "on vs off"; "on vs floor" says how close the hooks come.
+A bare span (no attributes, no parent) is printed too.
+
 Sides alternate round by round (off, on, sampled, off…), each after a ``gc.collect()``:
 
 - ``publish_batch`` of 20,000 events and ``publish()`` gathered by 1,000, on the producer of
@@ -34,6 +42,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import SpanKind
 
 from benchmarks.broker import create_topic, kafka, unique
 from benchmarks.consume import Stopwatch, consume_app, fill
@@ -49,6 +58,11 @@ __all__ = ["run"]
 
 #: The share of root traces the "sampled" side records (its metrics are all recorded).
 SAMPLED = 0.01
+#: The span processor's queue: large enough that no span is dropped (the default 2,048
+#: overflows in a burst of 1,000 concurrent publishes, and a dropped span is a cheaper one).
+QUEUE = 1 << 17
+#: Floor spans between two returns to the event loop (a poll's worth, as in the consume side).
+STRIDE = 500
 
 
 class DroppingExporter(SpanExporter):
@@ -64,7 +78,9 @@ class Switch:
     def __init__(self, servers: str, sampler: Sampler | None = None) -> None:
         self.servers = servers
         self.tracer_provider = TracerProvider(sampler=sampler)
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
+        self.tracer_provider.add_span_processor(
+            BatchSpanProcessor(DroppingExporter(), max_queue_size=QUEUE)
+        )
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
 
@@ -81,6 +97,72 @@ class Switch:
         self.meter_provider.shutdown()
 
 
+class Floor:
+    """The SDK's own per-event cost for the spans and records the conventions ask per event."""
+
+    def __init__(self, switch: Switch, servers: str, topic: str) -> None:
+        self.tracer = switch.tracer_provider.get_tracer("benchmarks.floor")
+        meter = switch.meter_provider.get_meter("benchmarks.floor")
+        self.histogram = meter.create_histogram("benchmarks.floor.process.duration", unit="s")
+        host, _, port = servers.split(",", maxsplit=1)[0].rpartition(":")
+        base = {
+            "messaging.system.name": "kafka",
+            "server.address": host,
+            "server.port": int(port),
+            "messaging.destination.name": topic,
+        }
+        self.send = {
+            **base,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+        }
+        self.metric = {
+            **base,
+            "messaging.operation.name": "process",
+            "messaging.consumer.group.name": "bench-group",
+            "messaging.destination.partition.id": "1",
+        }
+        self.process = {**self.metric, "messaging.operation.type": "process"}
+        self.name = topic
+
+    async def publish(self, count: int) -> float:
+        """Seconds per event: a ``send`` span per call."""
+        start_span, name, base = self.tracer.start_span, f"send {self.name}", self.send
+        gc.collect()
+        start = time.perf_counter()
+        for n in range(count):
+            if n % STRIDE == 0:  # let the span processor's thread drain, as between polls
+                await asyncio.sleep(0)
+            attributes = {**base, "messaging.message.id": f"id-{n}", "kafka.message.key": "k"}
+            span = start_span(name, None, SpanKind.PRODUCER, attributes, record_exception=False)
+            span.set_attributes({"messaging.destination.partition.id": "1", "kafka.offset": n})
+            span.end()
+        return (time.perf_counter() - start) / count
+
+    async def consume(self, count: int) -> float:
+        """Seconds per event: a ``process`` span and a process-duration record per call."""
+        start_span, name, base = self.tracer.start_span, f"process {self.name}", self.process
+        record, metric = self.histogram.record, self.metric
+        gc.collect()
+        start = time.perf_counter()
+        for n in range(count):
+            if n % STRIDE == 0:
+                await asyncio.sleep(0)
+            attributes = {**base, "messaging.message.id": f"id-{n}", "kafka.offset": n}
+            start_span(name, None, SpanKind.CONSUMER, attributes, record_exception=False).end()
+            record(0.0001, metric)
+        return (time.perf_counter() - start) / count
+
+    def bare(self, count: int) -> float:
+        """Seconds per span of a span without attributes."""
+        start_span = self.tracer.start_span
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(count):
+            start_span("bare").end()
+        return (time.perf_counter() - start) / count
+
+
 async def run(servers: str, *, rounds: int = 5, count: int = 20_000) -> list[Comparison]:
     """Publish and consume ``count`` events per side per round; print and return the ratios."""
     switches = {
@@ -93,6 +175,11 @@ async def run(servers: str, *, rounds: int = 5, count: int = 20_000) -> list[Com
         for what in ("publish_batch", "publish", "consume")
         for side in switches
     }
+    floors = {
+        what: Result(f"{what}, telemetry off + the SDK's floor", unit="µs/event")
+        for what in ("publish", "consume")
+    }
+    bare = Result("a bare SDK span (start + end)", unit="µs/span")
 
     def switch(side: str) -> None:
         chosen = switches[side]
@@ -119,6 +206,9 @@ async def run(servers: str, *, rounds: int = 5, count: int = 20_000) -> list[Com
         settings = load_settings(
             kafka={"bootstrap_servers": servers}, consumer={"max_poll_records": 500}
         )
+        on = switches["on"]
+        assert on is not None
+        floor = Floor(on, servers, consume_topic)
         for n in range(rounds):
             for side in switches:
                 for what, publish in (
@@ -142,6 +232,14 @@ async def run(servers: str, *, rounds: int = 5, count: int = 20_000) -> list[Com
                     unique(f"telemetry-{side}-{n}"),
                 )
                 results[("consume", side)].rounds.append(watch.per_event)
+            switch("off")
+            floors["publish"].rounds.append(
+                results[("publish", "off")].rounds[-1] + await floor.publish(count)
+            )
+            floors["consume"].rounds.append(
+                results[("consume", "off")].rounds[-1] + await floor.consume(count)
+            )
+            bare.rounds.append(floor.bare(count))
         switch("off")
     finally:
         for chosen in switches.values():
@@ -160,12 +258,23 @@ async def run(servers: str, *, rounds: int = 5, count: int = 20_000) -> list[Com
         for what in ("publish_batch", "publish", "consume")
         for side in ("on", "sampled")
     ]
+    for what in ("publish", "consume"):
+        comparisons.append(
+            Comparison(
+                f"{what}: off + SDK floor vs off (the ceiling of on vs off)",
+                floors[what],
+                results[(what, "off")],
+            )
+        )
+        comparisons.append(
+            Comparison(f"{what}: on vs off + SDK floor", results[(what, "on")], floors[what])
+        )
     load = os.getloadavg()
     notes = [
         f"{r.name}: {r.median * 1e6:.1f} µs/event (rounds: "
         + ", ".join(f"{x * 1e6:.1f}" for x in r.rounds)
         + ")"
-        for r in results.values()
+        for r in [*results.values(), *floors.values(), bare]
     ]
     notes.append(f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print_results(

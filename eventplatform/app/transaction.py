@@ -41,6 +41,7 @@ from typing import Any
 
 from eventplatform.app.dlq import DeadLetter
 from eventplatform.errors import EventPlatformError, KafkaError, ProducerFenced, PublishTimeout
+from eventplatform.observability import events as observed
 from eventplatform.producer import EventProducer, Outgoing, PublishResult
 from eventplatform.producer._errors import KAFKA_FAILURES, translate
 from eventplatform.producer.deadlines import all_acknowledged
@@ -78,9 +79,18 @@ class TransactionBuffer:
         self.records: list[_Record] = []
 
     async def publish(self, item: Outgoing) -> PublishResult | None:
-        """Serialize and buffer one event; returns None (the offset is not known yet)."""
+        """Serialize and buffer one event; returns None (the offset is not known yet).
+
+        Traced, the call is a ``send`` span, child of the handler's ``process`` span and the
+        record's creation context (its ``traceparent``), so the trace goes on through the
+        transaction. It ends here: the record is only sent if the handler attempt succeeds,
+        and becomes visible when the poll's transaction commits (where it is counted).
+        """
         producer = self._producer
         topic = producer.topic_for(item.event, item.topic)
+        telemetry = observed.SWITCHES.telemetry
+        if telemetry is not None:
+            telemetry.sent(telemetry.sending(item, topic), None)
         meta = producer.metadata_for(item)
         value = await self._serializer.serialize(item.event, topic)
         self.records.append(
@@ -106,6 +116,8 @@ class PollTransaction:
         self.group_id = group_id
         self._timeout = timeout
         self._futures: list[asyncio.Future[Any]] = []
+        #: Handlers' records sent into the transaction, by topic (counted at commit).
+        self._sent: dict[str, int] = {}
         self._open = False
 
     def _translate(self, exc: BaseException, what: str) -> EventPlatformError:
@@ -145,6 +157,8 @@ class PollTransaction:
                     record.topic, record.value, key=record.key, headers=record.headers
                 )
                 self._futures.append(future)
+                if isinstance(record, _Record):
+                    self._sent[record.topic] = self._sent.get(record.topic, 0) + 1
         except KAFKA_FAILURES as exc:
             raise self._translate(exc, "send") from exc
 
@@ -164,6 +178,8 @@ class PollTransaction:
                     await client.send_offsets_to_transaction(dict(offsets), self.group_id)
                 await client.commit_transaction()
                 self._open = False
+                if self._sent and observed.SWITCHES.sending:
+                    observed.sent({(topic, ""): n for topic, n in self._sent.items()})
             except TimeoutError as exc:
                 raise PublishTimeout(
                     f"records of transaction {self._producer.transactional_id!r} were not "

@@ -265,14 +265,19 @@ class Sending:
 
     Attributes:
         traceparent: the span's W3C ``traceparent`` (a batch's events carry it), or None.
+        batch: a batch call (one send operation of its own); a single event's call is
+            coalesced with others into one, timed by :func:`sent`.
     """
 
-    __slots__ = ("span", "started", "topic", "traceparent")
+    __slots__ = ("batch", "span", "started", "topic", "traceparent")
 
-    def __init__(self, topic: str, span: Any, traceparent: str | None = None) -> None:
+    def __init__(
+        self, topic: str, span: Any, traceparent: str | None = None, *, batch: bool = False
+    ) -> None:
         self.topic = topic
         self.span = span
         self.traceparent = traceparent
+        self.batch = batch
         self.started = time.perf_counter()
 
 
@@ -281,17 +286,18 @@ def send_started(item: Outgoing | None, topic: str, count: int = 1) -> Sending:
     ``count`` events). Traced, its ``send`` span starts and, for one item, becomes its
     creation context (``item.traceparent``). Call only while ``SWITCHES.sending``."""
     telemetry = SWITCHES.telemetry
-    if telemetry is None:
-        return Sending(topic, None)
     if item is not None:
-        return Sending(topic, telemetry.sending(item, topic))
+        return Sending(topic, None if telemetry is None else telemetry.sending(item, topic))
+    if telemetry is None:
+        return Sending(topic, None, batch=True)
     span = telemetry.batch_span(topic, count)
-    return Sending(topic, span, telemetry.traceparent_of(span))
+    return Sending(topic, span, telemetry.traceparent_of(span), batch=True)
 
 
 def send_finished(sending: Sending, outcome: PublishResult | BaseException | None) -> None:
-    """A publish call ended with ``outcome`` (None: a batch that was written): time it (both
-    exporters), end its span."""
+    """A publish call ended with ``outcome`` (None: a batch that was written): time it, end
+    its span. OpenTelemetry's ``messaging.client.operation.duration`` times send operations:
+    a batch call here, a single event's call with its coalesced batch (:func:`sent`)."""
     seconds = time.perf_counter() - sending.started
     error = type(outcome).__name__ if isinstance(outcome, BaseException) else ""
     durations = SWITCHES.sends
@@ -301,7 +307,8 @@ def send_finished(sending: Sending, outcome: PublishResult | BaseException | Non
     if telemetry is not None:
         if sending.span is not None:
             telemetry.sent(sending.span, outcome)
-        telemetry.send_duration(sending.topic, error, seconds)
+        if sending.batch:
+            telemetry.send_duration(sending.topic, error, seconds)
 
 
 def batch_finished(sending: Sending, outcomes: Sequence[PublishResult | BaseException]) -> None:
@@ -343,15 +350,16 @@ def traced(name: str, kind: str, attributes: dict[str, Any]) -> Iterator[None]:
         span.end()
 
 
-def sent(counts: dict[tuple[str, str], int]) -> None:
-    """Count messages sent by (topic, error type) -- one call per shipped batch."""
+def sent(counts: dict[tuple[str, str], int], seconds: float | None = None) -> None:
+    """Count messages sent by (topic, error type) -- one call per shipped batch; ``seconds``:
+    the batch was one send operation of the coalesced calls, this long (OpenTelemetry)."""
     if SWITCHES.sends is not None:
         totals = SWITCHES.sent
         for labels, count in counts.items():
             totals[labels] = totals.get(labels, 0) + count
     telemetry = SWITCHES.telemetry
     if telemetry is not None:
-        telemetry.sent_messages_of(counts)
+        telemetry.sent_messages_of(counts, seconds)
 
 
 async def timed_send(sending: Awaitable[R], topic: str | None) -> R:

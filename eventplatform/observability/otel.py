@@ -12,7 +12,9 @@ Spans (names ``{messaging.operation.name} {destination}``, attributes as v1.45 n
 span                          kind      where
 ============================  ========  ===================================================
 ``send {topic}``              PRODUCER  each ``publish()`` / ingress request's event (its
-                                        context goes into the record's ``traceparent``), and
+                                        context goes into the record's ``traceparent``), each
+                                        transactional handler's ``ctx.publish`` (ended when
+                                        buffered; sent with the poll's transaction), and
                                         one per ``publish_batch`` call, with
                                         ``messaging.batch.message_count``, whose context is
                                         the creation context of the batch's events
@@ -21,8 +23,8 @@ span                          kind      where
                                         or skipped as duplicates
 ``process {topic}``           CONSUMER  each handler call, child of the record's
                                         ``traceparent`` (the single-message case of the
-                                        conventions), current while the handler runs, so
-                                        ``ctx.publish`` continues the trace
+                                        conventions; a root without one), current while the
+                                        handler runs, so ``ctx.publish`` continues the trace
 ``settle {topic}``            CLIENT    each queue acknowledgement (accept/release/reject)
 ``POST {route}``              SERVER    each ingress request (HTTP server conventions)
 ``POST``                      CLIENT    each egress delivery attempt (HTTP client
@@ -36,9 +38,17 @@ attempts); dead letters and duplicates skipped are ``eventplatform.dead_letter``
 
 Metrics (OpenTelemetry instruments of the meter ``eventplatform``, fed by the same hooks as
 the Prometheus histograms of :mod:`~eventplatform.observability.events`):
-``messaging.client.operation.duration`` (send per shipped batch, receive per poll),
-``messaging.client.sent.messages`` (per shipped batch), ``messaging.client.consumed.messages``
-(per poll and partition) and ``messaging.process.duration`` (per handler call).
+``messaging.client.operation.duration`` (send per send operation: a batch of coalesced
+``publish()`` calls as shipped, a ``publish_batch`` call, a relayed batch; receive per poll),
+``messaging.client.sent.messages`` (per shipped batch; a transaction's records when it
+commits), ``messaging.client.consumed.messages`` (per poll and partition) and
+``messaging.process.duration`` (per handler call).
+
+Cost: spans and measurements are the SDK's; what is ours is kept small -- attribute sets are
+made once per topic (and group and partition) and copied per span, a record without a
+``traceparent`` leaves the parent to the SDK, a handler's parent is the remote context alone
+(no copy of the current one), and per-event metrics are the one the conventions ask per
+event (``messaging.process.duration``); the rest is recorded per batch or per poll.
 
 W3C ``traceparent`` is parsed and written here by hand (version 00, §3.2 of Trace Context
 Level 1): the SDK's propagator builds a carrier dict and runs a regular expression per
@@ -68,6 +78,7 @@ from opentelemetry.trace import (
 from eventplatform.__about__ import __version__
 
 if TYPE_CHECKING:
+    from eventplatform.observability.otel_platform import PlatformMetrics
     from eventplatform.producer import Outgoing, PublishResult
 
 __all__ = ["SCHEMA_URL", "Telemetry", "format_traceparent", "parse_traceparent"]
@@ -191,7 +202,7 @@ class Telemetry:
         self.tracer = trace.get_tracer(
             "eventplatform", __version__, tracer_provider, schema_url=SCHEMA_URL
         )
-        meter = otel_metrics.get_meter(
+        self.meter = meter = otel_metrics.get_meter(
             "eventplatform", __version__, meter_provider, schema_url=SCHEMA_URL
         )
         self.operation_duration = meter.create_histogram(
@@ -219,6 +230,19 @@ class Telemetry:
         )
         self.server = _server(bootstrap_servers)
         self._base: dict[str, Any] = {SYSTEM: "kafka", **self.server}
+        # Attribute sets made once per topic (or topic, group and partition) and reused: the
+        # SDK copies what it is given, so one dict may serve every span and measurement.
+        self._send_spans: dict[str, dict[str, Any]] = {}
+        self._send_metrics: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._process: dict[tuple[str, str, int], tuple[str, dict[str, Any], dict[str, Any]]] = {}
+
+    def platform(self, *, app: Any = None, runtime: Any = None) -> PlatformMetrics:
+        """Register the platform's own metrics (app counters, connectors) on the meter
+        (:mod:`~eventplatform.observability.otel_platform`); ``close()`` the result when the
+        app or runtime is gone."""
+        from eventplatform.observability.otel_platform import PlatformMetrics  # noqa: PLC0415
+
+        return PlatformMetrics(self.meter, app=app, runtime=runtime)
 
     # -- context ---------------------------------------------------------------------------
 
@@ -264,23 +288,24 @@ class Telemetry:
     def sending(self, item: Outgoing, topic: str) -> Span:
         """Start the ``send`` span of one event (current context, else its ``traceparent``)
         and put the span's context in ``item.traceparent``."""
-        attributes = {
-            **self._base,
-            DESTINATION: topic,
-            OPERATION_TYPE: "send",
-            OPERATION_NAME: "send",
-        }
+        base = self._send_spans.get(topic)
+        if base is None:
+            base = self._send_spans[topic] = {
+                **self._base,
+                DESTINATION: topic,
+                OPERATION_TYPE: "send",
+                OPERATION_NAME: "send",
+            }
+        attributes = dict(base)
         if item.event_id:
             attributes[MESSAGE_ID] = item.event_id
         key = _key_text(item.key)
         if key is not None:
             attributes[KEY] = key
+        # No traceparent of its own: the SDK takes the current context itself.
+        parent = self.parent(item.traceparent) if item.traceparent else None
         span = self.tracer.start_span(
-            f"send {topic}",
-            self.parent(item.traceparent),
-            SpanKind.PRODUCER,
-            attributes,
-            record_exception=False,
+            f"send {topic}", parent, SpanKind.PRODUCER, attributes, record_exception=False
         )
         item.traceparent = format_traceparent(span.get_span_context())
         return span
@@ -295,8 +320,7 @@ class Telemetry:
         if isinstance(outcome, BaseException):
             self.fail(span, outcome)
         elif outcome is not None:
-            span.set_attribute(PARTITION, str(outcome.partition))
-            span.set_attribute(OFFSET, outcome.offset)
+            span.set_attributes({PARTITION: str(outcome.partition), OFFSET: outcome.offset})
         span.end()
 
     def batch_span(self, topic: str | None, count: int) -> Span:
@@ -318,25 +342,33 @@ class Telemetry:
             record_exception=False,
         )
 
-    def send_duration(self, topic: str, error: str, seconds: float) -> None:
-        """Time one publish call into ``messaging.client.operation.duration``."""
-        attributes = {
-            **self._base,
-            OPERATION_TYPE: "send",
-            OPERATION_NAME: "send",
-            DESTINATION: topic,
-        }
-        if error:
-            attributes[ERROR_TYPE] = error
-        self.operation_duration.record(seconds, attributes)
-
-    def sent_messages_of(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Count a shipped batch's messages by (topic, error type)."""
-        for (topic, error), count in counts.items():
-            attributes = {**self._base, OPERATION_NAME: "send", DESTINATION: topic}
+    def _send_metric_attributes(
+        self, topic: str, error: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The attributes of ``operation.duration`` and ``sent.messages`` for (topic, error)."""
+        found = self._send_metrics.get((topic, error))
+        if found is None:
+            sent = {**self._base, OPERATION_NAME: "send", DESTINATION: topic}
             if error:
-                attributes[ERROR_TYPE] = error
+                sent[ERROR_TYPE] = error
+            found = self._send_metrics[(topic, error)] = ({**sent, OPERATION_TYPE: "send"}, sent)
+        return found
+
+    def send_duration(self, topic: str, error: str, seconds: float) -> None:
+        """Time one send operation (a shipped batch, or a ``publish_batch`` call) into
+        ``messaging.client.operation.duration``."""
+        self.operation_duration.record(seconds, self._send_metric_attributes(topic, error)[0])
+
+    def sent_messages_of(
+        self, counts: Mapping[tuple[str, str], int], seconds: float | None = None
+    ) -> None:
+        """Count a shipped batch's messages by (topic, error type); with ``seconds``, also
+        time the batch as one send operation per (topic, error type)."""
+        for (topic, error), count in counts.items():
+            timed, attributes = self._send_metric_attributes(topic, error)
             self.sent_messages.add(count, attributes)
+            if seconds is not None:
+                self.operation_duration.record(seconds, timed)
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -416,30 +448,43 @@ class Telemetry:
                 span.add_event("eventplatform.duplicate", event, timestamp=ended)
         span.end(end_time=ended)
 
+    def _process_attributes(
+        self, topic: str, group: str, partition: int
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The span name, span attributes and metric attributes of (topic, group, partition)."""
+        found = self._process.get((topic, group, partition))
+        if found is None:
+            metric = {
+                **self._base,
+                OPERATION_NAME: "process",
+                DESTINATION: topic,
+                GROUP: group,
+                PARTITION: str(partition),
+            }
+            found = self._process[(topic, group, partition)] = (
+                f"process {topic}",
+                {**metric, OPERATION_TYPE: "process"},
+                metric,
+            )
+        return found
+
     def processing(self, event: Handled) -> Span:
         """Start the ``process`` span of a handler call: a child of the record's
-        ``traceparent`` (the conventions' single-message case)."""
+        ``traceparent`` (the conventions' single-message case), a root without one."""
         meta = event.metadata
-        topic = event.topic
-        attributes = {
-            **self._base,
-            OPERATION_TYPE: "process",
-            OPERATION_NAME: "process",
-            DESTINATION: topic,
-            GROUP: event.group_id,
-            MESSAGE_ID: meta.id,
-            PARTITION: str(event.partition),
-            OFFSET: event.offset,
-        }
+        name, base, _ = self._process_attributes(event.topic, event.group_id, event.partition)
+        attributes = dict(base)
+        attributes[MESSAGE_ID] = meta.id
+        attributes[OFFSET] = event.offset
         key = _key_text(event.key)
         if key is not None:
             attributes[KEY] = key
+        remote = parse_traceparent(meta.traceparent, meta.tracestate)
+        parent = (
+            _ROOT if remote is None else trace.set_span_in_context(NonRecordingSpan(remote), _ROOT)
+        )
         span = self.tracer.start_span(
-            f"process {topic}",
-            self.remote(meta.traceparent, meta.tracestate),
-            SpanKind.CONSUMER,
-            attributes,
-            record_exception=False,
+            name, parent, SpanKind.CONSUMER, attributes, record_exception=False
         )
         if event.attempt > 1:
             span.add_event("eventplatform.retry", {"eventplatform.attempt": event.attempt})
@@ -449,16 +494,10 @@ class Telemetry:
         self, span: Span, event: Handled, error: BaseException | None, seconds: float
     ) -> None:
         """End a ``process`` span; time the call into ``messaging.process.duration``."""
-        attributes = {
-            **self._base,
-            OPERATION_NAME: "process",
-            DESTINATION: event.topic,
-            GROUP: event.group_id,
-            PARTITION: str(event.partition),
-        }
+        attributes = self._process_attributes(event.topic, event.group_id, event.partition)[2]
         if error is not None:
             self.fail(span, error)
-            attributes[ERROR_TYPE] = type(error).__name__
+            attributes = {**attributes, ERROR_TYPE: type(error).__name__}
         span.end()
         self.process_duration.record(seconds, attributes)
 
@@ -576,5 +615,8 @@ class Telemetry:
             attributes = {**self._base, **attributes}
         return self.tracer.start_span(name, None, _KINDS[kind], attributes, record_exception=False)
 
+
+#: The empty context: the parent of spans that start a trace of their own.
+_ROOT = otel_context.Context()
 
 _KINDS = {"client": SpanKind.CLIENT, "producer": SpanKind.PRODUCER, "internal": SpanKind.INTERNAL}

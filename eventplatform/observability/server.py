@@ -166,8 +166,11 @@ async def observe(
         ConfigurationError: as :func:`_health`, or OpenTelemetry is asked for and not
             installed.
     """
+    platform = None
     if settings.otel:
-        events.instrument(bootstrap_servers=bootstrap_servers)
+        telemetry = events.instrument(bootstrap_servers=bootstrap_servers)
+        if telemetry is not None:  # the platform's own counters, read when collected
+            platform = telemetry.platform(app=app, runtime=runtime)
     try:
         async with _health(
             settings, bootstrap_servers=bootstrap_servers, app=app, runtime=runtime
@@ -175,6 +178,8 @@ async def observe(
             yield server
     finally:
         if settings.otel:
+            if platform is not None:
+                platform.close()
             events.instrument(False)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -218,13 +219,14 @@ class Coalescer:
                 asyncio.get_running_loop().call_soon(self._ship)
 
     async def _publish(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             outcomes = await publish_each(self.producer, [item for item, _, _ in batch])
         except BaseException as exc:  # cancelled, or a bug: no caller may wait forever
             _fail(batch, PublishError(f"publishing was interrupted: {type(exc).__name__}"))
             raise
         if observed.SWITCHES.sending:
-            _observe(batch, outcomes)
+            _observe(batch, outcomes, time.perf_counter() - started)
         published = 0
         failures: list[EventPlatformError] = []
         for (_, future, _), outcome in zip(batch, outcomes, strict=True):
@@ -246,8 +248,11 @@ class Coalescer:
                 self._on_failed(failure)
 
 
-def _observe(batch: list[_Pending], outcomes: list[PublishResult | EventPlatformError]) -> None:
-    """End the batch's calls' spans and timings; count the messages sent."""
+def _observe(
+    batch: list[_Pending], outcomes: list[PublishResult | EventPlatformError], seconds: float
+) -> None:
+    """End the batch's calls' spans and timings; count the messages sent and time the batch
+    (``seconds``) as the one send operation it was."""
     counts: dict[tuple[str, str], int] = {}
     for (_, _, sending), outcome in zip(batch, outcomes, strict=True):
         if sending is None:  # submitted before instrumentation was switched on
@@ -255,7 +260,7 @@ def _observe(batch: list[_Pending], outcomes: list[PublishResult | EventPlatform
         observed.send_finished(sending, outcome)
         labels = (sending.topic, type(outcome).__name__ if isinstance(outcome, Exception) else "")
         counts[labels] = counts.get(labels, 0) + 1
-    observed.sent(counts)
+    observed.sent(counts, seconds)
 
 
 def _fail(batch: list[_Pending], error: BaseException) -> None:

@@ -32,6 +32,7 @@ from eventplatform.connectors.builtin.egress.connector import WebhookEgress
 from eventplatform.connectors.builtin.ingress.connector import WebhookIngress
 from eventplatform.observability import events
 from eventplatform.observability.otel import Telemetry
+from eventplatform.producer import EventProducer
 from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings, load_settings
 from tests.integration.app.helpers import running as running_app
@@ -258,6 +259,63 @@ async def test_one_request_is_one_trace_from_ingress_to_egress_delivery(
     assert metrics["messaging.client.consumed.messages"][(orders, "receive")] >= 1
     assert metrics["messaging.process.duration"][(orders, "process")] == 2  # two attempts
     assert metrics["messaging.client.operation.duration"][(orders, "send")] == 1
+
+
+async def test_a_transactional_handlers_publish_continues_the_trace(
+    settings: Settings,
+    unique_topic: Callable[[str], str],
+    traced: tuple[InMemorySpanExporter, Any],
+) -> None:
+    """Published inside the poll's Kafka transaction, an event still carries its ``send``
+    span's context: the next handler's ``process`` span is in the same trace."""
+    exporter, reader = traced
+    first, second = unique_topic("tx-in"), unique_topic("tx-out")
+    group = f"traces-tx-{uuid.uuid4().hex[:8]}"
+    seen: list[int] = []
+    async with MemoryRegistry() as registry:
+        app = EventApp(
+            "traces-tx", group_id=group, settings=settings, registry=registry, instance_id="t-1"
+        )
+
+        @app.handle(Tick, topic=first, transactional=True)
+        async def relay(event: Tick, ctx: Context) -> None:
+            assert await ctx.publish(Tick(n=event.n + 1), topic=second) is None
+
+        @app.handle(Tick, topic=second)
+        async def land(event: Tick, ctx: Context) -> None:
+            seen.append(event.n)
+
+        async with EventProducer(settings=settings, registry=registry) as producer:
+            await producer.publish(
+                Tick(n=1), topic=first, traceparent=f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01"
+            )
+            async with running_app(app):
+                await eventually(
+                    lambda: (
+                        bool(seen)
+                        and bool(by_name(exporter.get_finished_spans(), f"process {second}"))
+                    ),
+                    within=60,
+                )
+
+    spans = list(exporter.get_finished_spans())
+    assert seen == [2]
+    (send_in,) = by_name(spans, f"send {first}")
+    (relayed,) = by_name(spans, f"process {first}")
+    (send_out,) = by_name(spans, f"send {second}")
+    (landed,) = by_name(spans, f"process {second}")
+    chain = [send_in, relayed, send_out, landed]
+    assert {f"{span.context.trace_id:032x}" for span in chain} == {TRACE_ID}
+    assert parent_of(send_in) == CLIENT_SPAN_ID
+    assert parent_of(relayed) == span_id(send_in)
+    assert parent_of(send_out) == span_id(relayed)
+    assert parent_of(landed) == span_id(send_out)
+    out = dict(send_out.attributes or {})
+    assert out["messaging.operation.type"] == "send"
+    assert out["messaging.destination.name"] == second
+    assert out["messaging.message.id"]
+    # Counted when the transaction committed.
+    assert metric_points(reader)["messaging.client.sent.messages"][(second, "send")] == 1
 
 
 def metric_points(reader: Any) -> dict[str, dict[tuple[str, str], float]]:
