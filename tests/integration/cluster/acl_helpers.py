@@ -17,6 +17,9 @@ from confluent_kafka.admin import (
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
 )
 
 from eventplatform.devkafka.local import LocalCluster
@@ -64,4 +67,21 @@ def grant(
     # The client must outlive its futures: a collected handle fails them with _DESTROY.
     admin = admin_of(cluster)
     for future in admin.create_acls(bindings, request_timeout=30).values():
+        future.result(timeout=60)
+
+
+def add_user(cluster: LocalCluster, name: str, password: str) -> None:
+    """A SCRAM-SHA-512 user of the tests' own, with no ACL yet.
+
+    Tests that grant ACLs use such a user rather than the cluster's ``app``, which other
+    tests in the session rely on having none.
+
+    Raises:
+        confluent_kafka.KafkaException: the cluster refused it.
+    """
+    upsert = UserScramCredentialUpsertion(
+        name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password.encode()
+    )
+    admin = admin_of(cluster)
+    for future in admin.alter_user_scram_credentials([upsert], request_timeout=30).values():
         future.result(timeout=60)

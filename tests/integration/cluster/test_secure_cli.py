@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 import pytest_asyncio
@@ -29,7 +31,7 @@ from eventplatform.registry.rest_client import RestRegistry
 from eventplatform.registry.rest_server import serve, server_url
 from eventplatform.registry.tls import client_context, server_context
 from eventplatform.settings import RegistrySettings, Settings
-from tests.integration.cluster.acl_helpers import grant
+from tests.integration.cluster.acl_helpers import add_user, grant
 from tests.integration.cluster.conftest import create_replicated, end_offset, order, read_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -223,8 +225,17 @@ async def test_serve_as_an_app_user_reads_orders_writes_payments_and_is_refused_
     for topic in (orders, payments, payroll):
         await create_replicated(admin, topic)
     group, second_group = unique_topic("group"), unique_topic("group2")
+    # A user of this test's own: the cluster's ``app`` must keep having no ACL.
+    user, app_password = f"serve-{uuid4().hex[:8]}", secrets.token_urlsafe(24)
+    transcript.secrets.append(app_password)
+    await asyncio.to_thread(add_user, cluster, user, app_password)
     await asyncio.to_thread(
-        grant, cluster, "User:app", read=[orders], write=[payments], groups=[group, second_group]
+        grant,
+        cluster,
+        f"User:{user}",
+        read=[orders],
+        write=[payments],
+        groups=[group, second_group],
     )
     trusting = RegistrySettings(ssl_cafile=Path(registry_env["EVENTPLATFORM_REGISTRY__SSL_CAFILE"]))
     async with (
@@ -237,11 +248,10 @@ async def test_serve_as_an_app_user_reads_orders_writes_payments_and_is_refused_
         for n in range(2):
             await producer.publish(order(n), topic=orders, key=f"k{n}")
 
-    app_password = cluster.users["app"].get_secret_value()
     env = base_environment(
         cluster,
         **registry_env,
-        EVENTPLATFORM_KAFKA__SASL_USERNAME="app",
+        EVENTPLATFORM_KAFKA__SASL_USERNAME=user,
         EVENTPLATFORM_KAFKA__SASL_PASSWORD=app_password,
         EVENTPLATFORM_CONSUMER__GROUP_ID=group,
         EVENTPLATFORM_IDEMPOTENCY__STORE="memory://",
@@ -273,7 +283,7 @@ async def test_serve_as_an_app_user_reads_orders_writes_payments_and_is_refused_
     )  # fmt: skip
     assert denied.returncode != 0, denied.output
     assert payroll in denied.stderr, denied.output
-    assert "User:app" in denied.stderr, denied.output
+    assert f"User:{user}" in denied.stderr, denied.output
     assert "AuthorizationFailed" in denied.stderr, denied.output
     assert "Traceback" not in denied.output
     assert await end_offset(admin, payments) == 2
