@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from eventplatform.errors import InvalidEventHeaders
 
@@ -353,28 +354,30 @@ class EventMetadata:
         """
         values: dict[str, str] = {}
         extensions: dict[str, str] = {}
-        for name, raw in headers:
-            if not (name in _KNOWN or name.startswith("ce_")):
-                continue
-            try:
-                text = raw.decode() if raw is not None else ""
-            except UnicodeDecodeError as exc:
-                raise InvalidEventHeaders(
-                    f"header {name!r} is not UTF-8", topic=topic, partition=partition, offset=offset
-                ) from exc
-            if name in _KNOWN:
-                values[name] = text
-            else:
-                extensions[name[3:]] = text
-        for required in (H_ID, H_SOURCE, H_TYPE, H_SPECVERSION):
-            if not values.get(required):
-                raise InvalidEventHeaders(
-                    f"missing CloudEvents header {required!r}",
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                )
-        time_text = values.get(H_TIME)
+        name = ""
+        try:
+            for name, raw in headers:
+                if name in _KNOWN:
+                    values[name] = raw.decode() if raw is not None else ""
+                elif name.startswith("ce_"):
+                    extensions[name[3:]] = raw.decode() if raw is not None else ""
+        except UnicodeDecodeError as exc:
+            raise InvalidEventHeaders(
+                f"header {name!r} is not UTF-8", topic=topic, partition=partition, offset=offset
+            ) from exc
+        get = values.get
+        id, source, type, specversion = get(H_ID), get(H_SOURCE), get(H_TYPE), get(H_SPECVERSION)
+        if not (id and source and type and specversion):
+            for required in (H_ID, H_SOURCE, H_TYPE, H_SPECVERSION):
+                if not get(required):
+                    raise InvalidEventHeaders(
+                        f"missing CloudEvents header {required!r}",
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                    )
+            raise AssertionError("unreachable: a required header is missing")
+        time_text = get(H_TIME)
         try:
             when = parse_time(time_text) if time_text else datetime.now(UTC)
         except ValueError as exc:
@@ -384,18 +387,21 @@ class EventMetadata:
                 partition=partition,
                 offset=offset,
             ) from exc
-        return cls(
-            id=values[H_ID],
-            source=values[H_SOURCE],
-            type=values[H_TYPE],
-            time=when,
-            subject=values.get(H_SUBJECT),
-            content_type=values.get(H_CONTENT_TYPE, AVRO_CONTENT_TYPE),
-            idempotency_key=values.get(H_IDEMPOTENCY_KEY, ""),
-            traceparent=values.get(H_TRACEPARENT),
-            tracestate=values.get(H_TRACESTATE),
-            specversion=values[H_SPECVERSION],
-            extensions=extensions,
+        # Built field by field (:func:`_assemble`): the generated __init__ of a frozen
+        # dataclass costs twice as much, and this runs once per consumed record.
+        return _assemble(
+            cls,
+            id,
+            source,
+            type,
+            when,
+            get(H_SUBJECT),
+            get(H_CONTENT_TYPE, AVRO_CONTENT_TYPE),
+            get(H_IDEMPOTENCY_KEY) or id,
+            get(H_TRACEPARENT),
+            get(H_TRACESTATE),
+            specversion,
+            extensions,
         )
 
     @classmethod
@@ -436,6 +442,58 @@ class EventMetadata:
             tracestate=trace.get(H_TRACESTATE),
             derived=True,
         )
+
+
+def _setter(name: str) -> Any:
+    """The slot setter of ``name``, which bypasses the frozen dataclass's ``__setattr__``."""
+    return EventMetadata.__dict__[name].__set__
+
+
+_S_ID, _S_SOURCE, _S_TYPE, _S_TIME = map(_setter, ("id", "source", "type", "time"))
+_S_SUBJECT, _S_CONTENT_TYPE = _setter("subject"), _setter("content_type")
+_S_KEY, _S_SPECVERSION = _setter("idempotency_key"), _setter("specversion")
+_S_TRACEPARENT, _S_TRACESTATE = _setter("traceparent"), _setter("tracestate")
+_S_EXTENSIONS, _S_DERIVED = _setter("extensions"), _setter("derived")
+#: The fields :func:`_assemble` sets: all of them (tests/unit/cloudevents checks).
+_ASSEMBLED_FIELDS = frozenset(
+    {"id", "source", "type", "time", "subject", "content_type", "idempotency_key"}
+    | {"specversion", "traceparent", "tracestate", "extensions", "derived"}
+)
+
+
+def _assemble(
+    cls: type[EventMetadata],
+    id: str,
+    source: str,
+    type: str,
+    time: datetime,
+    subject: str | None,
+    content_type: str,
+    idempotency_key: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    specversion: str,
+    extensions: Mapping[str, str],
+) -> EventMetadata:
+    """``cls(...)`` of a record's headers (not derived), slot by slot past the frozen guard.
+
+    Every field is set, as ``__init__`` would set it; ``idempotency_key`` must be non-empty
+    (``__post_init__``'s default is the caller's to apply).
+    """
+    self = object.__new__(cls)
+    _S_ID(self, id)
+    _S_SOURCE(self, source)
+    _S_TYPE(self, type)
+    _S_TIME(self, time)
+    _S_SUBJECT(self, subject)
+    _S_CONTENT_TYPE(self, content_type)
+    _S_KEY(self, idempotency_key)
+    _S_TRACEPARENT(self, traceparent)
+    _S_TRACESTATE(self, tracestate)
+    _S_SPECVERSION(self, specversion)
+    _S_EXTENSIONS(self, extensions)
+    _S_DERIVED(self, False)
+    return self
 
 
 def _trace_headers(headers: Headers) -> Iterable[tuple[str, str]]:

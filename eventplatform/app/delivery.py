@@ -195,10 +195,17 @@ class Decoder:
                 batch.append(delivery)
             batches.append(batch)
         await self.deserializer.ensure(ids)
+        routes = self._routes
+        pending = Outcome.PENDING
         for batch in batches:
             for delivery in batch:
-                if delivery.error is None and delivery.outcome is Outcome.PENDING:
-                    await self._type(delivery)
+                if delivery.error is None and delivery.outcome is pending:
+                    # A cached (topic, schema id) is typed without a coroutine per record.
+                    cached = routes.get((delivery.record.topic, delivery.schema_id))
+                    if cached is None:
+                        await self._type(delivery)
+                    else:
+                        self._typed(delivery, *cached)
         return batches
 
     def _tombstone(self, delivery: Delivery) -> None:
@@ -243,6 +250,10 @@ class Decoder:
             type_name = writer.type_name
             if name is not None:  # a ce_type-routed decision depends on the record: no cache
                 self._routes[cache_key] = (route, type_name)
+        self._typed(delivery, route, type_name)
+
+    def _typed(self, delivery: Delivery, route: Route[Any] | None, type_name: str) -> None:
+        """Give ``delivery`` the route its writer schema chose (None: no handler takes it)."""
         if route is not None:
             delivery.route = route
             delivery._decoder = self

@@ -8,8 +8,9 @@ An event is decoded just before its first attempt and released after its last (s
 :mod:`eventplatform.app.delivery`); a value that does not decode is dead-lettered at once, with
 the value converter's stage, and is not retried.
 
-Every handler call runs under its route's timeout (``asyncio.timeout``; a handler that
-swallows ``CancelledError`` defeats it) and, in an inbox app, inside its store unit (a
+Every handler call runs under its route's timeout (:class:`~eventplatform.app.deadline.Deadlines`:
+``asyncio.timeout``'s semantics on one timer per worker; a handler that swallows
+``CancelledError`` defeats it) and, in an inbox app, inside its store unit (a
 savepoint): a failure rolls the unit back and the handler is retried, or dead-lettered (see
 :mod:`eventplatform.app.retry`). A handler's ``SkipEvent`` rolls its unit back and records its
 key as done.
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from eventplatform.app.context import Context, ProducerPublisher, Publisher
+from eventplatform.app.deadline import Deadlines
 from eventplatform.app.delivery import Chain, Delivery, Outcome, plan_chains
 from eventplatform.app.dlq import DeadLetter, DeadLetterQueue, Stage
 from eventplatform.app.poll import PollState
@@ -41,7 +43,6 @@ from eventplatform.app.stats import AppStats
 from eventplatform.app.transaction import TransactionBuffer
 from eventplatform.errors import (
     DeserializationError,
-    HandlerTimeout,
     IdempotencyStoreUnavailable,
     ProducerFenced,
 )
@@ -183,17 +184,23 @@ class Dispatcher:
     async def _work(
         self, queue: deque[Chain], poll: PollState, session: UnitSession | None
     ) -> None:
-        while queue:
-            chain = queue.popleft()
-            blocked = False
-            for _, delivery in chain.deliveries:
-                if blocked:
-                    delivery.outcome = Outcome.DEFERRED
-                    continue
-                await self._deliver(delivery, poll, session)
-                blocked = delivery.outcome is Outcome.DEFERRED
+        deadlines = Deadlines()
+        try:
+            while queue:
+                chain = queue.popleft()
+                blocked = False
+                for _, delivery in chain.deliveries:
+                    if blocked:
+                        delivery.outcome = Outcome.DEFERRED
+                        continue
+                    await self._deliver(delivery, poll, session, deadlines)
+                    blocked = delivery.outcome is Outcome.DEFERRED
+        finally:
+            deadlines.close()
 
-    async def _deliver(self, d: Delivery, poll: PollState, session: UnitSession | None) -> None:
+    async def _deliver(
+        self, d: Delivery, poll: PollState, session: UnitSession | None, deadlines: Deadlines
+    ) -> None:
         decided = poll.check(d.idempotency_key)
         if decided is not None:
             d.outcome = decided
@@ -206,12 +213,17 @@ class Dispatcher:
             await self._dead_letter(d, exc, poll)
             return
         try:
-            await self._attempts(d, event, poll, session)
+            await self._attempts(d, event, poll, session, deadlines)
         finally:
             d.release()
 
     async def _attempts(
-        self, d: Delivery, event: Any, poll: PollState, session: UnitSession | None
+        self,
+        d: Delivery,
+        event: Any,
+        poll: PollState,
+        session: UnitSession | None,
+        deadlines: Deadlines,
     ) -> None:
         """Call the handler until it succeeds, skips, is dead-lettered or is deferred."""
         route = d.route
@@ -241,21 +253,21 @@ class Dispatcher:
                     assert self._txn_producer is not None
                     buffer = TransactionBuffer(self._txn_producer, self._serializer)
                     ctx._begin_attempt(attempt, None, buffer)
-                    await self._call(route, event, ctx)
+                    await self._call(route, event, ctx, deadlines)
                 elif session is not None:
                     async with session.unit(ik) as key_unit:
                         if not key_unit.fresh:
                             self._not_fresh(d, poll, done=key_unit.done)
                             return
                         ctx._begin_attempt(attempt, key_unit, self._plain_publisher)
-                        await self._call(route, event, ctx)
+                        await self._call(route, event, ctx, deadlines)
                 elif poll.batch.transactional:
                     async with poll.batch.unit(ik) as unit:
                         ctx._begin_attempt(attempt, unit, self._plain_publisher)
-                        await self._call(route, event, ctx)
+                        await self._call(route, event, ctx, deadlines)
                 else:
                     ctx._begin_attempt(attempt, None, self._plain_publisher)
-                    await self._call(route, event, ctx)
+                    await self._call(route, event, ctx, deadlines)
             except SkipEvent as signal:
                 log.info("%s skipped %s: %s", route.name, where(record), signal.reason or "-")
                 if session is not None:
@@ -302,18 +314,11 @@ class Dispatcher:
             return
 
     @staticmethod
-    async def _call(route: Route[Any], event: Any, ctx: Context) -> None:
-        deadline = asyncio.timeout(route.timeout)
+    async def _call(route: Route[Any], event: Any, ctx: Context, deadlines: Deadlines) -> None:
         try:
-            async with deadline:
-                await bind_event(ctx, route.handler(event, ctx))
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise  # the handler's own timeout, not ours
-            raise HandlerTimeout(
-                f"{route.name} did not finish within {route.timeout:g}s and was cancelled",
-                timeout=route.timeout,
-            ) from exc
+            await deadlines.call(
+                route.name, route.timeout, bind_event(ctx, route.handler(event, ctx))
+            )
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():

@@ -462,28 +462,36 @@ class ConsumptionLoop:
         return True
 
     def _account(self, batches: list[list[Delivery]], rewound: set[TP]) -> None:
-        stats = self.stats
+        # Counted locally and added to the stats once per poll (it runs once per record).
+        handled = duplicates = skipped = unhandled = dead = deferred = 0
         for batch in batches:
             if not batch:
                 continue
             if batch[0].tp in rewound:
-                stats.deferred += len(batch)
+                deferred += len(batch)
                 continue
             for d in batch:
                 outcome = d.outcome
                 if outcome is Outcome.HANDLED:
-                    stats.handled += 1
+                    handled += 1
                 elif outcome is Outcome.DUPLICATE:
-                    stats.skipped_duplicates += 1
+                    duplicates += 1
                 elif outcome is Outcome.SKIPPED:
-                    stats.skipped += 1
+                    skipped += 1
                 elif outcome is Outcome.UNHANDLED:
-                    stats.unhandled += 1
+                    unhandled += 1
                     self._report_unhandled(d)
                 elif outcome is Outcome.DEAD:
-                    stats.dead_lettered += 1
+                    dead += 1
                 else:
-                    stats.deferred += 1
+                    deferred += 1
+        stats = self.stats
+        stats.handled += handled
+        stats.skipped_duplicates += duplicates
+        stats.skipped += skipped
+        stats.unhandled += unhandled
+        stats.dead_lettered += dead
+        stats.deferred += deferred
 
     def _report_unhandled(self, d: Delivery) -> None:
         # Once at INFO per topic and type (a shared topic may carry many such records).

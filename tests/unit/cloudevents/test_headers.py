@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from eventplatform.cloudevents import (
+    _ASSEMBLED_FIELDS,
     EventMetadata,
     HeaderTemplate,
     InvalidEventHeaders,
@@ -113,3 +115,16 @@ def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
     parent = {new_event_id() for _ in range(5)}
     assert len(child) == 5
     assert not child & parent
+
+
+def test_metadata_read_from_headers_sets_every_field_as_the_constructor_does() -> None:
+    assert {f.name for f in fields(EventMetadata)} == _ASSEMBLED_FIELDS
+    meta = EventMetadata.new(source="/s", type="t", extensions={"region": "eu"})
+    read = EventMetadata.from_headers(meta.to_headers())
+    assert read == EventMetadata(
+        id=meta.id, source="/s", type="t", time=meta.time, extensions={"region": "eu"}
+    )
+    assert read.idempotency_key == meta.id
+    assert not read.derived
+    with pytest.raises(AttributeError):
+        read.id = "other"  # type: ignore[misc]
