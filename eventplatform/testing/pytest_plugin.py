@@ -229,6 +229,7 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 if HAVE_PYTEST_ASYNCIO:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.protocol.metadata import MetadataRequest
 
     @pytest_asyncio.fixture
     async def kafka_admin(kafka_broker: Broker) -> AsyncIterator[AIOKafkaAdminClient]:
@@ -261,6 +262,38 @@ if HAVE_PYTEST_ASYNCIO:
             await kafka_admin.create_topics(
                 [NewTopic(name, partitions, 1, topic_configs=config or {})]
             )
+            await _until_every_broker_knows(kafka_admin, name, partitions)
             return name
 
         return create
+
+    async def _until_every_broker_knows(
+        admin: AIOKafkaAdminClient, topic: str, partitions: int, within: float = 30.0
+    ) -> None:
+        """Wait until each broker's metadata lists ``topic`` with a leader for every partition.
+
+        CreateTopics answers once the controller has the topic; brokers learn of it a little
+        later, so on a cluster a test's next request could still meet one that does not know
+        it ("unknown topic"), or a ``list_topics`` that leaves it out.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pending = {broker.nodeId for broker in admin._client.cluster.brokers()}
+        while pending:
+            for node in sorted(pending):
+                try:
+                    response = await admin._send_request_to_node(node, MetadataRequest([topic]))
+                except Exception:  # a broker restarting: ask again
+                    continue
+                described = [t for t in response.to_object()["topics"] if t["topic"] == topic]
+                if described and described[0]["error_code"] == 0:
+                    leaders = [p["leader"] for p in described[0]["partitions"]]
+                    if len(leaders) == partitions and min(leaders) >= 0:
+                        pending.discard(node)
+            if pending:
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"topic {topic!r} was created but brokers {sorted(pending)} did not "
+                        f"list it within {within:.0f}s"
+                    )
+                await asyncio.sleep(0.05)
