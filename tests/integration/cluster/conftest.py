@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer
@@ -16,6 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from eventplatform.demo.events import Currency, LineItem, OrderPlaced
 from eventplatform.settings import KafkaSettings
+from tests.waiting import until
 
 T = TypeVar("T")
 
@@ -34,21 +35,22 @@ def order(n: int) -> OrderPlaced:
 async def eventually(
     check: Callable[[], Awaitable[T]], *, within: float, what: str, every: float = 0.25
 ) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last: object = None
-    while loop.time() < deadline:
+    """Poll ``check`` until it returns something truthy, and return that; fail after
+    ``within`` seconds. An exception counts as "not yet" (a node still electing)."""
+    outcome: list[object] = [None]
+
+    async def holds() -> bool:
         try:
-            result = await check()
-        except Exception as exc:  # a node still electing: ask again
-            last = exc
-        else:
-            if result:
-                return result
-            last = result
-        await asyncio.sleep(every)
-    raise AssertionError(f"{what} did not happen within {within:.0f}s (last: {last!r})")
+            outcome[0] = await check()
+        except Exception as exc:
+            outcome[0] = exc
+            return False
+        return bool(outcome[0])
+
+    await until(
+        holds, within=within, what=what, interval=every, details=lambda: f"last: {outcome[0]!r}"
+    )
+    return cast(T, outcome[0])
 
 
 def admin_client(kafka: KafkaSettings) -> AIOKafkaAdminClient:
