@@ -18,14 +18,22 @@ instrument                             kind             attributes
 ``eventplatform.connector.events``     counter          connector, type, counter
 ``eventplatform.ingress.responses``    counter          connector, ``http.response.status_code``
 ``eventplatform.egress.deliveries``    counter          connector, endpoint, outcome
+``eventplatform.consumer.lag``         gauge            ``messaging.consumer.group.name``,
+                                                        ``messaging.destination.name``,
+                                                        ``messaging.destination.partition.id``
 =====================================  ===============  ====================================
 
-Consumer lag per partition stays Prometheus-only: it is read from the broker, which needs the
-event loop, and a periodic reader collects from its own thread.
+Consumer lag (high watermark minus position, per assigned partition) is read on the event loop
+(:meth:`EventApp.lag <eventplatform.app.EventApp.lag>` may ask the consumer for a position). A
+periodic reader collects from its own thread: the callback then runs the read on the app's loop
+and waits for it up to :data:`LAG_WAIT` seconds. Collected on the loop itself (an in-memory
+reader in a test, a flush from a coroutine), it cannot wait there, and observes what the last
+read found (:meth:`PlatformMetrics.refresh` reads it).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
@@ -35,9 +43,11 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from eventplatform.errors import ResourceStateError
 from eventplatform.observability.metrics import _STATES, _ingress_answers
 
-__all__ = ["PlatformMetrics"]
+__all__ = ["LAG_WAIT", "PlatformMetrics"]
 
 GROUP = "messaging.consumer.group.name"
+#: Seconds a collection from another thread waits for the app's lag to be read on its loop.
+LAG_WAIT = 2.0
 
 
 class PlatformMetrics:
@@ -50,7 +60,7 @@ class PlatformMetrics:
             :class:`~eventplatform.errors.ResourceStateError`, before it exists.
 
     Instruments cannot be removed from a meter: :meth:`close` makes their callbacks observe
-    nothing from then on.
+    nothing from then on. Built on a running event loop, the consumer lag is read there.
     """
 
     def __init__(
@@ -63,11 +73,23 @@ class PlatformMetrics:
         self.app = app
         self.runtime = runtime
         self.open = True
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        #: What the last read of the app's consumer lag found.
+        self._lag: dict[tuple[str, int], int] = {}
         if app is not None:
             for name in (f.name for f in fields(app.stats)):
                 meter.create_observable_counter(
                     f"eventplatform.app.{name}", [self._app_counter(name)], unit="{event}"
                 )
+            meter.create_observable_gauge(
+                "eventplatform.consumer.lag",
+                [self._consumer_lag],
+                unit="{message}",
+                description="Records behind the end of each assigned partition.",
+            )
         if runtime is not None:
             gauges = {"eventplatform.connector.state": self._states}
             counters = {
@@ -87,6 +109,11 @@ class PlatformMetrics:
         """Observe nothing any more."""
         self.open = False
 
+    async def refresh(self) -> None:
+        """Read the app's consumer lag (on its loop), for the next collection."""
+        if self.open and self.app is not None:
+            self._lag = await self.app.lag()
+
     # -- the app -----------------------------------------------------------------------------
 
     def _app_counter(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -98,6 +125,29 @@ class PlatformMetrics:
             return [Observation(getattr(app.stats, name), attributes)]
 
         return observe
+
+    def _consumer_lag(self, options: CallbackOptions) -> Iterable[Observation]:
+        app = self.app
+        if not self.open or app is None:
+            return []
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _running(loop):
+            read = asyncio.run_coroutine_threadsafe(self.refresh(), loop)
+            try:
+                read.result(LAG_WAIT)
+            except (TimeoutError, asyncio.CancelledError):
+                read.cancel()  # observe what the last read found
+        return [
+            Observation(
+                behind,
+                {
+                    GROUP: app.group_id,
+                    "messaging.destination.name": topic,
+                    "messaging.destination.partition.id": str(partition),
+                },
+            )
+            for (topic, partition), behind in sorted(self._lag.items())
+        ]
 
     # -- the connectors ------------------------------------------------------------------------
 
@@ -164,3 +214,11 @@ class PlatformMetrics:
                     for (e, o), value in sorted(outcomes().items())
                 )
         return found
+
+
+def _running(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running ``loop`` (so it cannot wait for it)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

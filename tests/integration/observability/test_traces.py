@@ -10,6 +10,7 @@ attributes on the way.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -37,6 +38,7 @@ from eventplatform.registry import MemoryRegistry
 from eventplatform.settings import Settings, load_settings
 from tests.integration.app.helpers import running as running_app
 from tests.integration.connectors.helpers import Order, Tick, eventually, order_json, running
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -336,4 +338,72 @@ def metric_points(reader: Any) -> dict[str, dict[tuple[str, str], float]]:
                     if value is None:
                         value = point.value
                     points[key] = points.get(key, 0) + value
+    return found
+
+
+async def test_consumer_lag_reaches_an_exporter_collecting_from_its_own_thread(
+    settings: Settings,
+    unique_topic: Callable[[str], str],
+    traced: tuple[InMemorySpanExporter, Any],
+) -> None:
+    """``eventplatform.consumer.lag`` per partition, as a periodic reader sees it: collected
+    on another thread while the app's handler holds its first record (one record per poll),
+    the 9 records after it are behind; once they are handled, none is."""
+    _, reader = traced
+    topic = unique_topic("lag")
+    group = f"traces-lag-{uuid.uuid4().hex[:8]}"
+    release = asyncio.Event()
+    handled: list[int] = []
+    settings = settings.model_copy(
+        update={"consumer": settings.consumer.model_copy(update={"max_poll_records": 1})}
+    )
+    async with MemoryRegistry() as registry:
+        app = EventApp("traces-lag", group_id=group, settings=settings, registry=registry)
+
+        @app.handle(Tick, topic=topic)
+        async def hold(event: Tick, ctx: Context) -> None:
+            await release.wait()
+            handled.append(event.n)
+
+        async with EventProducer(settings=settings, registry=registry) as producer:
+            await producer.publish_batch([Tick(n=n) for n in range(10)], topic=topic)
+        telemetry = events.SWITCHES.telemetry
+        assert isinstance(telemetry, Telemetry)
+        platform = telemetry.platform(app=app)  # on this loop, as `serve` builds it
+        try:
+            async with running_app(app):
+                behind: list[float] = []
+
+                async def lag_from_a_thread() -> bool:
+                    points = await asyncio.to_thread(lag_points, reader)
+                    behind[:] = [points.get((topic, "0"), -1.0)]
+                    return behind == [9.0]
+
+                await until(lag_from_a_thread, within=30, what="a lag of 9 seen from a thread")
+                release.set()
+                await eventually(lambda: len(handled) == 10, within=30)
+
+                async def caught_up() -> bool:
+                    return (await asyncio.to_thread(lag_points, reader)).get((topic, "0")) == 0
+
+                await until(caught_up, within=30, what="a lag of 0 once all were handled")
+        finally:
+            platform.close()
+
+
+def lag_points(reader: Any) -> dict[tuple[str, str], float]:
+    """``eventplatform.consumer.lag`` by (topic, partition) in one collection."""
+    found: dict[tuple[str, str], float] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data is not None else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "eventplatform.consumer.lag":
+                    for point in metric.data.data_points:
+                        attrs = point.attributes or {}
+                        key = (
+                            str(attrs["messaging.destination.name"]),
+                            str(attrs["messaging.destination.partition.id"]),
+                        )
+                        found[key] = point.value
     return found

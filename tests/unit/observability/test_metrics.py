@@ -23,9 +23,10 @@ class App:
 
     def __init__(self) -> None:
         self.stats = AppStats(received=7, handled=4, skipped_duplicates=2, dead_lettered=1)
+        self.lags = {("orders", 0): 3, ("orders", 1): 0}
 
     async def lag(self) -> dict[tuple[str, int], int]:
-        return {("orders", 0): 3, ("orders", 1): 0}
+        return dict(self.lags)
 
 
 class Egress:

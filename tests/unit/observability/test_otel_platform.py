@@ -3,6 +3,7 @@ in-memory reader (the same fakes as the Prometheus collector's tests)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -79,3 +80,47 @@ def test_a_runtime_not_started_yet_is_observed_as_nothing() -> None:
         events.instrument(False)
         provider.shutdown()
     assert not [name for name, _ in points if name.startswith("eventplatform.connector")]
+
+
+async def test_consumer_lag_is_read_on_the_apps_loop_when_a_reader_thread_collects() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    telemetry = events.instrument(meter_provider=provider)
+    assert telemetry is not None
+    app = App()
+    try:
+        platform = telemetry.platform(app=app)  # built on this loop, as `serve` does
+        # A periodic reader collects from its own thread: the lag is read on this loop.
+        from_thread = await asyncio.to_thread(collect, reader)
+        # Collected on the loop itself, it cannot wait: what the last read found.
+        app.lags = {("orders", 0): 9}
+        on_loop = collect(reader)
+        await platform.refresh()
+        refreshed = collect(reader)
+        platform.close()
+    finally:
+        events.instrument(False)
+        provider.shutdown()
+    lag = "eventplatform.consumer.lag"
+    where = {"messaging.consumer.group.name": "billing-g", "messaging.destination.name": "orders"}
+    assert value(from_thread, lag, **where, **{"messaging.destination.partition.id": "0"}) == 3
+    assert value(from_thread, lag, **where, **{"messaging.destination.partition.id": "1"}) == 0
+    assert value(on_loop, lag, **where, **{"messaging.destination.partition.id": "0"}) == 3
+    assert value(refreshed, lag, **where, **{"messaging.destination.partition.id": "0"}) == 9
+    partition_1 = ("messaging.destination.partition.id", "1")
+    assert not [k for k in refreshed if k[0] == lag and partition_1 in k[1]]
+
+
+def test_without_a_loop_the_lag_is_observed_as_nothing_until_read() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    telemetry = events.instrument(meter_provider=provider)
+    assert telemetry is not None
+    try:
+        telemetry.platform(app=App())
+        points = collect(reader)
+    finally:
+        events.instrument(False)
+        provider.shutdown()
+    assert not [name for name, _ in points if name == "eventplatform.consumer.lag"]
+    assert value(points, "eventplatform.app.retries") == 0
