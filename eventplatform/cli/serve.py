@@ -8,7 +8,10 @@ first on ``sys.path``, so a project's own modules import without installing them
 Prints ``ready group=… topics=…`` on stdout once the app has joined its group, so scripts and
 tests can wait for it. With ``--health-port`` (or ``EVENTPLATFORM_OBSERVABILITY__PORT``) it also
 serves ``/health/live``, ``/health/ready`` and ``/metrics`` (:mod:`eventplatform.observability`);
-``--log-format json`` writes the log as JSON lines. SIGTERM or SIGINT stops it gracefully:
+``--log-format json`` writes the log as JSON lines. An app with no bootstrap servers configured,
+served in a folder where ``eventplatform up`` is running, uses that one's cluster as the other
+commands do (``var/up.json``: servers, and on a secured cluster the CA, user and password file).
+SIGTERM or SIGINT stops it gracefully:
 in-flight events finish, their offsets commit and the member leaves the group; a second signal
 cancels at once. Exit status: 0 after a graceful stop, 1 on an eventplatform error, 2 on a bad
 spec.
@@ -25,6 +28,7 @@ import typer
 from eventplatform import heap
 from eventplatform._importing import import_object
 from eventplatform.app import EventApp
+from eventplatform.cli import _clients
 from eventplatform.cli._common import err_console, fail_on_errors
 from eventplatform.cli._logging import configure_logging, notice, report_rate
 from eventplatform.cli._observability import (
@@ -132,6 +136,10 @@ def serve(
             raise typer.Exit(2) from exc
         if instance_id:
             event_app.instance_id = instance_id
+        if not event_app.bootstrap_servers:  # beside a running `up`: its cluster
+            settings = _clients.with_running_up(event_app.settings)
+            event_app.settings = settings
+            event_app.bootstrap_servers = settings.kafka.bootstrap_servers
         try:
             asyncio.run(_serve(event_app, stats_interval, observability))
         except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal, or an early one

@@ -3,7 +3,8 @@
 ``up`` starts a SASL_SSL development broker (one node: the same listeners, CA, SCRAM users and
 authoriser as the cluster, at a third of the cost), and its registry, catalogue and connectors
 connect as the admin. ``var/up.json`` tells the CLI run in the same folder how to connect (CA,
-user, the password *file*), and holds no secret. Nothing ``up`` prints shows the admin password
+user, the password *file*), and holds no secret; ``serve`` of an app with no Kafka settings
+uses it too. Nothing ``up`` prints shows the admin password
 or a webhook signing secret.
 """
 
@@ -43,6 +44,29 @@ def check_state(state_file: Path) -> str:
     assert password not in text
     assert '"sasl_password"' not in text  # only the file is named
     return password
+
+
+READER = """
+from pathlib import Path
+
+from eventplatform import Context, EventApp
+from eventplatform.demo.events import OrderPlaced
+
+app = EventApp("secure-reader")
+
+
+@app.handle(OrderPlaced, topic="orders")
+async def note(event: OrderPlaced, ctx: Context) -> None:
+    with Path("served.txt").open("a") as out:
+        out.write(event.customer_id + "\\n")
+"""
+
+
+def start_serve(workdir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``eventplatform serve reader:app`` in ``workdir``, output in ``serve.out``/``serve.err``."""
+    command = [sys.executable, "-m", "eventplatform", "serve", "reader:app"]
+    with (workdir / "serve.out").open("wb") as stdout, (workdir / "serve.err").open("wb") as err:
+        return subprocess.Popen(command, cwd=workdir, env=env, stdout=stdout, stderr=err)
 
 
 def secrets_in_logs(root: Path, password: str) -> list[Path]:
@@ -109,6 +133,27 @@ async def test_up_with_sasl_ssl_connects_everything_and_the_cli_beside_it(tmp_pa
         )  # fmt: skip
         assert consumed.returncode == 0, consumed.stderr
         assert "c-secure" in consumed.stdout
+
+        # `serve` beside up, for an app that configures no cluster: up.json's, as admin.
+        (tmp_path / "reader.py").write_text(READER)
+        served_out, served_err = tmp_path / "serve.out", tmp_path / "serve.err"
+        reader = start_serve(tmp_path, cli_env)
+        try:
+            served = tmp_path / "served.txt"
+
+            async def handled() -> bool:
+                if reader.poll() is not None:
+                    raise AssertionError(
+                        f"serve exited {reader.returncode}: {served_err.read_text()}"
+                    )
+                return served.exists() and "c-secure" in served.read_text()
+
+            await eventually(handled, within=120)
+        finally:
+            if reader.poll() is None:
+                reader.send_signal(signal.SIGTERM)
+            served_code = await asyncio.to_thread(reader.wait, 60)
+        assert served_code == 0, served_err.read_text()[-3000:]
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -116,6 +161,7 @@ async def test_up_with_sasl_ssl_connects_everything_and_the_cli_beside_it(tmp_pa
     assert code == 0, err.read_text()[-3000:]
     everything = out.read_text() + err.read_text() + listed.stdout + listed.stderr
     everything += consumed.stdout + consumed.stderr
+    everything += served_out.read_text() + served_err.read_text()
     for secret in (password, SIGNED_SECRET):
         assert secret not in everything
     assert secrets_in_logs(tmp_path / "var" / "kafka", password) == []
