@@ -99,8 +99,9 @@ class PostgresUnitSession:
 
         asyncpg sends one statement per round trip and has no pipelining; the simple-query
         protocol carries several statements in one message but takes no parameters, so the
-        values are literals (:func:`literal`). One round trip fewer per event than ``BEGIN``
-        then a prepared claim, which is a quarter of a key unit's round trips.
+        values are literals (:func:`literal`) in an ``EXECUTE`` of the claim the connection
+        prepared (:meth:`claim`). One round trip fewer per event than ``BEGIN`` then a
+        parameterised claim.
         """
         clock = self.store._clock
         now = "NULL" if clock is None else f"to_timestamp({float(clock())!r})"
@@ -111,6 +112,22 @@ class PostgresUnitSession:
             now=now,
             ttl=repr(float(self.store.ttl)),
         )
+
+    async def claim(self, conn: Any, key: str) -> str:
+        """``BEGIN`` and the claim of ``key`` on ``conn``; the claim's command tag.
+
+        The claim is a statement prepared once per connection (``EXECUTE`` of it in the
+        message is all the server parses): on a connection that has not prepared it yet, or
+        whose handler deallocated it, the first message fails, and the statement is prepared
+        and the message sent again.
+        """
+        message = self.begin_claim(key)
+        try:
+            return str(await conn.execute(message))
+        except asyncpg.InvalidSQLStatementNameError:
+            await conn.execute("ROLLBACK")
+            await conn.execute(self.store._sql.prepare_claim_one)
+            return str(await conn.execute(message))
 
     def __repr__(self) -> str:
         return f"<PostgresUnitSession group={self.group!r} owner={self.owner!r}>"
@@ -212,7 +229,7 @@ class PostgresKeyUnit(KeyUnitBase):
                         with translate("ROLLBACK"):  # another key was claimed ahead
                             await conn.execute("ROLLBACK")
                     with translate("claim"):
-                        tag = await conn.execute(session.begin_claim(self._key))
+                        tag = await session.claim(conn, self._key)
                     fresh = tag == "INSERT 0 1"
                 if fresh is False:
                     with translate("claim"):

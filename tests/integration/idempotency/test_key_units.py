@@ -180,7 +180,7 @@ async def pg(postgres_dsn: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 def _claims(statements: list[str]) -> list[str]:
-    return [s for s in statements if "ON CONFLICT (consumer_group, key)" in s]
+    return [s for s in statements if "EXECUTE eventplatform_claim_one(" in s]
 
 
 @pytest.mark.postgres
@@ -195,13 +195,28 @@ async def test_a_session_claims_the_expected_key_in_the_commit_message(pg: Harne
             assert second.fresh
             await pg.effect(second)
     assert await pg.effects() == {"k1": 1, "k2": 1}
-    claims = _claims(statements)
-    assert len(claims) == 2  # the second unit sent no claim of its own
-    assert claims[0].startswith("BEGIN")
-    assert "$k$k1$k$" in claims[0]
-    assert claims[1].startswith("SELECT 1; COMMIT; BEGIN")
-    assert "$k$k2$k$" in claims[1]
-    assert "COMMIT" not in statements[: statements.index(claims[1])]  # no lone COMMIT first
+    claims = [s for s in _claims(statements) if "$k$k2$k$" in s]
+    assert len(claims) == 1  # the second unit sent no claim of its own
+    assert claims[0].startswith("SELECT 1; COMMIT; BEGIN")
+    assert "COMMIT" not in statements[: statements.index(claims[0])]  # no lone COMMIT first
+
+
+@pytest.mark.postgres
+async def test_a_unit_prepares_the_claim_again_when_a_handler_deallocated_it(pg: Harness) -> None:
+    store = await pg.store()
+    async with store.session("g", owner="a") as session:
+        async with session.unit("k1") as first:
+            await pg.effect(first)
+            await first.execute("DEALLOCATE eventplatform_claim_one")  # gone
+        async with session.unit("k2") as second:
+            assert second.fresh
+            await pg.effect(second)
+            await second.execute("DEALLOCATE eventplatform_claim_one")
+            session.expect("k3")  # the claim ahead fails after COMMIT: k3 claims itself
+        async with session.unit("k3") as third:
+            assert third.fresh
+            await pg.effect(third)
+    assert await pg.effects() == {"k1": 1, "k2": 1, "k3": 1}
 
 
 @pytest.mark.postgres
