@@ -20,7 +20,10 @@ In a poll of **key units** (:meth:`PollState.open_units`: an inbox on PostgreSQL
 (``BEGIN``, the claim of its key, the handler's writes, ``COMMIT``) on the connection its
 worker holds, so up to ``max_concurrency`` handlers per partition, and at most
 ``store.concurrent_units`` in all, wait on their I/O at once instead of taking turns. A key
-found done is a duplicate; a key found busy is deferred with the rest of its chain.
+found done is a duplicate; a key found busy is deferred with the rest of its chain. Before
+each event a worker tells its session which key it runs next (the next of its chain, else
+the head of the chain it takes next), so that the event's ``COMMIT`` claims it in the same
+round trip (:meth:`~eventplatform.idempotency.base.UnitSession.expect`).
 """
 
 from __future__ import annotations
