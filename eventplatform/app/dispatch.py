@@ -20,7 +20,10 @@ In a poll of **key units** (:meth:`PollState.open_units`: an inbox on PostgreSQL
 (``BEGIN``, the claim of its key, the handler's writes, ``COMMIT``) on the connection its
 worker holds, so up to ``max_concurrency`` handlers per partition, and at most
 ``store.concurrent_units`` in all, wait on their I/O at once instead of taking turns. A key
-found done is a duplicate; a key found busy is deferred with the rest of its chain.
+found done is a duplicate; a key found busy is deferred with the rest of its chain. Before
+each event a worker tells its session which key it runs next (the next of its chain, else
+the head of the chain it takes next), so that the event's ``COMMIT`` claims it in the same
+round trip (:meth:`~eventplatform.idempotency.base.UnitSession.expect`).
 """
 
 from __future__ import annotations
@@ -186,17 +189,42 @@ class Dispatcher:
     ) -> None:
         deadlines = Deadlines()
         try:
-            while queue:
-                chain = queue.popleft()
+            chain = queue.popleft() if queue else None
+            while chain is not None:
+                following: Chain | None = None  # taken early when its head is claimed ahead
                 blocked = False
-                for _, delivery in chain.deliveries:
+                deliveries = chain.deliveries
+                last = len(deliveries) - 1
+                for n, (_, delivery) in enumerate(deliveries):
                     if blocked:
                         delivery.outcome = Outcome.DEFERRED
                         continue
+                    if session is not None:
+                        if n < last:
+                            upcoming: Delivery | None = deliveries[n + 1][1]
+                        else:
+                            following = queue.popleft() if queue else None
+                            upcoming = following.deliveries[0][1] if following else None
+                        session.expect(self._ahead(delivery, upcoming, poll))
                     await self._deliver(delivery, poll, session, deadlines)
                     blocked = delivery.outcome is Outcome.DEFERRED
+                if following is None and queue:
+                    following = queue.popleft()
+                chain = following
         finally:
             deadlines.close()
+
+    @staticmethod
+    def _ahead(current: Delivery, upcoming: Delivery | None, poll: PollState) -> str | None:
+        """The key a key unit may claim with ``current``'s commit: ``upcoming``'s, when it
+        will run in a key unit of this worker's session next (see
+        :meth:`~eventplatform.idempotency.base.UnitSession.expect`)."""
+        if upcoming is None or upcoming.route is None or upcoming.route.transactional:
+            return None
+        key = upcoming.idempotency_key
+        if key == current.idempotency_key or poll.check(key) is not None:
+            return None  # a duplicate: it will not claim
+        return key
 
     async def _deliver(
         self, d: Delivery, poll: PollState, session: UnitSession | None, deadlines: Deadlines

@@ -9,8 +9,10 @@ the process at ~50 events/s, whatever ``max_concurrency`` says.
 **Key units** (PostgreSQL with ``max_concurrency > 1``) give each event a transaction of its
 own on a pooled connection (``BEGIN``, the claim of its key, the handler's writes, ``COMMIT``:
 the inbox pattern per event), so up to ``max_concurrency`` handlers per partition wait at once,
-still in order per key. They cost three round trips per event instead of per poll; the
-measurements behind the choice are in ``docs/decisions.md`` ("Concurrency inside the inbox").
+still in order per key. They cost one round trip per event besides the handler's (a
+worker's ``COMMIT`` carries its next event's ``BEGIN`` and claim) instead of a few per poll;
+the measurements behind the choice are in ``docs/decisions.md`` ("Concurrency inside the
+inbox").
 
 SQLite has one writer: its units cannot overlap, so an inbox there stays a poll batch, and a
 ``max_concurrency`` set explicitly above 1 gets a warning once at start.

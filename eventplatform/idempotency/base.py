@@ -256,6 +256,13 @@ class UnitSession(Protocol):
             ResourceStateError: the session is not open, or another of its units is.
         """
 
+    def expect(self, key: str | None) -> None:
+        """A hint: the session's next unit will claim ``key`` (None: not known).
+
+        A store may claim it together with the running unit's commit (PostgreSQL does); a
+        wrong hint costs time, never correctness.
+        """
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

@@ -12,7 +12,16 @@ A claim that waits past ``lock_timeout`` for another member's open transaction r
 busy rather than failing: that member is working on it.
 
 A :class:`PostgresUnitSession` keeps its connection from one unit to the next (a consumer's
-worker runs many keys in a row), sparing the pool's acquire and reset per key.
+worker runs many keys in a row), sparing the pool's acquire and reset per key. Told the key of
+its next unit (:meth:`PostgresUnitSession.expect`), it **claims it ahead**: the running unit's
+``COMMIT`` travels with the next unit's ``BEGIN`` and claim in one message, so a worker's keys
+cost one round trip each besides the handler's instead of two (see
+:meth:`PostgresKeyUnit._commit_and_claim` for how the outcome of each part is told apart).
+
+The claim is an ``INSERT … ON CONFLICT`` that each pooled connection prepares once (SQL
+``PREPARE``, on its first claim; :meth:`PostgresUnitSession.claim`): the message carries only
+``EXECUTE`` with the values as literals, so the server does not parse and plan the statement
+per event.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+
+import asyncpg
 
 from eventplatform.errors import IdempotencyConflict, IdempotencyStoreError, ResourceStateError
 from eventplatform.idempotency.base import KeyState
@@ -73,14 +84,29 @@ class PostgresUnitSession:
         self._running: PostgresKeyUnit | None = None
         self._group_literal = literal(group)
         self._owner_literal = literal(owner)
+        self._next: str | None = None  # the key the next unit will claim, if known
+        # A key claimed ahead by the last commit: (key, fresh), fresh None when it was busy.
+        # While it is fresh (or taken but not done) its transaction is open on _conn.
+        self._ahead: tuple[str, bool | None] | None = None
+
+    def expect(self, key: str | None) -> None:
+        """Say which key the session's next unit will claim (None: not known).
+
+        The unit running now (or the next to commit) then claims it right after its
+        ``COMMIT``, in the same message; the next unit finds its claim made. A unit of another
+        key gives the claim back first (a ``ROLLBACK``), so a wrong guess costs a round trip
+        and changes nothing else.
+        """
+        self._next = key
 
     def begin_claim(self, key: str) -> str:
         """``BEGIN`` and the claim of ``key``, as one simple-query message.
 
         asyncpg sends one statement per round trip and has no pipelining; the simple-query
         protocol carries several statements in one message but takes no parameters, so the
-        values are literals (:func:`literal`). One round trip fewer per event than ``BEGIN``
-        then a prepared claim, which is a quarter of a key unit's round trips.
+        values are literals (:func:`literal`) in an ``EXECUTE`` of the claim the connection
+        prepared (:meth:`claim`). One round trip fewer per event than ``BEGIN`` then a
+        parameterised claim.
         """
         clock = self.store._clock
         now = "NULL" if clock is None else f"to_timestamp({float(clock())!r})"
@@ -91,6 +117,22 @@ class PostgresUnitSession:
             now=now,
             ttl=repr(float(self.store.ttl)),
         )
+
+    async def claim(self, conn: Any, key: str) -> str:
+        """``BEGIN`` and the claim of ``key`` on ``conn``; the claim's command tag.
+
+        The claim is a statement prepared once per connection (``EXECUTE`` of it in the
+        message is all the server parses): on a connection that has not prepared it yet, or
+        whose handler deallocated it, the first message fails, and the statement is prepared
+        and the message sent again.
+        """
+        message = self.begin_claim(key)
+        try:
+            return str(await conn.execute(message))
+        except asyncpg.InvalidSQLStatementNameError:
+            await conn.execute("ROLLBACK")
+            await conn.execute(self.store._sql.prepare_claim_one)
+            return str(await conn.execute(message))
 
     def __repr__(self) -> str:
         return f"<PostgresUnitSession group={self.group!r} owner={self.owner!r}>"
@@ -141,6 +183,7 @@ class PostgresUnitSession:
             return
         if self._single:
             self._open = False
+        self._ahead = None  # its transaction ends with the connection's reset
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -179,13 +222,21 @@ class PostgresKeyUnit(KeyUnitBase):
         store = session.store
         conn = await session._take(self)
         self._conn = conn
+        ahead, session._ahead = session._ahead, None
         fresh: bool | None  # None: held past lock_timeout by another member's transaction
+        done = False
         try:
             try:
-                with translate("claim"):
-                    tag = await conn.execute(session.begin_claim(self._key))
-                fresh = tag == "INSERT 0 1"
-                if not fresh:
+                if ahead is not None and ahead[0] == self._key:
+                    fresh = ahead[1]  # claimed by the previous unit's commit message
+                else:
+                    if ahead is not None and ahead[1] is not None:
+                        with translate("ROLLBACK"):  # another key was claimed ahead
+                            await conn.execute("ROLLBACK")
+                    with translate("claim"):
+                        tag = await session.claim(conn, self._key)
+                    fresh = tag == "INSERT 0 1"
+                if fresh is False:
                     with translate("claim"):
                         done = await conn.fetchval(
                             store._sql.done_one, session.group, self._key, store._server_now()
@@ -220,18 +271,19 @@ class PostgresKeyUnit(KeyUnitBase):
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        session = self._session
         try:
             if commit:
-                with translate("COMMIT"):
-                    status = await conn.execute("COMMIT")
-                if status != "COMMIT":
-                    # PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK: a
-                    # statement failed and the handler caught the error and returned.
-                    raise IdempotencyStoreError(
-                        f"a statement of the unit of key {self._key!r} failed and the handler "
-                        "carried on; the unit's writes were rolled back and the key stays "
-                        "unfinished"
-                    )
+                following, session._next = session._next, None
+                if following is not None and following != self._key and session._open:
+                    await self._commit_and_claim(conn, following)
+                else:
+                    with translate("COMMIT"):
+                        status = await conn.execute("COMMIT")
+                    if status != "COMMIT":
+                        # PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK:
+                        # a statement failed and the handler caught the error and returned.
+                        raise self._carried_on()
             elif not conn.is_closed() and conn.is_in_transaction():
                 with translate("ROLLBACK"):
                     await conn.execute("ROLLBACK")
@@ -242,10 +294,62 @@ class PostgresKeyUnit(KeyUnitBase):
             log.debug("rolling back the unit of key %r failed", self._key, exc_info=True)
         finally:
             try:
-                clean = keep and not conn.is_closed() and not conn.is_in_transaction()
+                clean = (
+                    keep
+                    and not conn.is_closed()
+                    and (session._ahead is not None or not conn.is_in_transaction())
+                )
             except Exception:  # e.g. the pool was closed under the unit
                 clean = False
-            await self._session._give_back(keep=clean)
+            await session._give_back(keep=clean)
+
+    async def _commit_and_claim(self, conn: Any, key: str) -> None:
+        """COMMIT this unit, then ``BEGIN`` and claim ``key`` for the session's next unit.
+
+        One simple-query message, ``SELECT 1; COMMIT; BEGIN …; INSERT …`` (the claim), whose
+        parts run in order and stop at the first error. Each outcome is told apart:
+
+        - ``SELECT 1`` fails only in a transaction that a failed statement aborted (where a
+          ``COMMIT`` alone would answer ``ROLLBACK``, a tag the claim's would hide): nothing
+          after it ran; roll back and raise, as a lone ``COMMIT`` would;
+        - an error with the connection left idle came from ``COMMIT``: raised, as before;
+        - an error with the connection in a (failed) transaction came after ``COMMIT``
+          succeeded: the unit committed; the claim is rolled back, and remembered as busy when
+          it waited past ``lock_timeout`` (else the next unit claims again itself).
+
+        Raises:
+            IdempotencyStoreError: the unit's transaction did not commit.
+            IdempotencyStoreUnavailable: the connection failed (the commit may or may not
+                have happened, as for a lone ``COMMIT``).
+        """
+        session = self._session
+        message = "SELECT 1; COMMIT; " + session.begin_claim(key)
+        try:
+            with translate("COMMIT"):
+                try:
+                    tag = await conn.execute(message)
+                except asyncpg.InFailedSQLTransactionError:
+                    await conn.execute("ROLLBACK")
+                    raise self._carried_on() from None
+                except asyncpg.PostgresError as exc:
+                    if conn.is_closed() or not conn.is_in_transaction():
+                        raise  # COMMIT itself failed
+                    await conn.execute("ROLLBACK")  # committed; the claim failed
+                    if isinstance(
+                        exc, asyncpg.LockNotAvailableError | asyncpg.DeadlockDetectedError
+                    ):
+                        session._ahead = (key, None)
+                    return
+        except IdempotencyStoreError:
+            session._ahead = None
+            raise
+        session._ahead = (key, tag == "INSERT 0 1")
+
+    def _carried_on(self) -> IdempotencyStoreError:
+        return IdempotencyStoreError(
+            f"a statement of the unit of key {self._key!r} failed and the handler carried on; "
+            "the unit's writes were rolled back and the key stays unfinished"
+        )
 
     def _connection(self) -> Any:
         self._check_running()

@@ -84,6 +84,10 @@ class SqliteStatements:
         )
 
 
+#: The name of the key-unit claim prepared on every pooled PostgreSQL connection.
+CLAIM_ONE = "eventplatform_claim_one"
+
+
 class PostgresStatements:
     """The PostgreSQL store's statements (``$n`` params), with the table name spliced in."""
 
@@ -128,22 +132,29 @@ claimed AS (
 SELECT i.k, c.key IS NOT NULL AS fresh, coalesce(b.done, false) AS done
 FROM input AS i LEFT JOIN claimed AS c ON c.key = i.k LEFT JOIN blocked AS b ON b.key = i.k
 """
-        # A key unit's claim of one key, sent with its BEGIN in one simple-query message (see
-        # postgres_units), so its values are literals: {group} {key} {owner} {now} {ttl}. It
-        # inserts (or takes over) the row as done; the command tag says whether it did
-        # ("INSERT 0 1"). A row it may not take is locked by ON CONFLICT DO UPDATE anyway, so a
-        # key in another member's open transaction waits for that transaction, as in a batch.
-        self.begin_claim_one = (
-            "BEGIN ISOLATION LEVEL READ COMMITTED;"
+        # A key unit's claim of one key: $1 group, $2 key, $3 owner, $4 now (NULL: server
+        # clock), $5 ttl seconds. It inserts (or takes over) the row as done; the command tag
+        # says whether it did ("INSERT 0 1"). A row it may not take is locked by ON CONFLICT DO
+        # UPDATE anyway, so a key in another member's open transaction waits for that
+        # transaction, as in a batch. It is prepared once per pooled connection (SQL PREPARE,
+        # on first use: see postgres_units) and sent with its BEGIN in one simple-query
+        # message, which takes no parameters, so the EXECUTE's values are literals:
+        # {group} {key} {owner} {now} {ttl}. The server parses the short EXECUTE only.
+        self.prepare_claim_one = (
+            f"PREPARE {CLAIM_ONE}(text, text, text, timestamptz, float8) AS"
             f" INSERT INTO {table} AS cur"
             " (consumer_group, key, owner, lease_until, done_at, expires_at)"
-            " SELECT {group}, {key}, {owner}, NULL, c.now, c.now + make_interval(secs => {ttl})"
-            " FROM (SELECT coalesce({now}::timestamptz, clock_timestamp()) AS now) AS c"
+            " SELECT $1, $2, $3, NULL, c.now, c.now + make_interval(secs => $5)"
+            " FROM (SELECT coalesce($4, clock_timestamp()) AS now) AS c"
             " ON CONFLICT (consumer_group, key) DO UPDATE"
             " SET owner = excluded.owner, lease_until = NULL, done_at = excluded.done_at,"
             " expires_at = excluded.expires_at"
             " WHERE cur.expires_at <= excluded.done_at OR (cur.done_at IS NULL"
             " AND (cur.owner = excluded.owner OR cur.lease_until <= excluded.done_at))"
+        )
+        self.begin_claim_one = (
+            "BEGIN ISOLATION LEVEL READ COMMITTED;"
+            f" EXECUTE {CLAIM_ONE}({{group}}, {{key}}, {{owner}}, {{now}}, {{ttl}})"
         )
         # Why a unit's claim took nothing: $1 group, $2 key, $3 now (NULL: server clock).
         self.done_one = (

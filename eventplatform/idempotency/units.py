@@ -214,6 +214,9 @@ class BatchUnitSession:
     ) -> None:
         self._open = False
 
+    def expect(self, key: str | None) -> None:
+        """A hint for stores that claim ahead; each unit here is a batch of its own."""
+
     def unit(self, key: str) -> BatchKeyUnit:
         """The unit that claims and runs ``key``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,137 @@ async def test_keys_that_look_like_sql_are_claimed_as_they_are(harness: Harness)
     assert sorted(records) == sorted(TRICKY_KEYS)
     assert all(record.done for record in records.values())
     assert await h.effects() == dict.fromkeys(TRICKY_KEYS, 1)
+
+
+# -- claiming ahead: the running unit's COMMIT carries the next unit's BEGIN and claim --------
+
+
+@pytest.fixture
+async def pg(postgres_dsn: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness("postgres", tmp_path, postgres_dsn)
+    await h.setup()
+    try:
+        yield h
+    finally:
+        await h.teardown()
+
+
+def _claims(statements: list[str]) -> list[str]:
+    return [s for s in statements if "EXECUTE eventplatform_claim_one(" in s]
+
+
+@pytest.mark.postgres
+async def test_a_session_claims_the_expected_key_in_the_commit_message(pg: Harness) -> None:
+    statements: list[str] = []
+    store = await pg.store(trace=statements.append)
+    async with store.session("g", owner="a") as session:
+        async with session.unit("k1") as first:
+            await pg.effect(first)
+            session.expect("k2")
+        async with session.unit("k2") as second:
+            assert second.fresh
+            await pg.effect(second)
+    assert await pg.effects() == {"k1": 1, "k2": 1}
+    claims = [s for s in _claims(statements) if "$k$k2$k$" in s]
+    assert len(claims) == 1  # the second unit sent no claim of its own
+    assert claims[0].startswith("SELECT 1; COMMIT; BEGIN")
+    assert "COMMIT" not in statements[: statements.index(claims[0])]  # no lone COMMIT first
+
+
+@pytest.mark.postgres
+async def test_a_unit_prepares_the_claim_again_when_a_handler_deallocated_it(pg: Harness) -> None:
+    store = await pg.store()
+    async with store.session("g", owner="a") as session:
+        async with session.unit("k1") as first:
+            await pg.effect(first)
+            await first.execute("DEALLOCATE eventplatform_claim_one")  # gone
+        async with session.unit("k2") as second:
+            assert second.fresh
+            await pg.effect(second)
+            await second.execute("DEALLOCATE eventplatform_claim_one")
+            session.expect("k3")  # the claim ahead fails after COMMIT: k3 claims itself
+        async with session.unit("k3") as third:
+            assert third.fresh
+            await pg.effect(third)
+    assert await pg.effects() == {"k1": 1, "k2": 1, "k3": 1}
+
+
+@pytest.mark.postgres
+async def test_a_wrong_guess_gives_the_claimed_key_back(pg: Harness) -> None:
+    store = await pg.store()
+    other = await pg.store(lock_timeout=0.3)
+    async with store.session("g", owner="a") as session:
+        async with session.unit("k1") as first:
+            await pg.effect(first)
+            session.expect("guessed")
+        async with session.unit("k2") as second:
+            assert second.fresh
+            await pg.effect(second)
+            # The guessed key was rolled back before k2's claim: another member takes it.
+            async with other.unit("g", "guessed", owner="b") as taken:
+                assert taken.fresh
+                await pg.effect(taken)
+    assert await pg.effects() == {"k1": 1, "k2": 1, "guessed": 1}
+
+
+@pytest.mark.postgres
+async def test_an_expected_key_held_elsewhere_is_busy_and_the_commit_stands(pg: Harness) -> None:
+    holder = await pg.store()
+    statements: list[str] = []
+    store = await pg.store(lock_timeout=0.3, trace=statements.append)
+    async with holder.unit("g", "k2", owner="b") as held:
+        assert held.fresh
+        async with store.session("g", owner="a") as session:
+            async with session.unit("k1") as first:
+                await pg.effect(first)
+                session.expect("k2")  # its claim waits past lock_timeout after COMMIT
+            assert (await pg.effects())["k1"] == 1  # committed all the same
+            async with session.unit("k2") as second:
+                assert second.busy
+        await pg.effect(held)
+    # The unit of k2 knew it busy from the claim ahead: it did not wait for the lock again.
+    assert len([s for s in _claims(statements) if "$k$k2$k$" in s]) == 1
+    async with store.unit("g", "k2", owner="a") as later:
+        assert later.done
+    assert await pg.effects() == {"k1": 1, "k2": 1}
+
+
+@pytest.mark.postgres
+async def test_an_expected_key_already_done_is_found_done(pg: Harness) -> None:
+    store = await pg.store()
+    async with store.unit("g", "k2", owner="a") as earlier:
+        await pg.effect(earlier)
+    async with store.session("g", owner="a") as session:
+        async with session.unit("k1") as first:
+            await pg.effect(first)
+            session.expect("k2")
+        async with session.unit("k2") as second:
+            assert second.done
+        async with session.unit("k3") as third:  # the session carries on normally
+            assert third.fresh
+            await pg.effect(third)
+    assert await pg.effects() == {"k1": 1, "k2": 1, "k3": 1}
+
+
+@pytest.mark.postgres
+async def test_a_swallowed_failure_is_caught_before_the_expected_claim(pg: Harness) -> None:
+    store = await pg.store()
+    other = await pg.store(lock_timeout=0.3)
+
+    async with store.session("g", owner="a") as session:
+
+        async def carry_on() -> None:
+            async with session.unit("k1") as unit:
+                await pg.effect(unit)
+                with contextlib.suppress(IdempotencyStoreError):
+                    await unit.execute("SELECT * FROM no_such_table")
+                session.expect("k2")
+
+        with pytest.raises(IdempotencyStoreError, match="carried on"):
+            await carry_on()
+        async with other.unit("g", "k2", owner="b") as k2:
+            assert k2.fresh  # never claimed: nothing after the failed check ran
+        async with session.unit("k1") as retry:
+            assert retry.fresh  # nothing of k1 was committed
+            await pg.effect(retry)
+    assert await pg.effects() == {"k1": 1}
