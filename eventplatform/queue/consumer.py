@@ -680,6 +680,9 @@ class ShareConsumer:
         if not by_leader:
             await self._refresh_metadata()
             return []
+        if len(by_leader) == 1:  # one leader: no task of its own (the request goes out now)
+            ((node, tps),) = by_leader.items()
+            return await self._fetch_from(self._session(node), tps, max_records, wait)
         results = await asyncio.gather(
             *(
                 self._fetch_from(self._session(node), tps, max_records, wait)
