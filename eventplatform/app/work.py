@@ -281,7 +281,10 @@ class WorkRunner:
         self._in_flight: dict[QueueItem[Any], float] = {}
         self._held: dict[QueueItem[Any], float] = {}
         self._waiting: deque[QueueItem[Any]] = deque()
-        self._slot_free = asyncio.Event()
+        # What the fetch loop waits on while twice ``concurrency`` deliveries are held: the
+        # worker that brings them below it resolves it (the loop does not wake after every
+        # delivery to find it still full), and so does the app stopping.
+        self._room: asyncio.Future[None] | None = None
         # Workers waiting for a delivery; whether a wake-up is scheduled; stop when idle.
         self._idle: deque[asyncio.Future[None]] = deque()
         self._kick_due = False
@@ -408,13 +411,15 @@ class WorkRunner:
             loop.create_task(self._worker(), name=f"eventplatform.work[{self.spec.group}]")
             for _ in range(concurrency)
         ]
+        stopped = loop.create_task(self._stopping.wait())
+        stopped.add_done_callback(lambda _: self._make_room())
         try:
             while not self._stopping.is_set():
                 if len(waiting) + len(self._in_flight) >= 2 * concurrency:
                     # Every worker is busy and a whole batch waits for them already: fetch
                     # again only once handlers finish.
-                    self._slot_free.clear()
-                    await self._wait_slot()
+                    self._room = loop.create_future()
+                    await self._room
                     continue
                 try:
                     # The next batch is fetched while the handlers run (prefetch: up to twice
@@ -458,7 +463,8 @@ class WorkRunner:
                 )
             await asyncio.gather(*workers, return_exceptions=True)
             renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+            stopped.cancel()
+            await asyncio.gather(renewer, stopped, return_exceptions=True)
             try:
                 await queue.join()
             except QueueError as exc:
@@ -471,6 +477,7 @@ class WorkRunner:
         in_flight = self._in_flight
         held = self._held
         idle = self._idle
+        room_for = 2 * self.spec.concurrency
         deadlines = Deadlines()
         try:
             while True:
@@ -496,7 +503,9 @@ class WorkRunner:
                 finally:
                     del in_flight[item]
                     held.pop(item, None)
-                    self._slot_free.set()
+                    room = self._room
+                    if room is not None and len(waiting) + len(in_flight) < room_for:
+                        self._make_room()
         finally:
             deadlines.close()
 
@@ -525,15 +534,10 @@ class WorkRunner:
             if not parked.done():
                 parked.set_result(None)
 
-    async def _wait_slot(self) -> None:
-        """Until a handler in flight finishes, or the app stops."""
-        slot = asyncio.ensure_future(self._slot_free.wait())
-        stop = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            slot.cancel()
-            stop.cancel()
+    def _make_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     async def _pause(self, seconds: float) -> bool:
         try:
