@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventplatform.app.context import Context, Publisher
+from eventplatform.app.deadline import Deadlines
 from eventplatform.app.retry import is_retriable
 from eventplatform.app.routing import Route
 from eventplatform.app.signals import RetryLater, SkipEvent
@@ -192,25 +193,35 @@ async def run_together(jobs: list[Coroutine[Any, Any, None]], stop: Callable[[],
         raise failure
 
 
-async def call_handler(route: Route[Any], event: Any, ctx: Context) -> None:
+async def call_handler(
+    route: Route[Any], event: Any, ctx: Context, deadlines: Deadlines | None = None
+) -> None:
     """Call ``route``'s handler under its timeout (as the stream dispatcher does).
+
+    Args:
+        deadlines: the calling worker's handler timer (one lazily re-armed timer for its
+            successive calls); None times this call alone with ``asyncio.timeout``.
 
     Raises:
         HandlerTimeout: it ran past the route's timeout and was cancelled.
         RuntimeError: it raised a ``CancelledError`` of something it awaited.
         Whatever the handler raised.
     """
-    deadline = asyncio.timeout(route.timeout)
     try:
-        async with deadline:
-            await route.handler(event, ctx)
-    except TimeoutError as exc:
-        if not deadline.expired():
-            raise  # the handler's own timeout, not ours
-        raise HandlerTimeout(
-            f"{route.name} did not finish within {route.timeout:g}s and was cancelled",
-            timeout=route.timeout,
-        ) from exc
+        if deadlines is not None:
+            await deadlines.call(route.name, route.timeout, route.handler(event, ctx))
+            return
+        deadline = asyncio.timeout(route.timeout)
+        try:
+            async with deadline:
+                await route.handler(event, ctx)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise  # the handler's own timeout, not ours
+            raise HandlerTimeout(
+                f"{route.name} did not finish within {route.timeout:g}s and was cancelled",
+                timeout=route.timeout,
+            ) from exc
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
         if task is None or task.cancelling():
@@ -270,8 +281,14 @@ class WorkRunner:
         self._in_flight: dict[QueueItem[Any], float] = {}
         self._held: dict[QueueItem[Any], float] = {}
         self._waiting: deque[QueueItem[Any]] = deque()
-        self._slot_free = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # What the fetch loop waits on while twice ``concurrency`` deliveries are held: the
+        # worker that brings them below it resolves it (the loop does not wake after every
+        # delivery to find it still full), and so does the app stopping.
+        self._room: asyncio.Future[None] | None = None
+        # Workers waiting for a delivery; whether a wake-up is scheduled; stop when idle.
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._kick_due = False
+        self._draining = False
         self.queue: EventQueue[Any] = EventQueue(
             spec.route.event_type,
             topic=spec.route.topic,
@@ -372,31 +389,48 @@ class WorkRunner:
     async def run(self) -> None:
         """Fetch and work deliveries until the app stops; then finish what is in flight.
 
+        ``concurrency`` long-lived worker tasks take deliveries from one deque (rather than
+        a task per delivery): each has its own lazily re-armed handler timer
+        (:class:`~eventplatform.app.deadline.Deadlines`, as the stream dispatcher's workers
+        do), so a delivery costs neither a task nor a timer.
+
         Raises:
             SharingUnsupported, QueueError: the share group refused this member for good.
         """
         queue = self.queue
         retry = self.route.retry
+        loop = asyncio.get_running_loop()
         renewer = asyncio.create_task(
             self._keep_locked(), name=f"eventplatform.work.renew[{self.spec.group}]"
         )
         failures = 0
         concurrency = self.spec.concurrency
         waiting = self._waiting
+        self._draining = False
+        workers = [
+            loop.create_task(self._worker(), name=f"eventplatform.work[{self.spec.group}]")
+            for _ in range(concurrency)
+        ]
+        stopped = loop.create_task(self._stopping.wait())
+        stopped.add_done_callback(lambda _: self._make_room())
         try:
             while not self._stopping.is_set():
-                while waiting and len(self._tasks) < concurrency:
-                    self._start(waiting.popleft())
-                if len(waiting) >= concurrency:
-                    # A whole batch is waiting already: fetch again only once handlers finish.
-                    self._slot_free.clear()
-                    await self._wait_slot()
+                if len(waiting) + len(self._in_flight) >= 2 * concurrency:
+                    # Every worker is busy and a whole batch waits for them already: fetch
+                    # again only once handlers finish.
+                    self._room = loop.create_future()
+                    await self._room
                     continue
                 try:
                     # The next batch is fetched while the handlers run (prefetch: up to twice
                     # ``concurrency`` records are held), so a fetch's round trip overlaps
                     # their work. Returns within max_wait, so a stop is noticed that soon.
-                    items = await queue.get_batch(concurrency, timeout=queue.max_wait)
+                    # When even a whole batch more leaves room, the fetch after this one
+                    # is sent before this one's records are decoded (fetch_ahead).
+                    ahead = len(waiting) + len(self._in_flight) + concurrency < 2 * concurrency
+                    items = await queue.get_batch(
+                        concurrency, timeout=queue.max_wait, fetch_ahead=ahead
+                    )
                 except RegistryUnavailable as exc:
                     # The records were released by the queue; ask again after a backoff.
                     failures += 1
@@ -405,39 +439,105 @@ class WorkRunner:
                     await self._pause(retry.backoff(failures))
                     continue
                 failures = 0
-                now = asyncio.get_running_loop().time()
-                for item in items:
-                    self._held[item] = now
-                waiting.extend(items)
+                if items:
+                    now = loop.time()
+                    held = self._held
+                    for item in items:
+                        held[item] = now
+                    waiting.extend(items)
+                    self._kick()
         finally:
             # Fetched and not started: back to the queue at once, for the other members.
+            await queue.drop_fetch_ahead()
             while waiting:
                 item = waiting.popleft()
                 self._held.pop(item, None)
                 await item.release()
-            if self._tasks:
+            self._draining = True
+            self._wake_all()
+            if self._in_flight:
                 log.info(
                     "work group %s: finishing %d event(s) in flight",
                     self.spec.group,
-                    len(self._tasks),
+                    len(self._in_flight),
                 )
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+            stopped.cancel()
+            await asyncio.gather(renewer, stopped, return_exceptions=True)
             try:
                 await queue.join()
             except QueueError as exc:
                 log.warning("work group %s: last acknowledgements failed: %s", self.spec.group, exc)
 
-    async def _wait_slot(self) -> None:
-        """Until a handler in flight finishes, or the app stops."""
-        slot = asyncio.ensure_future(self._slot_free.wait())
-        stop = asyncio.ensure_future(self._stopping.wait())
+    async def _worker(self) -> None:
+        """One of the ``concurrency`` workers: deliveries from the deque, one at a time."""
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting
+        in_flight = self._in_flight
+        held = self._held
+        idle = self._idle
+        room_for = 2 * self.spec.concurrency
+        deadlines = Deadlines()
         try:
-            await asyncio.wait({slot, stop}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                if not waiting:
+                    if self._draining:
+                        return
+                    parked = loop.create_future()
+                    idle.append(parked)
+                    try:
+                        await parked
+                    finally:
+                        if not parked.done():
+                            parked.cancel()
+                    continue
+                item = waiting.popleft()
+                if waiting:
+                    self._kick()  # another idle worker takes the next one, if this one waits
+                in_flight[item] = loop.time()
+                try:
+                    await self._deliver(item, deadlines)
+                except Exception:
+                    log.exception("work group %s: a worker failed on %r", self.spec.group, item)
+                finally:
+                    del in_flight[item]
+                    held.pop(item, None)
+                    room = self._room
+                    if room is not None and len(waiting) + len(in_flight) < room_for:
+                        self._make_room()
         finally:
-            slot.cancel()
-            stop.cancel()
+            deadlines.close()
+
+    def _kick(self) -> None:
+        """Wake an idle worker once the running one yields (one per loop turn, so that a
+        handler that never waits drains the deque alone rather than waking every worker)."""
+        if not self._kick_due:
+            self._kick_due = True
+            asyncio.get_running_loop().call_soon(self._wake_one)
+
+    def _wake_one(self) -> None:
+        self._kick_due = False
+        if not self._waiting:
+            return
+        idle = self._idle
+        while idle:
+            parked = idle.popleft()
+            if not parked.done():
+                parked.set_result(None)
+                return
+
+    def _wake_all(self) -> None:
+        idle = self._idle
+        while idle:
+            parked = idle.popleft()
+            if not parked.done():
+                parked.set_result(None)
+
+    def _make_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     async def _pause(self, seconds: float) -> bool:
         try:
@@ -445,19 +545,6 @@ class WorkRunner:
         except TimeoutError:
             return True
         return False
-
-    def _start(self, item: QueueItem[Any]) -> None:
-        loop = asyncio.get_running_loop()
-        self._in_flight[item] = loop.time()
-        task = loop.create_task(self._work(item), name=f"eventplatform.work[{self.spec.group}]")
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slot_free.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("work group %s: a worker failed", self.spec.group, exc_info=task.exception())
 
     async def _keep_locked(self) -> None:
         """Renew the locks of deliveries held for long, waiting or running (KIP-1222)."""
@@ -484,14 +571,7 @@ class WorkRunner:
 
     # -- one delivery -----------------------------------------------------------------------
 
-    async def _work(self, item: QueueItem[Any]) -> None:
-        try:
-            await self._deliver(item)
-        finally:
-            self._in_flight.pop(item, None)
-            self._held.pop(item, None)
-
-    async def _deliver(self, item: QueueItem[Any]) -> None:
+    async def _deliver(self, item: QueueItem[Any], deadlines: Deadlines) -> None:
         record = item.record
         self._stats.received += 1
         ctx = Context(
@@ -507,7 +587,7 @@ class WorkRunner:
             attempt=item.delivery_count,
         )
         try:
-            outcome = await self._run_once(item, ctx)
+            outcome = await self._run_once(item, ctx, deadlines)
         except Exception as exc:
             await self._fail(item, exc)
             return
@@ -523,7 +603,9 @@ class WorkRunner:
             self._stats.handled += 1
         await item.task_done()
 
-    async def _run_once(self, item: QueueItem[Any], ctx: Context) -> str | None:
+    async def _run_once(
+        self, item: QueueItem[Any], ctx: Context, deadlines: Deadlines
+    ) -> str | None:
         """Claim the key and run the handler in the key's batch; what happened, or None.
 
         Waiting (a key another worker holds, a store that fails retriably) keeps the record,
@@ -533,7 +615,7 @@ class WorkRunner:
         waits = 0
         while True:
             try:
-                outcome = await self._claim_and_call(item, ctx)
+                outcome = await self._claim_and_call(item, ctx, deadlines)
             except IdempotencyStoreError as exc:
                 if not exc.retriable:
                     raise
@@ -548,7 +630,9 @@ class WorkRunner:
             if not await self._pause(self.route.retry.backoff(waits)):
                 return None
 
-    async def _claim_and_call(self, item: QueueItem[Any], ctx: Context) -> str:
+    async def _claim_and_call(
+        self, item: QueueItem[Any], ctx: Context, deadlines: Deadlines
+    ) -> str:
         key = item.idempotency_key
         async with self._store.batch(
             self.spec.group, owner=self._owner, lease=self._lease, transactional=self._inbox
@@ -562,10 +646,10 @@ class WorkRunner:
                 if batch.transactional:
                     async with batch.unit(key) as unit:
                         ctx._begin_attempt(item.delivery_count, unit, self._publisher)
-                        await call_handler(self.route, item.event, ctx)
+                        await call_handler(self.route, item.event, ctx, deadlines)
                 else:
                     ctx._begin_attempt(item.delivery_count, None, self._publisher)
-                    await call_handler(self.route, item.event, ctx)
+                    await call_handler(self.route, item.event, ctx, deadlines)
             except SkipEvent as signal:
                 log.info("%s skipped %r: %s", self.route.name, item, signal.reason or "-")
                 batch.complete(key)

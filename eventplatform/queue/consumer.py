@@ -158,6 +158,8 @@ class _Session:
         #: delivered records not acknowledged yet: partition -> offsets
         self.acquired: dict[_TPKey, set[int]] = {}
         self.flusher: asyncio.Task[None] | None = None
+        #: the producer batch each partition's records were last read from, decoded so far
+        self.batches: dict[_TPKey, _DecodedBatch] = {}
 
     def take_pending(self) -> dict[_TPKey, dict[int, int]]:
         pending, self.pending = self.pending, {}
@@ -169,6 +171,40 @@ class _Session:
     def reset(self) -> None:
         self.epoch = 0
         self.partitions.clear()
+
+
+class _DecodedBatch:
+    """One producer batch of a partition, its records decoded as far as fetches needed them.
+
+    The broker answers a ShareFetch with whole producer batches, also in the record-limit
+    acquire mode (KIP-1206): a fetch of 4 records of a batch of 200 carries all 200, and the
+    next fetch (this member's or, on one partition, the next after another member's) the same
+    batch again. Decoding it from its start each time cost more than the rest of a fetch; a
+    record at an offset never changes, so the records decoded once are kept (one batch per
+    partition: the one read last) and the batch's iterator resumes where it stopped.
+    """
+
+    __slots__ = ("base", "exhausted", "last", "records", "records_iter", "upto")
+
+    def __init__(self, batch: Any) -> None:
+        self.base: int = batch.base_offset
+        self.last: int = batch.base_offset + batch.last_offset_delta
+        self.records: dict[int, Any] = {}
+        self.records_iter = iter(batch)
+        self.upto = self.base - 1
+        self.exhausted = False
+
+    def read_to(self, high: int) -> None:
+        """Decode the batch's records up to offset ``high`` (or its end)."""
+        records = self.records
+        it = self.records_iter
+        while self.upto < high and not self.exhausted:
+            record = next(it, None)
+            if record is None:
+                self.exhausted = True
+                break
+            records[record.offset] = record
+            self.upto = record.offset
 
 
 def _ack_batches(offsets: Mapping[int, int]) -> list[tuple[int, int, list[int]]]:
@@ -680,6 +716,9 @@ class ShareConsumer:
         if not by_leader:
             await self._refresh_metadata()
             return []
+        if len(by_leader) == 1:  # one leader: no task of its own (the request goes out now)
+            ((node, tps),) = by_leader.items()
+            return await self._fetch_from(self._session(node), tps, max_records, wait)
         results = await asyncio.gather(
             *(
                 self._fetch_from(self._session(node), tps, max_records, wait)
@@ -809,13 +848,26 @@ class ShareConsumer:
                     continue  # transaction markers: their offsets are acknowledged as gaps
                 if batch.base_offset + getattr(batch, "last_offset_delta", 0) < low:
                     continue
+                if not hasattr(batch, "last_offset_delta"):  # a legacy (v0/v1) message set
+                    for record in batch:
+                        if low <= record.offset <= high:
+                            delivered[record.offset] = record
+                    continue
                 # The broker sends whole producer batches; with the record-limit acquire mode
-                # (KIP-1206) only part of a big batch may be ours: stop past the last offset.
-                for record in batch:
-                    offset = record.offset
-                    if offset > high:
-                        break
-                    if offset >= low:
+                # (KIP-1206) only part of a big batch may be ours: decode up to the last
+                # offset, resuming the same batch's decoding of an earlier fetch.
+                decoded = session.batches.get(tp)
+                if (
+                    decoded is None
+                    or decoded.base != batch.base_offset
+                    or decoded.last != (batch.base_offset + batch.last_offset_delta)
+                ):
+                    decoded = session.batches[tp] = _DecodedBatch(batch)
+                decoded.read_to(high)
+                found = decoded.records
+                for offset in range(max(low, decoded.base), min(high, decoded.last) + 1):
+                    record = found.get(offset)
+                    if record is not None:
                         delivered[offset] = record
         out: list[ShareRecord] = []
         gaps: list[int] = []

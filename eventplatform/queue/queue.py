@@ -285,6 +285,9 @@ class EventQueue(Generic[E]):
         self._all_done = asyncio.Event()
         self._all_done.set()
         self._fetching = asyncio.Lock()
+        # A fetch started before the previous one's records were decoded (get_batch's
+        # fetch_ahead): its records are acquired, not yet admitted.
+        self._ahead: asyncio.Future[list[ShareRecord]] | None = None
         self._delayed: dict[QueueItem[E], asyncio.Task[None]] = {}
         # The latest delivery of each record this member holds: a delivery whose lock expired
         # and that came back to this member must not settle its successor.
@@ -388,6 +391,7 @@ class EventQueue(Generic[E]):
             task.cancel()
         await asyncio.gather(*delayed, return_exceptions=True)
         try:
+            await self.drop_fetch_ahead()
             if self._consumer is not None:
                 # The member releases every record it holds (buffered, handed out, delayed).
                 await self._consumer.close()
@@ -461,12 +465,19 @@ class EventQueue(Generic[E]):
         max_items: int,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - like getmany(timeout_ms=)
+        fetch_ahead: bool = False,
     ) -> list[QueueItem[E]]:
         """Up to ``max_items`` items: at least one, unless ``timeout`` seconds pass first.
 
         Args:
             max_items: the most items returned.
             timeout: seconds to wait for the first item; None waits as long as it takes.
+            fetch_ahead: when a fetch brings records, send the next fetch at once, before
+                decoding them, so that its round trip overlaps the decoding and what the
+                caller does with the items; the next ``get_batch`` takes its records (it
+                may wait up to ``max_wait`` for them, past ``timeout``). For a caller that
+                asks again right away: what the fetch ahead acquires is locked to this
+                member meanwhile (:meth:`drop_fetch_ahead` gives it back).
 
         Raises:
             The errors of :meth:`get`.
@@ -486,7 +497,7 @@ class EventQueue(Generic[E]):
                     break
                 wait = self.max_wait if remaining is None else min(self.max_wait, remaining)
                 try:
-                    await self._fill(max(self.prefetch, max_items), wait)
+                    await self._fill(max(self.prefetch, max_items), wait, fetch_ahead)
                 except QueueUnavailable as exc:
                     # A leader or the coordinator moved or is restarting: what this member
                     # held comes back when its locks expire; keep asking, with backoff.
@@ -557,11 +568,35 @@ class EventQueue(Generic[E]):
             return True
         return False
 
-    async def _fill(self, max_records: int, wait: float) -> None:
+    async def drop_fetch_ahead(self) -> None:
+        """Release the records of a fetch ahead (``get_batch(fetch_ahead=True)``) that no
+        ``get_batch`` took, once it is answered: back to the queue for the other members."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        try:
+            records = await ahead
+        except asyncio.CancelledError:
+            if not ahead.cancelled():
+                raise  # we are cancelled, not the fetch
+            return
+        except Exception as exc:  # nothing was acquired, or the session is gone with it
+            log.debug("queue %s: the fetch ahead failed: %s", self.group, exc)
+            return
+        consumer = self._consumer
+        if consumer is not None:
+            for record in records:
+                consumer.acknowledge(record, AcknowledgeType.RELEASE)
+
+    async def _fill(self, max_records: int, wait: float, fetch_ahead: bool = False) -> None:
         consumer = await self._member()
-        records = await consumer.fetch(max_records, timeout=wait)
+        ahead, self._ahead = self._ahead, None
+        records = await (ahead or consumer.fetch(max_records, timeout=wait))
         if not records:
             return
+        if fetch_ahead and self._state == "started":
+            self._ahead = asyncio.ensure_future(consumer.fetch(max_records, timeout=wait))
+            await asyncio.sleep(0)  # let it send its request before the decoding below
         decoder = self._decoder
         assert decoder is not None
         polled: dict[TopicPartition, list[ShareRecord]] = {}

@@ -54,6 +54,30 @@ def test_only_acquired_offsets_are_delivered_and_missing_ones_are_gaps() -> None
     assert session.pending[(TOPIC_ID, 0)] == {2: p.ACK_GAP, 4: p.ACK_GAP}
 
 
+def test_fetches_of_one_batch_resume_its_decoding() -> None:
+    consumer = _consumer()
+    session = _Session(node=1)
+    tp = (TOPIC_ID, 0)
+    batch = _batch(list(range(10)))
+    first = consumer._acquired(session, tp, batch, [(0, 3, 1, {})])
+    assert [r.offset for r in first] == [0, 1, 2, 3]
+    assert session.batches[tp].upto == 3  # decoded no further than asked
+    # The next fetch carries the same batch: decoding resumes; a released record comes back.
+    second = consumer._acquired(session, tp, batch, [(2, 2, 2, {}), (4, 6, 1, {})])
+    assert [(r.offset, r.value, r.delivery_count) for r in second] == [
+        (2, b"v2", 2),
+        (4, b"v4", 1),
+        (5, b"v5", 1),
+        (6, b"v6", 1),
+    ]
+    assert session.batches[tp].upto == 6
+    # Another batch replaces it.
+    third = consumer._acquired(session, tp, _batch([10, 11]), [(10, 11, 1, {})])
+    assert [r.offset for r in third] == [10, 11]
+    assert session.batches[tp].last == 11
+    assert tp not in session.pending  # no gaps
+
+
 def test_acknowledgements_coalesce_into_runs_of_one_type() -> None:
     offsets = {5: 1, 6: 1, 7: 1, 8: 2, 10: 1, 11: 3, 12: 3}
     assert _ack_batches(offsets) == [
