@@ -23,6 +23,8 @@ from eventplatform.idempotency.base import Claim
 
 __all__ = ["BaseBatch", "BaseUnit"]
 
+_NONE: frozenset[str] = frozenset()
+
 log = logging.getLogger("eventplatform.idempotency")
 
 
@@ -280,9 +282,9 @@ class BaseBatch(ABC):
                 await self._end_failed(failure)
                 raise failure
             if exc is None:
-                self._lost = self._lost | await self._commit(
-                    tuple(self._completed), tuple(self._pending)
-                )
+                lost = await self._commit(tuple(self._completed), tuple(self._pending))
+                if lost:
+                    self._lost = self._lost | lost
             else:
                 await self._end_failed(exc)
         finally:
@@ -327,28 +329,26 @@ class BaseBatch(ABC):
         """
         self._check_open()
         ordered = list(dict.fromkeys(keys))
+        pending, completed = self._pending, self._completed
         ask: list[str] = []
         mine_done: list[str] = []
         for key in ordered:
             if not isinstance(key, str):
                 raise TypeError(f"idempotency keys are strings, got {key!r}")
-            if key in self._completed:
+            if key in completed:
                 mine_done.append(key)
-            elif key not in self._pending:
+            elif key not in pending:
                 ask.append(key)
+        done = busy = _NONE
         if ask:
             fresh, done = await self._claim(ask)
             for key in ask:
                 if key in fresh:
-                    self._pending[key] = None
-            busy = frozenset(ask) - fresh - done
-        else:
-            done, busy = frozenset(), frozenset()
-        return Claim(
-            fresh=tuple(key for key in ordered if key in self._pending),
-            done=done | frozenset(mine_done),
-            busy=busy,
-        )
+                    pending[key] = None
+            busy = frozenset(ask).difference(fresh, done)
+        if mine_done:
+            done = done.union(mine_done)
+        return Claim(fresh=tuple(key for key in ordered if key in pending), done=done, busy=busy)
 
     def unit(self, key: str) -> BaseUnit:
         """The unit that runs ``key``; units of a transactional batch run one at a time.
