@@ -23,6 +23,7 @@ Answers:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -160,7 +161,8 @@ class EndpointStates:
 
     def disabled(self, endpoint: WebhookEndpoint) -> bool:
         """Whether ``endpoint`` (at its configured URL) is disabled."""
-        if self._local.get(endpoint.name) == endpoint.url:
+        local = self._local
+        if local and local.get(endpoint.name) == endpoint.url:
             return True
         entries = self._table.entries
         if not entries:  # the common case, asked before every attempt
@@ -277,15 +279,21 @@ class EndpointWorker:
     ) -> None:
         self.connector = connector
         self.endpoint = endpoint
-        self._session = session
         self._schedule = schedule
         self._timeout = endpoint.timeout or timeout
-        # The session's own timeout serves when it is the one wanted, so that no
-        # ClientTimeout is merged per request.
-        self._post_options: dict[str, Any] = (
-            {}
+        self._url = URL(endpoint.url)
+        # Bound once: the parsed URL (aiohttp takes a yarl.URL as it is, a str is parsed per
+        # request), no redirects, and the session's own timeout when it is the one wanted,
+        # so that no ClientTimeout is merged per request.
+        self._post = (
+            functools.partial(session.post, self._url, allow_redirects=False)
             if session.timeout.total == self._timeout
-            else {"timeout": aiohttp.ClientTimeout(total=self._timeout)}
+            else functools.partial(
+                session.post,
+                self._url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            )
         )
         self._states = states
         self._record = record
@@ -301,7 +309,6 @@ class EndpointWorker:
         self.current: PendingEvent | None = None
         #: Delivery attempts by outcome (one dict update next to an HTTP request).
         self.outcomes: dict[str, int] = {}
-        self._url = URL(endpoint.url)
         self._span: Any = None  # the attempt's span, while traced
 
     def __repr__(self) -> str:
@@ -353,17 +360,14 @@ class EndpointWorker:
                 return True
             answer = await self._attempt(event, attempt)
             status = answer.status
+            if status is not None and 200 <= status < 300:
+                self._delivered(event, attempt, status, answer)
+                return True
             if isinstance(answer.error, UnsafeDestination):
                 self._note(event, attempt, DeliveryOutcome.REFUSED, answer)
                 log.error("endpoint %s: %s", endpoint.name, answer.error)
                 self._stats.count("refused")
                 return await self._give_up(event, answer.error, attempt)
-            if status is not None and 200 <= status < 300:
-                self._note(event, attempt, DeliveryOutcome.DELIVERED, answer)
-                self._stats.published()
-                self._stats.count("delivered")
-                event.settle()
-                return True
             if status == 410:
                 await self._states.disable(endpoint, f"410 Gone at {format_time(_now())}")
                 self._note(event, attempt, DeliveryOutcome.DISABLED, answer)
@@ -397,15 +401,12 @@ class EndpointWorker:
             )
         started = time.perf_counter()
         try:
-            async with self._session.post(
-                self.endpoint.url,
-                data=event.body,
-                headers=headers,
-                allow_redirects=False,
-                **self._post_options,
-            ) as response:
-                # Read (a bounded part of) the answer so the connection goes back to the pool.
-                await response.content.read(_MAX_ANSWER)
+            async with self._post(data=event.body, headers=headers) as response:
+                # Read (a bounded part of) the answer so the connection goes back to the pool;
+                # a 204, like most answers to a webhook, has no body to read.
+                content = response.content
+                if not content.at_eof():
+                    await content.read(_MAX_ANSWER)
                 status = response.status
                 return _Answer(
                     status,
@@ -454,29 +455,35 @@ class EndpointWorker:
             return True
         return False
 
-    def _note(
-        self,
-        event: PendingEvent,
-        attempt: int,
-        outcome: DeliveryOutcome,
-        answer: _Answer | None = None,
-        *,
-        retry_in: float | None = None,
-    ) -> None:
-        value = outcome.value
-        self.outcomes[value] = self.outcomes.get(value, 0) + 1
+    def _delivered(self, event: PendingEvent, attempt: int, status: int, answer: _Answer) -> None:
+        """What :meth:`_note` and the counters do for a delivered attempt (most attempts),
+        with nothing to decide: the record has no error and no next attempt."""
+        outcomes = self.outcomes
+        outcomes["delivered"] = outcomes.get("delivered", 0) + 1
+        if self._span is not None:
+            self._end_span(DeliveryOutcome.DELIVERED.value, answer, None)
+        record = self._record
+        if record is not None:
+            records = self._records
+            record(
+                records.key,
+                records.delivered(
+                    self._event_fields(event), attempt, status, answer.latency_ms, attempt_time()
+                ),
+            )
+        stats = self._stats
+        stats.published()
+        stats.count("delivered")
+        event.tracker.settle(event.offset)
+
+    def _end_span(self, outcome: str, answer: _Answer | None, retry_in: float | None) -> None:
         span, self._span = self._span, None
         if span is not None and observed.SWITCHES.telemetry is not None:
             status, failure = (answer.status, answer.error) if answer else (None, None)
-            observed.SWITCHES.telemetry.delivered(span, value, status, failure, retry_in)
-        record = self._record
-        if record is None:
-            return
-        error = None
-        if answer is not None and answer.error is not None:
-            error = _describe(answer.error)
-        elif answer is not None and outcome is not DeliveryOutcome.DELIVERED:
-            error = f"HTTP {answer.status}"
+            observed.SWITCHES.telemetry.delivered(span, outcome, status, failure, retry_in)
+
+    @staticmethod
+    def _event_fields(event: PendingEvent) -> str:
         fields = event.record_fields
         if fields is None:
             metadata = event.metadata
@@ -488,11 +495,33 @@ class EndpointWorker:
                 event.partition,
                 event.offset,
             )
+        return fields
+
+    def _note(
+        self,
+        event: PendingEvent,
+        attempt: int,
+        outcome: DeliveryOutcome,
+        answer: _Answer | None = None,
+        *,
+        retry_in: float | None = None,
+    ) -> None:
+        value = outcome.value
+        self.outcomes[value] = self.outcomes.get(value, 0) + 1
+        self._end_span(value, answer, retry_in)
+        record = self._record
+        if record is None:
+            return
+        error = None
+        if answer is not None and answer.error is not None:
+            error = _describe(answer.error)
+        elif answer is not None and outcome is not DeliveryOutcome.DELIVERED:
+            error = f"HTTP {answer.status}"
         records = self._records
         record(
             records.key,
             records.render(
-                fields,
+                self._event_fields(event),
                 attempt,
                 value,
                 answer.status if answer is not None else None,
