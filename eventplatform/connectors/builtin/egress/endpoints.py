@@ -283,18 +283,15 @@ class EndpointWorker:
         self._timeout = endpoint.timeout or timeout
         self._url = URL(endpoint.url)
         # Bound once: the parsed URL (aiohttp takes a yarl.URL as it is, a str is parsed per
-        # request), no redirects, and the session's own timeout when it is the one wanted,
-        # so that no ClientTimeout is merged per request.
-        self._post = (
-            functools.partial(session.post, self._url, allow_redirects=False)
-            if session.timeout.total == self._timeout
-            else functools.partial(
-                session.post,
-                self._url,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-            )
-        )
+        # request) and no redirects. The session has no timeout: the worker's watchdog
+        # bounds each attempt (see _expire).
+        self._post = functools.partial(session.post, self._url, allow_redirects=False)
+        # The attempt in flight must end by this loop time (None: no attempt in flight).
+        self._deadline: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watching = 0.0  # the deadline the watchdog is set for
+        self._timed_out = False
+        self._task: asyncio.Task[None] | None = None
         self._states = states
         self._record = record
         self._dead_letter = dead_letter
@@ -330,20 +327,25 @@ class EndpointWorker:
         An event whose delivery is interrupted by the stop stays unsettled, as do the ones
         queued behind it: their offsets are not committed, and they are read again later.
         """
-        while not self._stopping.is_set():
-            if not self._queue:
-                self._ready.clear()
-                await _first(self._ready.wait(), self._stopping.wait())
-                continue
-            event = self._queue.popleft()
-            if event.abandoned:
-                continue
-            self.current = event
-            try:
-                if not await self._deliver(event):
-                    return
-            finally:
-                self.current = None
+        try:
+            while not self._stopping.is_set():
+                if not self._queue:
+                    self._ready.clear()
+                    await _first(self._ready.wait(), self._stopping.wait())
+                    continue
+                event = self._queue.popleft()
+                if event.abandoned:
+                    continue
+                self.current = event
+                try:
+                    if not await self._deliver(event):
+                        return
+                finally:
+                    self.current = None
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
     async def _deliver(self, event: PendingEvent) -> bool:
         """Deliver ``event`` until it settles; False when the stop interrupted it."""
@@ -400,6 +402,12 @@ class EndpointWorker:
                 event.metadata, self._url, self.endpoint.name, attempt, headers
             )
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        self._deadline = deadline = loop.time() + self._timeout
+        if self._watchdog is None:
+            self._task = asyncio.current_task()
+            self._watching = deadline
+            self._watchdog = loop.call_at(deadline, self._expire)
         try:
             async with self._post(data=event.body, headers=headers) as response:
                 # Read (a bounded part of) the answer so the connection goes back to the pool;
@@ -417,6 +425,40 @@ class EndpointWorker:
                 )
         except (UnsafeDestination, aiohttp.ClientError, TimeoutError, OSError) as exc:
             return _Answer(None, None, exc, (time.perf_counter() - started) * 1000)
+        except asyncio.CancelledError:
+            task = self._task
+            if not self._timed_out or task is None:
+                raise
+            self._timed_out = False
+            if task.uncancel() > 0:  # the connector's stop cancelled it as well
+                raise
+            return _Answer(
+                None,
+                None,
+                TimeoutError(f"no answer within {self._timeout:g}s"),
+                (time.perf_counter() - started) * 1000,
+            )
+        finally:
+            self._deadline = None
+
+    def _expire(self) -> None:
+        """The watchdog: cancel the attempt in flight once its deadline has come.
+
+        One timer per worker rather than aiohttp's per request (a timer handle scheduled and
+        cancelled, a timeout context entered and left for every attempt): a timer set for an
+        earlier attempt that has since ended is moved to the deadline of the attempt now in
+        flight, and lapses when there is none (the next attempt sets one).
+        """
+        self._watchdog = None
+        deadline = self._deadline
+        if deadline is None or self._task is None:
+            return
+        if deadline > self._watching:  # a later attempt than the one this timer was set for
+            self._watching = deadline
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._expire)
+            return
+        self._timed_out = True
+        self._task.cancel()
 
     def _failure(self, answer: _Answer, attempt: int) -> DeliveryFailed:
         name = self.endpoint.name
