@@ -133,13 +133,15 @@ class Signer:
         """The three Standard Webhooks headers of ``body`` sent as ``msg_id`` at ``timestamp``
         (default now), signed with every secret (the same as :func:`signature_headers`)."""
         when = str(int(time.time()) if timestamp is None else timestamp)
-        prefix = f"{msg_id}.{when}.".encode()
+        # One update of the whole content: hmac's methods are Python wrappers, and copying a
+        # body costs less than a second call (the egress signs every attempt; ~2.2 against
+        # ~3.5 µs with base64's wrapper too).
+        content = f"{msg_id}.{when}.".encode() + body
         signatures = []
         for keyed in self._keyed:
             mac = keyed.copy()
-            mac.update(prefix)
-            mac.update(body)
-            signatures.append("v1," + base64.b64encode(mac.digest()).decode())
+            mac.update(content)
+            signatures.append("v1," + binascii.b2a_base64(mac.digest(), newline=False).decode())
         return {
             H_WEBHOOK_ID: msg_id,
             H_WEBHOOK_TIMESTAMP: when,

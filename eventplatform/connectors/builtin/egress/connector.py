@@ -235,7 +235,9 @@ class WebhookEgress(Connector[WebhookEgressConfig]):
             # Cookies set by one subscriber must never travel to another.
             cookie_jar=aiohttp.DummyCookieJar(),
             headers=SESSION_HEADERS,
-            timeout=aiohttp.ClientTimeout(total=config.timeout),
+            # No timeout of aiohttp's: each endpoint worker bounds its attempts itself, with
+            # one timer rather than one per request (EndpointWorker._expire).
+            timeout=aiohttp.ClientTimeout(),
         )
         stack.push_async_callback(session.close)
         self._session = session

@@ -23,6 +23,7 @@ Answers:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -160,7 +161,8 @@ class EndpointStates:
 
     def disabled(self, endpoint: WebhookEndpoint) -> bool:
         """Whether ``endpoint`` (at its configured URL) is disabled."""
-        if self._local.get(endpoint.name) == endpoint.url:
+        local = self._local
+        if local and local.get(endpoint.name) == endpoint.url:
             return True
         entries = self._table.entries
         if not entries:  # the common case, asked before every attempt
@@ -277,16 +279,19 @@ class EndpointWorker:
     ) -> None:
         self.connector = connector
         self.endpoint = endpoint
-        self._session = session
         self._schedule = schedule
         self._timeout = endpoint.timeout or timeout
-        # The session's own timeout serves when it is the one wanted, so that no
-        # ClientTimeout is merged per request.
-        self._post_options: dict[str, Any] = (
-            {}
-            if session.timeout.total == self._timeout
-            else {"timeout": aiohttp.ClientTimeout(total=self._timeout)}
-        )
+        self._url = URL(endpoint.url)
+        # Bound once: the parsed URL (aiohttp takes a yarl.URL as it is, a str is parsed per
+        # request) and no redirects. The session has no timeout: the worker's watchdog
+        # bounds each attempt (see _expire).
+        self._post = functools.partial(session.post, self._url, allow_redirects=False)
+        # The attempt in flight must end by this loop time (None: no attempt in flight).
+        self._deadline: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watching = 0.0  # the deadline the watchdog is set for
+        self._timed_out = False
+        self._task: asyncio.Task[None] | None = None
         self._states = states
         self._record = record
         self._dead_letter = dead_letter
@@ -301,7 +306,6 @@ class EndpointWorker:
         self.current: PendingEvent | None = None
         #: Delivery attempts by outcome (one dict update next to an HTTP request).
         self.outcomes: dict[str, int] = {}
-        self._url = URL(endpoint.url)
         self._span: Any = None  # the attempt's span, while traced
 
     def __repr__(self) -> str:
@@ -323,20 +327,25 @@ class EndpointWorker:
         An event whose delivery is interrupted by the stop stays unsettled, as do the ones
         queued behind it: their offsets are not committed, and they are read again later.
         """
-        while not self._stopping.is_set():
-            if not self._queue:
-                self._ready.clear()
-                await _first(self._ready.wait(), self._stopping.wait())
-                continue
-            event = self._queue.popleft()
-            if event.abandoned:
-                continue
-            self.current = event
-            try:
-                if not await self._deliver(event):
-                    return
-            finally:
-                self.current = None
+        try:
+            while not self._stopping.is_set():
+                if not self._queue:
+                    self._ready.clear()
+                    await _first(self._ready.wait(), self._stopping.wait())
+                    continue
+                event = self._queue.popleft()
+                if event.abandoned:
+                    continue
+                self.current = event
+                try:
+                    if not await self._deliver(event):
+                        return
+                finally:
+                    self.current = None
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
     async def _deliver(self, event: PendingEvent) -> bool:
         """Deliver ``event`` until it settles; False when the stop interrupted it."""
@@ -353,17 +362,14 @@ class EndpointWorker:
                 return True
             answer = await self._attempt(event, attempt)
             status = answer.status
+            if status is not None and 200 <= status < 300:
+                self._delivered(event, attempt, status, answer)
+                return True
             if isinstance(answer.error, UnsafeDestination):
                 self._note(event, attempt, DeliveryOutcome.REFUSED, answer)
                 log.error("endpoint %s: %s", endpoint.name, answer.error)
                 self._stats.count("refused")
                 return await self._give_up(event, answer.error, attempt)
-            if status is not None and 200 <= status < 300:
-                self._note(event, attempt, DeliveryOutcome.DELIVERED, answer)
-                self._stats.published()
-                self._stats.count("delivered")
-                event.settle()
-                return True
             if status == 410:
                 await self._states.disable(endpoint, f"410 Gone at {format_time(_now())}")
                 self._note(event, attempt, DeliveryOutcome.DISABLED, answer)
@@ -396,16 +402,19 @@ class EndpointWorker:
                 event.metadata, self._url, self.endpoint.name, attempt, headers
             )
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        self._deadline = deadline = loop.time() + self._timeout
+        if self._watchdog is None:
+            self._task = asyncio.current_task()
+            self._watching = deadline
+            self._watchdog = loop.call_at(deadline, self._expire)
         try:
-            async with self._session.post(
-                self.endpoint.url,
-                data=event.body,
-                headers=headers,
-                allow_redirects=False,
-                **self._post_options,
-            ) as response:
-                # Read (a bounded part of) the answer so the connection goes back to the pool.
-                await response.content.read(_MAX_ANSWER)
+            async with self._post(data=event.body, headers=headers) as response:
+                # Read (a bounded part of) the answer so the connection goes back to the pool;
+                # a 204, like most answers to a webhook, has no body to read.
+                content = response.content
+                if not content.at_eof():
+                    await content.read(_MAX_ANSWER)
                 status = response.status
                 return _Answer(
                     status,
@@ -416,6 +425,40 @@ class EndpointWorker:
                 )
         except (UnsafeDestination, aiohttp.ClientError, TimeoutError, OSError) as exc:
             return _Answer(None, None, exc, (time.perf_counter() - started) * 1000)
+        except asyncio.CancelledError:
+            task = self._task
+            if not self._timed_out or task is None:
+                raise
+            self._timed_out = False
+            if task.uncancel() > 0:  # the connector's stop cancelled it as well
+                raise
+            return _Answer(
+                None,
+                None,
+                TimeoutError(f"no answer within {self._timeout:g}s"),
+                (time.perf_counter() - started) * 1000,
+            )
+        finally:
+            self._deadline = None
+
+    def _expire(self) -> None:
+        """The watchdog: cancel the attempt in flight once its deadline has come.
+
+        One timer per worker rather than aiohttp's per request (a timer handle scheduled and
+        cancelled, a timeout context entered and left for every attempt): a timer set for an
+        earlier attempt that has since ended is moved to the deadline of the attempt now in
+        flight, and lapses when there is none (the next attempt sets one).
+        """
+        self._watchdog = None
+        deadline = self._deadline
+        if deadline is None or self._task is None:
+            return
+        if deadline > self._watching:  # a later attempt than the one this timer was set for
+            self._watching = deadline
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._expire)
+            return
+        self._timed_out = True
+        self._task.cancel()
 
     def _failure(self, answer: _Answer, attempt: int) -> DeliveryFailed:
         name = self.endpoint.name
@@ -454,29 +497,35 @@ class EndpointWorker:
             return True
         return False
 
-    def _note(
-        self,
-        event: PendingEvent,
-        attempt: int,
-        outcome: DeliveryOutcome,
-        answer: _Answer | None = None,
-        *,
-        retry_in: float | None = None,
-    ) -> None:
-        value = outcome.value
-        self.outcomes[value] = self.outcomes.get(value, 0) + 1
+    def _delivered(self, event: PendingEvent, attempt: int, status: int, answer: _Answer) -> None:
+        """What :meth:`_note` and the counters do for a delivered attempt (most attempts),
+        with nothing to decide: the record has no error and no next attempt."""
+        outcomes = self.outcomes
+        outcomes["delivered"] = outcomes.get("delivered", 0) + 1
+        if self._span is not None:
+            self._end_span(DeliveryOutcome.DELIVERED.value, answer, None)
+        record = self._record
+        if record is not None:
+            records = self._records
+            record(
+                records.key,
+                records.delivered(
+                    self._event_fields(event), attempt, status, answer.latency_ms, attempt_time()
+                ),
+            )
+        stats = self._stats
+        stats.published()
+        stats.count("delivered")
+        event.tracker.settle(event.offset)
+
+    def _end_span(self, outcome: str, answer: _Answer | None, retry_in: float | None) -> None:
         span, self._span = self._span, None
         if span is not None and observed.SWITCHES.telemetry is not None:
             status, failure = (answer.status, answer.error) if answer else (None, None)
-            observed.SWITCHES.telemetry.delivered(span, value, status, failure, retry_in)
-        record = self._record
-        if record is None:
-            return
-        error = None
-        if answer is not None and answer.error is not None:
-            error = _describe(answer.error)
-        elif answer is not None and outcome is not DeliveryOutcome.DELIVERED:
-            error = f"HTTP {answer.status}"
+            observed.SWITCHES.telemetry.delivered(span, outcome, status, failure, retry_in)
+
+    @staticmethod
+    def _event_fields(event: PendingEvent) -> str:
         fields = event.record_fields
         if fields is None:
             metadata = event.metadata
@@ -488,11 +537,33 @@ class EndpointWorker:
                 event.partition,
                 event.offset,
             )
+        return fields
+
+    def _note(
+        self,
+        event: PendingEvent,
+        attempt: int,
+        outcome: DeliveryOutcome,
+        answer: _Answer | None = None,
+        *,
+        retry_in: float | None = None,
+    ) -> None:
+        value = outcome.value
+        self.outcomes[value] = self.outcomes.get(value, 0) + 1
+        self._end_span(value, answer, retry_in)
+        record = self._record
+        if record is None:
+            return
+        error = None
+        if answer is not None and answer.error is not None:
+            error = _describe(answer.error)
+        elif answer is not None and outcome is not DeliveryOutcome.DELIVERED:
+            error = f"HTTP {answer.status}"
         records = self._records
         record(
             records.key,
             records.render(
-                fields,
+                self._event_fields(event),
                 attempt,
                 value,
                 answer.status if answer is not None else None,

@@ -7,6 +7,7 @@ the SSRF guard is exercised against it (no traffic ever leaves 127.0.0.1).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -57,13 +58,17 @@ class Receiver:
     """A webhook receiver on 127.0.0.1: records requests per path, answers as scripted.
 
     ``script(path, (503, {"Retry-After": "1"}), (500, {}))`` makes the next requests to ``path``
-    get those answers, in order; then it answers 204.
+    get those answers, in order; then it answers 204. A status of ``STALL`` answers nothing
+    until the receiver closes.
     """
+
+    STALL = 0
 
     def __init__(self) -> None:
         self.got: dict[str, list[Got]] = defaultdict(list)
         self._scripts: dict[str, deque[tuple[int, dict[str, str]]]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
         self.port = 0
 
     async def __aenter__(self) -> Self:
@@ -78,6 +83,7 @@ class Receiver:
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._runner is not None
+        self._closing.set()
         await self._runner.cleanup()
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
@@ -91,6 +97,9 @@ class Receiver:
         self.got[path].append(Got(dict(request.headers), await request.read(), time.monotonic()))
         script = self._scripts[path]
         status, headers = script.popleft() if script else (204, {})
+        if status == self.STALL:
+            await self._closing.wait()
+            status = 503
         return web.Response(status=status, headers=headers)
 
     def ids(self, path: str) -> list[str]:
@@ -266,6 +275,49 @@ async def test_retry_after_is_honoured_over_the_schedule(
     ]
     assert records[0].next_attempt_at is not None
     assert {r.event_id for r in records} == {event_id}
+
+
+async def test_an_attempt_without_an_answer_in_time_fails_and_is_retried(
+    settings: Settings,
+    registry: MemoryRegistry,
+    producer: EventProducer,
+    receiver: Receiver,
+    reader: TopicReader,
+    topic: str,
+    create_topic: Callable[..., Any],
+    unique_topic: Callable[[str], str],
+) -> None:
+    await create_topic(topic)
+    receiver.script("stuck", (Receiver.STALL, {}))
+    connector = egress(
+        settings,
+        registry,
+        topic,
+        unique_topic("state"),
+        [
+            {"name": "stuck", "url": receiver.url("stuck"), "secret": new_secret(), "timeout": 0.5},
+            {"name": "quick", "url": receiver.url("quick"), "secret": new_secret()},
+        ],
+        retry_schedule=[0.05],
+    )
+    await publish(producer, topic, 1, 2)
+    async with running(connector):
+        await eventually(lambda: _count(receiver, "stuck", 3))
+        await eventually(lambda: _count(receiver, "quick", 2))
+    first, second, third = receiver.got["stuck"]
+    # The endpoint's own timeout (0.5 s), not the connector's (5 s).
+    assert 0.5 <= second.at - first.at < 4
+    assert [g.payload["data"]["n"] for g in (first, second, third)] == [1, 1, 2]
+    records = await attempts(reader, connector.deliveries_topic, 5)
+    stuck = [r for r in records if r.endpoint == "stuck"]
+    assert [(r.attempt, r.status_code, r.outcome) for r in stuck] == [
+        (1, None, DeliveryOutcome.RETRYING),
+        (2, 204, DeliveryOutcome.DELIVERED),
+        (1, 204, DeliveryOutcome.DELIVERED),
+    ]
+    assert (stuck[0].error or "").startswith("TimeoutError")
+    assert (stuck[0].latency_ms or 0) >= 500
+    assert {r.outcome for r in records if r.endpoint == "quick"} == {DeliveryOutcome.DELIVERED}
 
 
 async def test_a_failing_endpoint_holds_back_only_its_own_later_events(

@@ -12,7 +12,8 @@ from uuid import UUID
 
 import pytest
 
-from eventplatform.cloudevents import EventMetadata
+from eventplatform.cloudevents import EventMetadata, format_time
+from eventplatform.connectors.builtin.egress import deliveries
 from eventplatform.connectors.builtin.egress.deliveries import (
     SVIX_SCHEDULE,
     DeliveryAttempt,
@@ -214,6 +215,13 @@ def test_an_endpoints_rendered_record_is_the_attempts_json(changes: dict[str, ob
     )
     assert records.key == attempt.endpoint.encode()
     assert rendered == attempt.to_json()
+    if attempt.outcome is DeliveryOutcome.DELIVERED and attempt.status_code is not None:
+        assert attempt.latency_ms is not None
+        # The fast path of a delivered attempt writes the same bytes.
+        fast = records.delivered(
+            event, attempt.attempt, attempt.status_code, attempt.latency_ms, attempt.at
+        )
+        assert fast == attempt.to_json()
 
 
 def test_the_body_writes_every_value_as_json_value_does() -> None:
@@ -223,3 +231,19 @@ def test_the_body_writes_every_value_as_json_value_does() -> None:
     for value in (finite, avro_values()):  # the second has a NaN: the json_value path
         body = json.loads(webhook_body(meta, value))
         assert body["data"] == json_value(value)
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [0, 999_999, 1_000_000, 1_777_636_800_123_456_789, 1_777_636_800_999_000_000],
+)
+def test_an_attempt_time_is_format_time_to_the_millisecond(
+    nanoseconds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deliveries.time, "time_ns", lambda: nanoseconds)
+    millis = nanoseconds // 1_000_000
+    expected = format_time(
+        datetime.fromtimestamp(millis // 1000, UTC) + timedelta(milliseconds=millis % 1000)
+    )
+    assert deliveries.attempt_time() == expected
+    assert deliveries.attempt_time() == expected  # the second of the same second, cached
