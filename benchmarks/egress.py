@@ -46,9 +46,9 @@ from eventplatform.settings import Settings, load_settings
 
 __all__ = ["main", "run"]
 
-EVENTS = 1_500
+EVENTS = 4_000
 ENDPOINTS = 4
-ROUNDS = 3
+ROUNDS = 5
 PARTITIONS = 3
 MAX_CONNECTIONS = 100
 #: Seconds a round may take.
