@@ -4,13 +4,16 @@ in-memory reader (the same fakes as the Prometheus collector's tests)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from eventplatform.errors import ResourceStateError
 from eventplatform.observability import events
+from eventplatform.observability.otel import Telemetry
 from tests.unit.observability.test_metrics import App, Runtime
 
 Points = dict[tuple[str, frozenset[tuple[str, Any]]], float]
@@ -27,27 +30,36 @@ def collect(reader: InMemoryMetricReader) -> Points:
     return found
 
 
+@pytest.fixture
+def instrumented() -> Iterator[tuple[Telemetry, InMemoryMetricReader]]:
+    """OpenTelemetry on, into an in-memory metric reader; off again after the test."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    telemetry = events.instrument(meter_provider=provider)
+    assert telemetry is not None
+    try:
+        yield telemetry, reader
+    finally:
+        events.instrument(False)
+        provider.shutdown()
+
+
 def value(points: Points, name: str, **attributes: Any) -> float:
     matches = [v for (n, a), v in points.items() if n == name and set(attributes.items()) <= a]
     assert len(matches) == 1, (name, attributes, matches)
     return matches[0]
 
 
-def test_app_and_connector_counters_are_observed_when_collected_and_not_after_close() -> None:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    telemetry = events.instrument(meter_provider=provider)
-    assert telemetry is not None
+def test_app_and_connector_counters_are_observed_when_collected_and_not_after_close(
+    instrumented: tuple[Telemetry, InMemoryMetricReader],
+) -> None:
+    telemetry, reader = instrumented
     app = App()
-    try:
-        platform = telemetry.platform(app=app, runtime=Runtime)
-        app.stats.retries = 5  # read at collection, not at registration
-        points = collect(reader)
-        platform.close()
-        after = collect(reader)
-    finally:
-        events.instrument(False)
-        provider.shutdown()
+    platform = telemetry.platform(app=app, runtime=Runtime)
+    app.stats.retries = 5  # read at collection, not at registration
+    points = collect(reader)
+    platform.close()
+    after = collect(reader)
     group = {"eventplatform.app": "billing", "messaging.consumer.group.name": "billing-g"}
     assert value(points, "eventplatform.app.skipped_duplicates", **group) == 2
     assert value(points, "eventplatform.app.dead_lettered", **group) == 1
@@ -65,42 +77,32 @@ def test_app_and_connector_counters_are_observed_when_collected_and_not_after_cl
     assert not [k for k in after if k[0] == "eventplatform.connector.state"]
 
 
-def test_a_runtime_not_started_yet_is_observed_as_nothing() -> None:
+def test_a_runtime_not_started_yet_is_observed_as_nothing(
+    instrumented: tuple[Telemetry, InMemoryMetricReader],
+) -> None:
     def not_yet() -> Runtime:
         raise ResourceStateError("not started")
 
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    telemetry = events.instrument(meter_provider=provider)
-    assert telemetry is not None
-    try:
-        telemetry.platform(runtime=not_yet)
-        points = collect(reader)
-    finally:
-        events.instrument(False)
-        provider.shutdown()
+    telemetry, reader = instrumented
+    telemetry.platform(runtime=not_yet)
+    points = collect(reader)
     assert not [name for name, _ in points if name.startswith("eventplatform.connector")]
 
 
-async def test_consumer_lag_is_read_on_the_apps_loop_when_a_reader_thread_collects() -> None:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    telemetry = events.instrument(meter_provider=provider)
-    assert telemetry is not None
+async def test_consumer_lag_is_read_on_the_apps_loop_when_a_reader_thread_collects(
+    instrumented: tuple[Telemetry, InMemoryMetricReader],
+) -> None:
+    telemetry, reader = instrumented
     app = App()
-    try:
-        platform = telemetry.platform(app=app)  # built on this loop, as `serve` does
-        # A periodic reader collects from its own thread: the lag is read on this loop.
-        from_thread = await asyncio.to_thread(collect, reader)
-        # Collected on the loop itself, it cannot wait: what the last read found.
-        app.lags = {("orders", 0): 9}
-        on_loop = collect(reader)
-        await platform.refresh()
-        refreshed = collect(reader)
-        platform.close()
-    finally:
-        events.instrument(False)
-        provider.shutdown()
+    platform = telemetry.platform(app=app)  # built on this loop, as `serve` does
+    # A periodic reader collects from its own thread: the lag is read on this loop.
+    from_thread = await asyncio.to_thread(collect, reader)
+    # Collected on the loop itself, it cannot wait: what the last read found.
+    app.lags = {("orders", 0): 9}
+    on_loop = collect(reader)
+    await platform.refresh()
+    refreshed = collect(reader)
+    platform.close()
     lag = "eventplatform.consumer.lag"
     where = {"messaging.consumer.group.name": "billing-g", "messaging.destination.name": "orders"}
     assert value(from_thread, lag, **where, **{"messaging.destination.partition.id": "0"}) == 3
@@ -111,16 +113,11 @@ async def test_consumer_lag_is_read_on_the_apps_loop_when_a_reader_thread_collec
     assert not [k for k in refreshed if k[0] == lag and partition_1 in k[1]]
 
 
-def test_without_a_loop_the_lag_is_observed_as_nothing_until_read() -> None:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    telemetry = events.instrument(meter_provider=provider)
-    assert telemetry is not None
-    try:
-        telemetry.platform(app=App())
-        points = collect(reader)
-    finally:
-        events.instrument(False)
-        provider.shutdown()
+def test_without_a_loop_the_lag_is_observed_as_nothing_until_read(
+    instrumented: tuple[Telemetry, InMemoryMetricReader],
+) -> None:
+    telemetry, reader = instrumented
+    telemetry.platform(app=App())
+    points = collect(reader)
     assert not [name for name, _ in points if name == "eventplatform.consumer.lag"]
     assert value(points, "eventplatform.app.retries") == 0
