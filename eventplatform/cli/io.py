@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -445,6 +446,12 @@ async def _require_topic(consumer: AIOKafkaConsumer, topic: str, servers: str) -
         raise KafkaError(f"topic {topic!r} does not exist on {servers}")
 
 
+#: Milliseconds one poll of ``consume`` waits for records (and so, at most, for Ctrl-C).
+_POLL_MS = 500
+#: Seconds ``consume`` waits for its consumer to stop.
+_STOP_GRACE = 15.0
+
+
 @dataclass(slots=True)
 class _Tally:
     printed: int = 0
@@ -519,9 +526,10 @@ async def _consume(
                     soft_wrap=True,  # the topic stays whole, for copying
                 )
             last_record = loop.time()
-            while max_records is None or tally.seen < max_records:
+            interrupted = _interruptible(loop)
+            while (max_records is None or tally.seen < max_records) and not interrupted.is_set():
                 with _clients.kafka_errors_translated(f"consuming {topic!r}", servers):
-                    batches = await consumer.getmany(timeout_ms=500)
+                    batches = await consumer.getmany(timeout_ms=_POLL_MS)
                 if not batches:
                     if idle_timeout is not None and loop.time() - last_record >= idle_timeout:
                         break
@@ -539,7 +547,33 @@ async def _consume(
                     with _clients.kafka_errors_translated(f"committing {group!r}", servers):
                         await consumer.commit(done)
         finally:
-            await consumer.stop()
+            with suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+            try:
+                async with asyncio.timeout(_STOP_GRACE):
+                    await consumer.stop()
+            except TimeoutError:
+                err_console.print(
+                    f"[yellow]warning:[/] the consumer did not stop within {_STOP_GRACE:g}s; "
+                    "leaving it"
+                )
+
+
+def _interruptible(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """An event Ctrl-C sets, ending the consume loop at its next poll (at most
+    :data:`_POLL_MS` later) instead of cancelling whatever is awaited: a cancellation that
+    lands as an aiokafka request completes can be lost (Python 3.11's ``wait_for``), leaving
+    the command running. A second Ctrl-C interrupts at once. Off the main thread (a test
+    invoking the command) signals cannot be handled, and Ctrl-C keeps asyncio's default."""
+    interrupted = asyncio.Event()
+
+    def interrupt() -> None:
+        interrupted.set()
+        loop.remove_signal_handler(signal.SIGINT)  # the next one raises KeyboardInterrupt
+
+    with suppress(ValueError, RuntimeError):  # not the main thread
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    return interrupted
 
 
 @app.command("consume")
