@@ -78,12 +78,13 @@ class GroupProgress:
         group: str,
         topic: str,
         partitions: int,
+        **options: Any,
     ) -> None:
         self.group = group
         self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
         self._admin = admin
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **options
         )
 
     async def __aenter__(self) -> Self:
@@ -118,14 +119,17 @@ async def read_topic(
     *,
     partitions: int,
     isolation_level: str = "read_committed",
+    **options: Any,
 ) -> list[Any]:
     """Every record of ``topic`` up to its end offsets now (the last stable offsets when
-    ``read_committed``): no settling delay, no guess of how many to expect."""
+    ``read_committed``): no settling delay, no guess of how many to expect. ``options``:
+    further consumer settings (a secured cluster's connection options)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         isolation_level=isolation_level,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **options,
     )
     await consumer.start()
     records: list[Any] = []

@@ -22,37 +22,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from eventplatform.registry.commands import MalformedCommand, decode
 from eventplatform.registry.state import RegistryState, Voided
+from tests.integration.registry.lineworker import STEP_TIMEOUT, LineWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WORKER = Path(__file__).with_name("_race_worker.py")
-STEP_TIMEOUT = 120.0
 
 
-class Worker:
-    """A worker process and its line protocol."""
-
-    def __init__(self, process: asyncio.subprocess.Process, number: int) -> None:
-        self.process = process
-        self.number = number
-
-    async def expect(self, prefix: str) -> str:
-        assert self.process.stdout is not None
-        raw = await asyncio.wait_for(self.process.stdout.readline(), STEP_TIMEOUT)
-        text = raw.decode().rstrip("\n")
-        if not text.startswith(prefix):
-            assert self.process.stderr is not None
-            self.process.kill()
-            errors = (await self.process.stderr.read()).decode()
-            pytest.fail(f"worker {self.number} said {text!r}, expected {prefix!r}:\n{errors}")
-        return text.removeprefix(prefix)
-
-    def send(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"{text}\n".encode())
-
-
-async def spawn(servers: str, topic: str, number: int) -> Worker:
+async def spawn(servers: str, topic: str, number: int) -> LineWorker:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(WORKER),
@@ -63,7 +40,7 @@ async def spawn(servers: str, topic: str, number: int) -> Worker:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    return Worker(process, number)
+    return LineWorker(process, number)
 
 
 async def race(servers: str, topic: str) -> tuple[list[list[list[Any]]], list[dict[str, Any]]]:

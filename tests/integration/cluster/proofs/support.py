@@ -12,17 +12,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.structs import TopicPartition
 
 from eventplatform.devkafka.local import LocalCluster
 from eventplatform.errors import EventPlatformError
 from eventplatform.settings import KafkaSettings, ProducerSettings, RegistrySettings, Settings
 from tests.integration.proofs.conftest import Names
-from tests.integration.proofs.processes import child_environment
+from tests.integration.proofs.conftest import app_environment as single_broker_environment
+from tests.integration.proofs.streams import GroupProgress, read_topic
 
 
 def app_environment(
@@ -33,18 +32,9 @@ def app_environment(
     As the single-broker proofs' (short session timeout, 250 records a poll), plus the
     cluster's address and security settings (:meth:`LocalCluster.env`).
     """
-    return child_environment(
-        **cluster.env(),
-        EVENTPLATFORM_REGISTRY__TOPIC=names.registry,
-        EVENTPLATFORM_CONSUMER__GROUP_ID=names.group,
-        EVENTPLATFORM_CONSUMER__SESSION_TIMEOUT_MS="6000",
-        EVENTPLATFORM_CONSUMER__HEARTBEAT_INTERVAL_MS="1000",
-        EVENTPLATFORM_CONSUMER__MAX_POLL_RECORDS="250",
-        EVENTPLATFORM_IDEMPOTENCY__STORE=store,
-        PROOF_TOPIC=names.topic,
-        PROOF_OUTPUT_TOPIC=names.output,
-        **extra,
-    )
+    env = cluster.env()
+    servers = env.pop("EVENTPLATFORM_KAFKA__BOOTSTRAP_SERVERS")
+    return single_broker_environment(servers, names, store, **env, **extra)
 
 
 def client_settings(
@@ -78,26 +68,25 @@ def _admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
     )
 
 
-class ClusterGroup:
+class ClusterGroup(GroupProgress):
     """A consumer group on the cluster: committed offsets, lag and who holds what.
 
     An async context manager (it holds an admin client and a group-less consumer).
     """
 
     def __init__(self, kafka: KafkaSettings, *, group: str, topic: str, partitions: int) -> None:
-        self.group = group
-        self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
-        self._admin = _admin(kafka)
-        self._consumer = AIOKafkaConsumer(
+        super().__init__(
             bootstrap_servers=kafka.bootstrap_servers,
-            enable_auto_commit=False,
+            admin=_admin(kafka),
+            group=group,
+            topic=topic,
+            partitions=partitions,
             **kafka.connection_options(),
         )
 
     async def __aenter__(self) -> Self:
         await self._admin.start()
-        await self._consumer.start()
-        return self
+        return await super().__aenter__()
 
     async def __aexit__(
         self,
@@ -105,25 +94,12 @@ class ClusterGroup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._consumer.stop()
+        await super().__aexit__(exc_type, exc, tb)
         await self._admin.close()
-
-    async def committed(self) -> dict[TopicPartition, int]:
-        """The group's committed offset per partition (0 where it committed nothing yet)."""
-        offsets = await self._admin.list_consumer_group_offsets(
-            self.group, partitions=self.partitions
-        )
-        return {tp: max(offsets[tp].offset, 0) if tp in offsets else 0 for tp in self.partitions}
 
     async def consumed(self) -> int:
         """Records the group committed past, over all partitions."""
         return sum((await self.committed()).values())
-
-    async def lag(self) -> int:
-        """Records of the topic the group has not committed past yet."""
-        ends = await self._consumer.end_offsets(self.partitions)
-        committed = await self.committed()
-        return sum(ends[tp] - committed[tp] for tp in self.partitions)
 
     async def assignment(self) -> dict[str, list[int]] | None:
         """Instance id → the partitions it holds, when the group is ``Stable`` (else None).
@@ -153,34 +129,15 @@ async def read_records(
     partitions: int,
     isolation_level: str = "read_uncommitted",
 ) -> list[Any]:
-    """Every record of ``topic`` up to its end offsets now (the last stable offsets when
-    ``read_committed``): no settling delay, no guess of how many to expect."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+    """Every record of ``topic`` up to its end offsets now (:func:`read_topic` on the
+    cluster, with its connection options)."""
+    return await read_topic(
+        kafka.bootstrap_servers,
+        topic,
+        partitions=partitions,
         isolation_level=isolation_level,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
         **kafka.connection_options(),
     )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if ends[tp] > 0}
-        while left:
-            batch = await consumer.getmany(*left, timeout_ms=500)
-            for rs in batch.values():
-                records += rs
-            # Transaction markers take offsets but are never returned: compare positions.
-            for tp in list(left):
-                if await consumer.position(tp) >= ends[tp]:
-                    left.discard(tp)
-    finally:
-        await consumer.stop()
-    return records
 
 
 def event_ids(records: Iterable[Any]) -> Counter[str]:

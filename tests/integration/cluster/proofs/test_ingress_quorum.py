@@ -32,7 +32,7 @@ from eventplatform.settings import ProducerSettings, Settings
 from tests import waiting
 from tests.integration.cluster.conftest import create_replicated
 from tests.integration.cluster.proofs.support import event_ids, read_records
-from tests.integration.connectors.helpers import Order, order_json, wait_running
+from tests.integration.connectors.helpers import Order, order_json, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,13 +63,8 @@ async def ingress(settings: Settings, topic: str) -> AsyncIterator[WebhookIngres
             settings=settings,
             registry=registry,
         )
-        task = asyncio.create_task(connector.run())
-        await wait_running(connector, task)
-        try:
+        async with running(connector):
             yield connector
-        finally:
-            connector.stop()
-            await task
 
 
 class Client:

@@ -28,18 +28,13 @@ import pytest
 from eventplatform.devkafka.local import LocalCluster
 from tests.integration.cluster.proofs.registry_worker import SUBJECTS, VERSIONS, plan
 from tests.integration.proofs.processes import ROOT, child_environment
+from tests.integration.registry.lineworker import STEP_TIMEOUT, LineWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STEP_TIMEOUT = 120.0
 
-
-class Worker:
+class Worker(LineWorker):
     """A worker process and its line protocol (see :mod:`.registry_worker`)."""
-
-    def __init__(self, process: asyncio.subprocess.Process, number: int) -> None:
-        self.process = process
-        self.number = number
 
     @classmethod
     async def spawn(cls, env: dict[str, str], number: int) -> Worker:
@@ -55,24 +50,6 @@ class Worker:
             stderr=asyncio.subprocess.PIPE,
         )
         return cls(process, number)
-
-    async def expect(self, prefix: str) -> str:
-        assert self.process.stdout is not None
-        try:
-            raw = await asyncio.wait_for(self.process.stdout.readline(), STEP_TIMEOUT)
-        except TimeoutError:
-            raw = b"(nothing)"
-        text = raw.decode().rstrip("\n")
-        if not text.startswith(prefix):
-            assert self.process.stderr is not None
-            self.process.kill()
-            errors = (await self.process.stderr.read()).decode()
-            pytest.fail(f"worker {self.number} said {text!r}, expected {prefix!r}:\n{errors}")
-        return text.removeprefix(prefix)
-
-    def send(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"{text}\n".encode())
 
     async def phase(self, name: str) -> list[list[Any]]:
         self.send(f"go {name}")
