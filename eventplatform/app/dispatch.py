@@ -74,6 +74,19 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group.exceptions[0]
 
 
+def _once(call: Callable[[], object]) -> Callable[[object], None]:
+    """A task done-callback that calls ``call`` the first time only."""
+    called = False
+
+    def callback(_: object) -> None:
+        nonlocal called
+        if not called:
+            called = True
+            call()
+
+    return callback
+
+
 def where(record: Any) -> str:
     """``topic[partition]@offset`` of a record, for logs."""
     return f"{record.topic}[{record.partition}]@{record.offset}"
@@ -143,8 +156,18 @@ class Dispatcher:
             "also write through the store's transaction (two commits cannot be atomic)"
         )
 
-    async def run(self, poll: PollState, runnable: list[Delivery], letters: list[Delivery]) -> None:
+    async def run(
+        self,
+        poll: PollState,
+        runnable: list[Delivery],
+        letters: list[Delivery],
+        *,
+        on_idle: Callable[[], object] | None = None,
+    ) -> None:
         """Run the poll's deliveries: chains per partition, dead letters alongside.
+
+        ``on_idle`` is called once, when the first of several workers has no chain left (the
+        poll's last wave has begun); the loop reads the next poll ahead then.
 
         Raises:
             IdempotencyStoreUnavailable: the store failed under a handler; redo the poll.
@@ -166,10 +189,13 @@ class Dispatcher:
         if len(jobs) == 1:
             await jobs[0]()
             return
+        idle = None if on_idle is None else _once(on_idle)
         try:
             async with asyncio.TaskGroup() as group:
                 for job in jobs:
-                    group.create_task(job())
+                    task = group.create_task(job())
+                    if idle is not None:
+                        task.add_done_callback(idle)
         except BaseExceptionGroup as failed:
             raise _unwrap(failed) from None
 

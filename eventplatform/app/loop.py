@@ -13,6 +13,15 @@ One poll (``getmany``, up to ``max_poll_records``) is processed at a time::
     commit        consumer offsets of the other topics; never past an unfinished event
     rewind        seek back to the first deferred event of each partition
 
+Reading ahead (polls of key units): once the first worker of such a poll has no chain left (its
+last wave has begun), the next poll is read and decoded in the background, so that it is ready
+when the poll ends instead of costing a getmany and a decode while every worker waits. Polls
+are still processed one at a time. What the poll ends up seeking back (a deferred event, a
+redo) wins over what was read ahead: those partitions' records are dropped and the seek is made
+again; after a rebalance, everything read ahead is dropped (the new assignment starts from the
+committed offsets). Polls of short, CPU-bound handlers do not read ahead: there it measured
+slower (the next poll's deliveries live through the current one's garbage collections).
+
 An event is *deferred*, and the committed offset stops before it, when its key is leased by
 another member (it will be done or released soon), when the store or the dead-letter topic
 cannot be reached, or when the app stops during its backoff. Deferred events are read again
@@ -68,6 +77,32 @@ TP = Any  # aiokafka TopicPartition
 
 def _first_offsets(batches: list[list[Delivery]]) -> dict[TP, int]:
     return {batch[0].tp: batch[0].record.offset for batch in batches if batch}
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """One ``getmany``: its records, when it began (ns), and the rebalance count then.
+
+    Read ahead, it also holds the decoded batches, or the error decoding them raised.
+    """
+
+    records: dict[TP, list[Any]]
+    began: int
+    generation: int
+    batches: list[list[Delivery]] | None = None
+    error: EventPlatformError | None = None
+
+    def without(self, tps: set[TP]) -> _Fetched:
+        """The same poll without the records of ``tps``."""
+        return _Fetched(
+            records={tp: records for tp, records in self.records.items() if tp not in tps},
+            began=self.began,
+            generation=self.generation,
+            batches=None
+            if self.batches is None
+            else [batch for batch in self.batches if batch and batch[0].tp not in tps],
+            error=self.error,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,7 +178,9 @@ class ConsumptionLoop:
         self._committer: asyncio.Task[None] | None = None
         self._unhandled_seen: set[tuple[str, str]] = set()
         self._failures = 0
-        self._polled_at = 0  # when the last poll began (ns): the receive span's start
+        self._ahead: asyncio.Task[_Fetched] | None = None  # the next poll, read ahead
+        self._moved: dict[TP, int] = {}  # seeks made while a poll was read ahead
+        self._generation = 0  # rebalances seen (revocations and assignments)
         self._revoke_wait = max((route.timeout for route in config.router.routes), default=30.0)
         self._dispatcher = Dispatcher(
             group_id=config.group_id,
@@ -192,46 +229,113 @@ class ConsumptionLoop:
             KafkaError: the consumer failed for good (e.g. not authorized for a topic).
             EventPlatformError: the store failed in a way retrying cannot fix.
         """
-        consumer = self._consumer
-        while not self._stopping.is_set():
-            self._polled_at = time.time_ns()
-            try:
-                polled = await consumer.getmany(
-                    timeout_ms=self._poll_timeout_ms, max_records=self._config.max_poll_records
-                )
-            except kafka_errors.KafkaError as exc:
-                if not (exc.retriable or isinstance(exc, kafka_errors.KafkaConnectionError)):
-                    raise KafkaError(
-                        f"consuming for group {self._config.group_id!r} failed: {exc}"
-                    ) from exc
-                self.stats.connection_errors += 1
-                delay = self._failure_delay()
-                log.warning("poll failed (%s); retrying in %.2fs", exc, delay)
-                await self.pause(delay)
-                continue
-            if self.membership is not None and self.membership.fenced is not None:
-                # Nothing of this poll is processed: the partitions belong to the twin now.
-                raise self.membership.fenced
-            if not polled:
-                if self._pending_commits:
-                    self._commit_soon()
-                continue
-            self._idle.clear()
-            try:
-                delay = await self._process(polled)
-            finally:
-                self._idle.set()
-            if delay:
-                await self.pause(delay)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    fetched = await self._next_poll()
+                except kafka_errors.KafkaError as exc:
+                    if not (exc.retriable or isinstance(exc, kafka_errors.KafkaConnectionError)):
+                        raise KafkaError(
+                            f"consuming for group {self._config.group_id!r} failed: {exc}"
+                        ) from exc
+                    self.stats.connection_errors += 1
+                    delay = self._failure_delay()
+                    log.warning("poll failed (%s); retrying in %.2fs", exc, delay)
+                    await self.pause(delay)
+                    continue
+                if self.membership is not None and self.membership.fenced is not None:
+                    # Nothing of this poll is processed: the partitions belong to the twin now.
+                    raise self.membership.fenced
+                if not fetched.records:
+                    if self._pending_commits:
+                        self._commit_soon()
+                    continue
+                self._idle.clear()
+                try:
+                    delay = await self._process(fetched)
+                finally:
+                    self._idle.set()
+                if delay:
+                    await self.pause(delay)
+        finally:
+            await self._drop_ahead()
         await self._drain_commits()
 
-    async def _process(self, polled: dict[TP, list[Any]]) -> float:
+    # -- reading -----------------------------------------------------------------------------
+
+    async def _read(self) -> _Fetched:
+        generation = self._generation
+        began = time.time_ns()
+        records = await self._consumer.getmany(
+            timeout_ms=self._poll_timeout_ms, max_records=self._config.max_poll_records
+        )
+        return _Fetched(records, began, generation)
+
+    def _read_next(self) -> None:
+        """Start reading the next poll in the background (the current one's tail has begun)."""
+        if self._ahead is None and not self._stopping.is_set():
+            self._moved = {}
+            self._ahead = asyncio.create_task(self._read_ahead(), name="eventplatform.read-ahead")
+
+    async def _read_ahead(self) -> _Fetched:
+        fetched = await self._read()
+        if fetched.records:
+            try:
+                fetched.batches = await self._config.decoder.decode(fetched.records)
+            except EventPlatformError as exc:
+                fetched.error = exc  # met when the poll is processed, as if decoded then
+        return fetched
+
+    async def _next_poll(self) -> _Fetched:
+        """The poll read ahead, less what the last poll's seeks or a rebalance overtook."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return await self._read()
+        fetched = await ahead  # its Kafka errors are met here, as a poll's would be
+        moved, self._moved = self._moved, {}
+        if fetched.generation != self._generation:
+            # A rebalance since: the assignment starts from the committed offsets.
+            log.debug("a rebalance overtook the poll read ahead; dropped")
+            return _Fetched({}, fetched.began, self._generation)
+        overtaken = {tp for tp in moved if tp in fetched.records}
+        if not overtaken:
+            return fetched
+        for tp in overtaken:
+            # Whether the records were read before the seek or after it, read from there.
+            records = fetched.records[tp]
+            log.debug(
+                "dropped %d record(s) of %s[%d] read ahead from offset %d; reading again from "
+                "offset %d",
+                len(records),
+                tp.topic,
+                tp.partition,
+                records[0].offset,
+                moved[tp],
+            )
+            self._seek(tp, moved[tp])
+        return fetched.without(overtaken)
+
+    async def _drop_ahead(self) -> None:
+        # Records read ahead and not processed are not committed: read again after a restart.
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+
+    # -- processing --------------------------------------------------------------------------
+
+    async def _process(self, fetched: _Fetched) -> float:
         """Process one poll; return how long to wait before the next (0 when all went well)."""
+        polled = fetched.records
         stats = self.stats
         stats.polls += 1
         stats.received += sum(len(records) for records in polled.values())
         try:
-            batches = await self._config.decoder.decode(polled)
+            if fetched.error is not None:
+                raise fetched.error
+            batches = fetched.batches
+            if batches is None:
+                batches = await self._config.decoder.decode(polled)
         except EventPlatformError as exc:
             if not exc.retriable:
                 raise
@@ -242,7 +346,7 @@ class ConsumptionLoop:
             stats.deferred += sum(len(records) for records in polled.values())
             return self._failure_delay()
         telemetry = observed.SWITCHES.telemetry  # a receive span per poll, while traced
-        receipt = telemetry and telemetry.received(polled, self._config.group_id, self._polled_at)
+        receipt = telemetry and telemetry.received(polled, self._config.group_id, fetched.began)
 
         txn_tps = {tp for tp in polled if self._config.router.transactional(tp.topic)}
         poll = PollState(batches, txn_tps)
@@ -290,7 +394,9 @@ class ConsumptionLoop:
         if self._config.units and self._config.inbox and not poll.txn_tps:
             # Each event claims, writes and commits in its own transaction; nothing to settle.
             poll.open_units()
-            await self._dispatcher.run(poll, runnable, letters)
+            # Handlers waiting on I/O in transactions of their own: the next poll is read
+            # while the last wave runs (see "Reading ahead" above).
+            await self._dispatcher.run(poll, runnable, letters, on_idle=self._read_next)
             return
         keys = [d.idempotency_key for d in runnable]
         async with self._config.store.batch(
@@ -390,6 +496,8 @@ class ConsumptionLoop:
         return rewound
 
     def _seek(self, tp: TP, offset: int) -> None:
+        if self._ahead is not None:
+            self._moved[tp] = offset  # the poll read ahead may hold records past it
         # Revoked meanwhile: the next owner starts from the committed offset.
         with contextlib.suppress(kafka_errors.IllegalStateError, AssertionError):
             self._consumer.seek(tp, offset)
@@ -511,6 +619,7 @@ class ConsumptionLoop:
 
     async def on_revoked(self, revoked: set[TP]) -> None:
         """Let the poll in flight finish (bounded) and commit before partitions move."""
+        self._generation += 1  # what was read ahead is dropped
         if not self._idle.is_set():
             try:
                 await asyncio.wait_for(self._idle.wait(), self._revoke_wait)
@@ -526,6 +635,7 @@ class ConsumptionLoop:
 
     def on_assigned(self) -> None:
         """After a join: let the static-membership watch see the member id it got."""
+        self._generation += 1
         if self.membership is not None:
             self.membership.joined(member_id_of(self._consumer))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -293,3 +294,101 @@ async def test_the_committed_offset_never_passes_an_unfinished_event(
         await until(functools.partial(committed_is, 41), what="every offset committed", within=30)
     names = sorted(row["order_id"] for row in await rows(postgres_dsn, effects))
     assert names == sorted([f"o{i}" for i in range(40)] + ["held"])
+
+
+async def test_a_seek_back_drops_what_was_read_ahead_and_loses_nothing(
+    settings: Settings,
+    registry: MemoryRegistry,
+    producer: EventProducer,
+    unique_topic: Callable[[str], str],
+    group: str,
+    postgres_dsn: str,
+    effects: str,
+    kafka_admin: AIOKafkaAdminClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Polls of 5 records, 4 workers: the next poll is read while a poll's last wave runs.
+
+    Offset 10's key is held by another member, so its poll (10-14) defers it and seeks back
+    to 10, overtaking what was read ahead (15-19), which is dropped and read again. Every
+    event applies once, each key's events in offset order; the committed offset stops at 10
+    until the key is let go, then reaches the end.
+    """
+    caplog.set_level(logging.DEBUG, logger="eventplatform.app")
+    topic = unique_topic("orders")
+    consumer = settings.consumer.model_copy(update={"max_concurrency": 4, "max_poll_records": 5})
+    table = f"idem_{uuid.uuid4().hex[:8]}"
+    app = EventApp(
+        "read-ahead",
+        group_id=group,
+        registry=registry,
+        settings=settings.model_copy(update={"consumer": consumer}),
+        store=store(postgres_dsn, table=table, lock_timeout=0.05),
+    )
+    ran: list[tuple[str, int]] = []  # (Kafka key, offset), in the order the handlers ran
+
+    @app.handle(OrderPlaced, topic=topic)
+    async def record(event: OrderPlaced, ctx: Context) -> None:
+        await ctx.transaction.execute(
+            f"INSERT INTO {effects} VALUES ($1, $2, $3)",
+            ctx.idempotency_key,
+            event.order_id,
+            ctx.offset,
+        )
+        assert ctx.key is not None
+        ran.append((ctx.key.decode(), ctx.offset))
+
+    items = [
+        Outgoing(OrderPlaced(order_id=f"o{i}"), key=f"k{i % 6}", topic=topic) for i in range(40)
+    ]
+    items.insert(
+        10,
+        Outgoing(OrderPlaced(order_id="held"), key="held", topic=topic, idempotency_key="held"),
+    )
+    tp = TopicPartition(topic, 0)
+
+    async def committed_is(n: int) -> bool:
+        offsets = await kafka_admin.list_consumer_group_offsets(group, partitions=[tp])
+        meta = offsets.get(tp)
+        return meta is not None and meta.offset == n
+
+    def overtaken(first: int) -> Callable[[], bool]:
+        wanted = f"read ahead from offset {first}; reading again from offset 10"
+        return lambda: any(wanted in r.getMessage() for r in caplog.records)
+
+    class Release(Exception):
+        pass
+
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(other: PostgresStore) -> None:
+        async with other.unit(group, "held", owner="another-member") as held:
+            assert held.fresh
+            holding.set()
+            await release.wait()
+            raise Release
+
+    async with running(app), store(postgres_dsn, table=table) as other:
+        holder = asyncio.create_task(hold(other))
+        try:
+            await until(holding.is_set, what="the other member to hold the key")
+            await producer.publish_batch(items)
+            await until(overtaken(15), what="a seek back to 10 to overtake a read-ahead")
+            await until(functools.partial(committed_is, 10), what="offset 10 committed")
+            # Read again, read ahead and deferred twice more: the offset still stops before it.
+            deferred = app.stats.deferred
+            await eventually(lambda: app.stats.deferred >= deferred + 2, within=30)
+            assert await committed_is(10)
+        finally:
+            release.set()
+            with pytest.raises(Release):
+                await holder
+        await until(functools.partial(committed_is, 41), what="every offset committed", within=30)
+    applied = await rows(postgres_dsn, effects)
+    assert sorted(row["order_id"] for row in applied) == sorted(
+        [f"o{i}" for i in range(40)] + ["held"]
+    )
+    assert sorted(row["amount"] for row in applied) == list(range(41))  # each offset once
+    for key in {k for k, _ in ran}:
+        offsets = [offset for k, offset in ran if k == key]
+        assert offsets == sorted(offsets), f"{key} ran out of order: {offsets}"
