@@ -8,6 +8,7 @@ a failed attempt's writes roll back; the committed offset never passes an unfini
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import uuid
@@ -76,6 +77,52 @@ async def rows(postgres_dsn: str, table: str) -> list[Any]:
 
 def app_for(name: str, group: str, registry: MemoryRegistry, settings: Settings, dsn: str) -> Any:
     return EventApp(name, group_id=group, registry=registry, settings=settings, store=store(dsn))
+
+
+def with_held_key(topic: str, count: int, *, keys: int) -> list[Outgoing]:
+    """``count`` orders ``o0``… keyed ``k<i % keys>``, with order ``held`` (key and
+    idempotency key ``held``) inserted at offset 10."""
+    items = [
+        Outgoing(OrderPlaced(order_id=f"o{i}"), key=f"k{i % keys}", topic=topic)
+        for i in range(count)
+    ]
+    held = OrderPlaced(order_id="held")
+    items.insert(10, Outgoing(held, key="held", topic=topic, idempotency_key="held"))
+    return items
+
+
+async def committed_offset(admin: AIOKafkaAdminClient, group: str, tp: TopicPartition) -> int:
+    """The group's committed offset of ``tp``; -1 when none is."""
+    offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+    meta = offsets.get(tp)
+    return -1 if meta is None else meta.offset
+
+
+@contextlib.asynccontextmanager
+async def held_elsewhere(dsn: str, table: str, group: str, key: str) -> AsyncIterator[None]:
+    """Another member holds ``key`` in an open transaction until exit, then rolls back."""
+
+    class Release(Exception):
+        pass
+
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(other: PostgresStore) -> None:
+        async with other.unit(group, key, owner="another-member") as held:
+            assert held.fresh
+            holding.set()
+            await release.wait()
+            raise Release
+
+    async with store(dsn, table=table) as other:
+        holder = asyncio.create_task(hold(other))
+        try:
+            await until(holding.is_set, what=f"another member to hold {key!r}")
+            yield
+        finally:
+            release.set()
+            with pytest.raises(Release):
+                await holder
 
 
 async def test_handlers_waiting_on_io_overlap_up_to_the_limit(
@@ -241,17 +288,8 @@ async def test_the_committed_offset_never_passes_an_unfinished_event(
             f"INSERT INTO {effects} VALUES ($1, $2, $3)", ctx.idempotency_key, event.order_id, 0
         )
 
-    items = [Outgoing(OrderPlaced(order_id=f"o{i}"), key=f"k{i}", topic=topic) for i in range(40)]
-    items.insert(
-        10,
-        Outgoing(OrderPlaced(order_id="held"), key="held", topic=topic, idempotency_key="held"),
-    )
+    items = with_held_key(topic, 40, keys=40)
     tp = TopicPartition(topic, 0)
-
-    async def committed() -> int:
-        offsets = await kafka_admin.list_consumer_group_offsets(group, partitions=[tp])
-        meta = offsets.get(tp)
-        return -1 if meta is None else meta.offset
 
     async def written() -> int:
         return len(await rows(postgres_dsn, effects))
@@ -260,37 +298,18 @@ async def test_the_committed_offset_never_passes_an_unfinished_event(
         return await written() == n
 
     async def committed_is(n: int) -> bool:
-        return await committed() == n
+        return await committed_offset(kafka_admin, group, tp) == n
 
-    class Release(Exception):
-        pass
-
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(other: PostgresStore) -> None:
-        # Another member holds the key of offset 10 in an open transaction, then rolls back.
-        async with other.unit(group, "held", owner="another-member") as held:
-            assert held.fresh
-            holding.set()
-            await release.wait()
-            raise Release
-
-    async with running(app), store(postgres_dsn, table=table) as other:
-        holder = asyncio.create_task(hold(other))
-        try:
-            await until(holding.is_set, what="the other member to hold the key")
+    async with running(app):
+        async with held_elsewhere(postgres_dsn, table, group, "held"):
             await producer.publish_batch(items)
             await until(functools.partial(written_is, 40), what="the 40 other events applied")
             await until(functools.partial(committed_is, 10), what="offset 10 committed")
             # Read again and deferred twice more: the offset still stops before it.
             deferred = app.stats.deferred
             await eventually(lambda: app.stats.deferred >= deferred + 2, within=30)
-            assert await committed() == 10
+            assert await committed_offset(kafka_admin, group, tp) == 10
             assert await written() == 40
-        finally:
-            release.set()
-            with pytest.raises(Release):
-                await holder
         await until(functools.partial(committed_is, 41), what="every offset committed", within=30)
     names = sorted(row["order_id"] for row in await rows(postgres_dsn, effects))
     assert names == sorted([f"o{i}" for i in range(40)] + ["held"])
@@ -338,40 +357,18 @@ async def test_a_seek_back_drops_what_was_read_ahead_and_loses_nothing(
         assert ctx.key is not None
         ran.append((ctx.key.decode(), ctx.offset))
 
-    items = [
-        Outgoing(OrderPlaced(order_id=f"o{i}"), key=f"k{i % 6}", topic=topic) for i in range(40)
-    ]
-    items.insert(
-        10,
-        Outgoing(OrderPlaced(order_id="held"), key="held", topic=topic, idempotency_key="held"),
-    )
+    items = with_held_key(topic, 40, keys=6)
     tp = TopicPartition(topic, 0)
 
     async def committed_is(n: int) -> bool:
-        offsets = await kafka_admin.list_consumer_group_offsets(group, partitions=[tp])
-        meta = offsets.get(tp)
-        return meta is not None and meta.offset == n
+        return await committed_offset(kafka_admin, group, tp) == n
 
     def overtaken(first: int) -> Callable[[], bool]:
         wanted = f"read ahead from offset {first}; reading again from offset 10"
         return lambda: any(wanted in r.getMessage() for r in caplog.records)
 
-    class Release(Exception):
-        pass
-
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(other: PostgresStore) -> None:
-        async with other.unit(group, "held", owner="another-member") as held:
-            assert held.fresh
-            holding.set()
-            await release.wait()
-            raise Release
-
-    async with running(app), store(postgres_dsn, table=table) as other:
-        holder = asyncio.create_task(hold(other))
-        try:
-            await until(holding.is_set, what="the other member to hold the key")
+    async with running(app):
+        async with held_elsewhere(postgres_dsn, table, group, "held"):
             await producer.publish_batch(items)
             await until(overtaken(15), what="a seek back to 10 to overtake a read-ahead")
             await until(functools.partial(committed_is, 10), what="offset 10 committed")
@@ -379,10 +376,6 @@ async def test_a_seek_back_drops_what_was_read_ahead_and_loses_nothing(
             deferred = app.stats.deferred
             await eventually(lambda: app.stats.deferred >= deferred + 2, within=30)
             assert await committed_is(10)
-        finally:
-            release.set()
-            with pytest.raises(Release):
-                await holder
         await until(functools.partial(committed_is, 41), what="every offset committed", within=30)
     applied = await rows(postgres_dsn, effects)
     assert sorted(row["order_id"] for row in applied) == sorted(
