@@ -135,6 +135,15 @@ class FileSource(Source[FileSourceConfig]):
                 # At the end: has the file been rotated or truncated?
                 replaced, truncated = await asyncio.to_thread(self._check, current)
                 if replaced:
+                    # What was written to the old file between the last read and the rename
+                    # being seen comes first: read it to its end, then switch.
+                    chunk = await asyncio.to_thread(
+                        os.pread, current.fd, self.config.read_bytes, current.read_to
+                    )
+                    if chunk:
+                        for record in self._take(current, chunk):
+                            yield record
+                        continue
                     if current.buffer and not current.skipping:
                         # The old file is complete, so is its last line.
                         last = self._record(current.buffer, current.buffer_start, current)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable
@@ -142,6 +143,43 @@ async def test_bad_lines_go_to_the_dead_letter_topic_with_their_line_numbers(
     assert source.stats.errors == 4
     assert source.stats.counters == {"bad_lines": 4, "dead_lettered": 4}
     assert ":3:" in (source.stats.last_error or "") or ":6:" in (source.stats.last_error or "")
+
+
+async def test_lines_written_to_the_old_file_just_before_the_rotation_is_seen_are_read(
+    tmp_path: Path,
+    settings: Settings,
+    registry: MemoryRegistry,
+    offsets: OffsetStore,
+    reader: TopicReader,
+    unique_topic: Callable[[str], str],
+) -> None:
+    """The source reached the old file's end; then, before it looks at the path again, the
+    file is renamed, written a last time, and a new one takes the path. The last lines of the
+    old file still come first (CI once lost line 3 this way)."""
+    topic = unique_topic("ticks")
+    path = tmp_path / "ticks.jsonl"
+    path.write_bytes(line(1) + line(2))
+    source = file_source(path, topic, settings, registry, offsets)
+    check = source._check
+    rotate = asyncio.Event()
+
+    def rotating_check(current: Any) -> tuple[bool, bool]:
+        # Runs at the old file's end, just before the source looks at the path again.
+        if rotate.is_set():
+            rotate.clear()
+            os.rename(path, tmp_path / "ticks.jsonl.1")
+            with (tmp_path / "ticks.jsonl.1").open("ab") as old:
+                old.write(line(3) + line(4)[:-1])  # its last line never gets a newline
+            path.write_bytes(line(5))
+        return check(current)
+
+    source._check = rotating_check  # type: ignore[method-assign]
+    async with running(source):
+        await eventually(lambda: _end_is(reader, topic, 2))
+        rotate.set()
+        await eventually(lambda: _end_is(reader, topic, 5))
+    received = await reader.read(topic, 5)
+    assert [(await reader.decode(r, Tick)).n for r in received] == [1, 2, 3, 4, 5]
 
 
 async def test_rotation_and_truncation_are_followed(
