@@ -118,6 +118,7 @@ class FileSource(Source[FileSourceConfig]):
     async def records(self) -> AsyncIterator[SourceRecord]:
         """The lines of the file as they are written, until stopped."""
         current: _Open | None = None
+        rotated = False  # a new file is at the path; the old one is read to its end first
         try:
             while not self.stopping:
                 if current is None:
@@ -132,26 +133,23 @@ class FileSource(Source[FileSourceConfig]):
                     for record in self._take(current, chunk):
                         yield record
                     continue
-                # At the end: has the file been rotated or truncated?
-                replaced, truncated = await asyncio.to_thread(self._check, current)
-                if replaced:
-                    # What was written to the old file between the last read and the rename
-                    # being seen comes first: read it to its end, then switch.
-                    chunk = await asyncio.to_thread(
-                        os.pread, current.fd, self.config.read_bytes, current.read_to
-                    )
-                    if chunk:
-                        for record in self._take(current, chunk):
-                            yield record
-                        continue
+                if rotated:
+                    # Read to its end since the new file was seen: the old file is complete,
+                    # so is its last line.
                     if current.buffer and not current.skipping:
-                        # The old file is complete, so is its last line.
                         last = self._record(current.buffer, current.buffer_start, current)
                         if last is not None:
                             yield last
                     log.info("%s: %s was rotated; reading the new file", self.name, self.path)
                     os.close(current.fd)
-                    current = await self._open_file(fresh=True)
+                    current, rotated = await self._open_file(fresh=True), False
+                    continue
+                # At the end: has the file been rotated or truncated?
+                replaced, truncated = await asyncio.to_thread(self._check, current)
+                if replaced:
+                    # Lines written to the old file between the last read and the rename being
+                    # seen come first: read it once more before switching.
+                    rotated = True
                 elif truncated:
                     log.info("%s: %s was truncated; reading from its start", self.name, self.path)
                     current.read_to = current.line = 0
