@@ -26,9 +26,10 @@ within one poll runs after its first copy and sees it as done, never next to it.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from eventplatform.app.dlq import Stage
@@ -316,14 +317,47 @@ class Decoder:
 
 
 class Chain:
-    """Deliveries that must run one after another, in poll order."""
+    """Deliveries that must run one after another, in poll order.
 
-    __slots__ = ("deliveries", "parent", "tp")
+    A chain added to a poll that is running (a poll grown by the next one read ahead) may have
+    to wait for chains of the poll that share a key with it: :attr:`after`. A chain that
+    ended with an event deferred is :attr:`held`; the chains after it are deferred whole.
+    """
+
+    __slots__ = ("_waiters", "after", "deliveries", "ended", "held", "parent", "tp")
 
     def __init__(self, tp: TP) -> None:
         self.deliveries: list[tuple[int, Delivery]] = []
         self.parent: Chain | None = None
         self.tp = tp
+        self.after: tuple[Chain, ...] = ()
+        self.ended = False
+        self.held = False
+        self._waiters: asyncio.Event | None = None
+
+    def end(self, *, held: bool) -> None:
+        """The chain's worker is done with it (``held``: an event of it was deferred)."""
+        self.ended = True
+        self.held = held
+        if self._waiters is not None:
+            self._waiters.set()
+
+    async def wait(self) -> bool:
+        """Wait until the chain has ended; True when it is held."""
+        if not self.ended:
+            if self._waiters is None:
+                self._waiters = asyncio.Event()
+            await self._waiters.wait()
+        return self.held
+
+    def ordering_keys(self) -> Iterator[Hashable]:
+        """What orders the chain: the Kafka key (per partition) and idempotency key of each
+        event (as :func:`plan_chains` joins them)."""
+        for _, delivery in self.deliveries:
+            key = delivery.record.key
+            if key is not None:
+                yield (delivery.tp, key)
+            yield delivery.idempotency_key
 
     def root(self) -> Chain:
         """The chain this one was merged into (itself when never merged)."""

@@ -32,7 +32,7 @@ import asyncio
 import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from typing import Any
 
 from eventplatform.app.context import Context, ProducerPublisher, Publisher
@@ -74,17 +74,84 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group.exceptions[0]
 
 
-def _once(call: Callable[[], object]) -> Callable[[object], None]:
-    """A task done-callback that calls ``call`` the first time only."""
-    called = False
+class PollRun:
+    """A poll being run: its chains per partition, its jobs, and what :meth:`Dispatcher.extend`
+    needs to add chains to it while it runs."""
 
-    def callback(_: object) -> None:
-        nonlocal called
-        if not called:
-            called = True
-            call()
+    def __init__(self, poll: PollState, on_idle: Callable[[], object] | None) -> None:
+        self.poll = poll
+        self.queues: dict[TP, deque[Chain]] = {}
+        self.workers: dict[TP, int] = {}  # live workers per partition
+        self.taken: set[Chain] = set()  # chains taken by a worker and not ended
+        self.held: set[Hashable] = set()  # keys of the chains that ended with an event deferred
+        self.group: asyncio.TaskGroup | None = None
+        self.live = 0  # jobs not finished: while any is, the task group takes more
+        self.failed = False
+        self.hook = on_idle
+        self.on_idle = on_idle  # cleared once called; extend() arms it again
 
-    return callback
+    def add(self, chains: Iterable[Chain]) -> dict[TP, int]:
+        """Queue ``chains``; how many were added per partition."""
+        added: dict[TP, int] = {}
+        for chain in chains:
+            self.queues.setdefault(chain.tp, deque()).append(chain)
+            added[chain.tp] = added.get(chain.tp, 0) + 1
+        return added
+
+    def take(self, queue: deque[Chain]) -> Chain | None:
+        """The next chain of ``queue`` to run: the first that waits for no running chain,
+        else the first (its worker waits)."""
+        if not queue:
+            return None
+        chain = queue[0]
+        if chain.after and not _ready(chain):
+            for candidate in queue:
+                if not candidate.after or _ready(candidate):
+                    chain = candidate
+                    break
+        if chain is queue[0]:
+            queue.popleft()
+        else:
+            queue.remove(chain)
+        self.taken.add(chain)
+        return chain
+
+    def end(self, chain: Chain, *, held: bool) -> None:
+        self.taken.discard(chain)
+        if held:
+            self.held.update(chain.ordering_keys())
+        chain.end(held=held)
+
+    def spawn(self, job: Callable[[], Coroutine[Any, Any, None]], tp: TP | None) -> None:
+        """Start ``job`` in the poll's task group (a worker of partition ``tp``, or None)."""
+        assert self.group is not None
+        self.group.create_task(self._job(job))
+        self.live += 1
+        if tp is not None:
+            self.workers[tp] = self.workers.get(tp, 0) + 1
+
+    def retire(self, tp: TP) -> None:
+        """A worker of ``tp`` found no chain left: it takes none any more (its session may
+        still be closing); the first to do so calls ``on_idle``."""
+        if tp in self.workers:  # a worker of the task group (not a poll's lone job)
+            self.workers[tp] -= 1
+        idle, self.on_idle = self.on_idle, None
+        if idle is not None:
+            idle()
+
+    async def _job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await job()
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            self.live -= 1  # before the task ends: a job added later finds the group open
+
+
+def _ready(chain: Chain, current: Chain | None = None) -> bool:
+    """Whether ``chain`` may start (once ``current`` ends): no other chain it waits for runs."""
+    return all(before.ended or before is current for before in chain.after)
 
 
 def where(record: Any) -> str:
@@ -136,6 +203,7 @@ class Dispatcher:
         self._owner = owner
         # Workers of a poll of key units each hold a connection: never more than the pool has.
         self._unit_slots = asyncio.Semaphore(store.concurrent_units if store is not None else 1)
+        self._running: PollRun | None = None  # the poll being run, for extend()
         self._router = router
         self._plain = plain
         self._plain_publisher: Publisher = (
@@ -166,79 +234,136 @@ class Dispatcher:
     ) -> None:
         """Run the poll's deliveries: chains per partition, dead letters alongside.
 
-        ``on_idle`` is called once, when the first of several workers has no chain left (the
-        poll's last wave has begun); the loop reads the next poll ahead then.
+        ``on_idle`` is called when the first of several workers finds no chain left (the
+        poll's last wave has begun), and again after each :meth:`extend`; the loop reads the
+        next poll ahead then.
 
         Raises:
             IdempotencyStoreUnavailable: the store failed under a handler; redo the poll.
             ProducerFenced: the transactional producer was fenced.
             KafkaError: records could not be sent into the poll's transaction.
         """
-        queues: dict[TP, deque[Chain]] = {}
-        for chain in plan_chains(runnable):
-            queues.setdefault(chain.tp, deque()).append(chain)
+        run = PollRun(poll, on_idle)
+        run.add(plan_chains(runnable))
         # Coroutines are made only when scheduled, so a failure leaves none un-awaited.
-        jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        for queue in queues.values():
+        jobs: list[tuple[Callable[[], Coroutine[Any, Any, None]], TP | None]] = []
+        for tp, queue in run.queues.items():
             workers = min(self._max_concurrency, len(queue))
-            jobs.extend([functools.partial(self._worker, queue, poll)] * workers)
+            jobs.extend([(functools.partial(self._worker, run, tp), tp)] * workers)
         if letters:
-            jobs.append(functools.partial(self._dead_letter_all, letters, poll))
+            jobs.append((functools.partial(self._dead_letter_all, letters, poll), None))
         if not jobs:
             return
         if len(jobs) == 1:
-            await jobs[0]()
+            await jobs[0][0]()
             return
-        idle = None if on_idle is None else _once(on_idle)
+        self._running = run
         try:
             async with asyncio.TaskGroup() as group:
-                for job in jobs:
-                    task = group.create_task(job())
-                    if idle is not None:
-                        task.add_done_callback(idle)
+                run.group = group
+                for job, tp in jobs:
+                    run.spawn(job, tp)
         except BaseExceptionGroup as failed:
             raise _unwrap(failed) from None
+        finally:
+            self._running = None
 
-    async def _worker(self, queue: deque[Chain], poll: PollState) -> None:
-        if not poll.units:
-            await self._work(queue, poll, None)
+    def extend(self, runnable: list[Delivery], letters: list[Delivery]) -> bool:
+        """Add the deliveries of the next poll to the poll of key units running now.
+
+        Only once every chain of the running poll has been taken (its last wave runs): a chain
+        added waits for the chains still running that share a key with it, and one sharing a
+        key with a chain that ended deferred is deferred whole (its partition is read again
+        from there). False, and nothing changed, when the poll cannot take them: it has ended
+        or is failing, it is not a poll of key units, or chains of it wait to be taken.
+        """
+        run = self._running
+        if (
+            run is None
+            or run.group is None
+            or run.live == 0
+            or run.failed
+            or not run.poll.units
+            or any(run.queues.values())
+        ):
+            return False
+        owners: dict[Hashable, set[Chain]] = {}
+        for chain in run.taken:
+            for key in chain.ordering_keys():
+                owners.setdefault(key, set()).add(chain)
+        queued: list[Chain] = []
+        for chain in plan_chains(runnable):
+            keys = set(chain.ordering_keys())
+            if not run.held.isdisjoint(keys):
+                for _, d in chain.deliveries:
+                    d.outcome = Outcome.DEFERRED
+                run.held.update(keys)
+                continue
+            chain.after = tuple({c for key in keys for c in owners.get(key, ())})
+            queued.append(chain)
+        for tp, added in run.add(queued).items():
+            for _ in range(min(self._max_concurrency - run.workers.get(tp, 0), added)):
+                run.spawn(functools.partial(self._worker, run, tp), tp)
+        if letters:
+            run.spawn(functools.partial(self._dead_letter_all, letters, run.poll), None)
+        run.on_idle = run.hook
+        return True
+
+    async def _worker(self, run: PollRun, tp: TP) -> None:
+        if not run.poll.units:
+            await self._work(run, tp, None)
             return
         assert self._store is not None
         async with self._unit_slots:
-            if not queue:
-                return  # the other workers finished the partition meanwhile
+            if not run.queues[tp]:
+                run.retire(tp)  # the other workers finished the partition meanwhile
+                return
             async with self._store.session(self._group, owner=self._owner) as session:
-                await self._work(queue, poll, session)
+                await self._work(run, tp, session)
 
-    async def _work(
-        self, queue: deque[Chain], poll: PollState, session: UnitSession | None
-    ) -> None:
+    async def _work(self, run: PollRun, tp: TP, session: UnitSession | None) -> None:
+        """Take and run chains of partition ``tp`` until none is left; then retire."""
+        poll = run.poll
+        queue = run.queues[tp]
         deadlines = Deadlines()
         try:
-            chain = queue.popleft() if queue else None
+            chain = run.take(queue)
             while chain is not None:
                 following: Chain | None = None  # taken early when its head is claimed ahead
                 blocked = False
+                for before in chain.after:
+                    if await before.wait():
+                        blocked = True  # an event of its key was deferred: so is the chain
                 deliveries = chain.deliveries
                 last = len(deliveries) - 1
-                for n, (_, delivery) in enumerate(deliveries):
-                    if blocked:
-                        delivery.outcome = Outcome.DEFERRED
-                        continue
-                    if session is not None:
-                        if n < last:
-                            upcoming: Delivery | None = deliveries[n + 1][1]
-                        else:
-                            following = queue.popleft() if queue else None
-                            upcoming = following.deliveries[0][1] if following else None
-                        session.expect(self._ahead(delivery, upcoming, poll))
-                    await self._deliver(delivery, poll, session, deadlines)
-                    blocked = delivery.outcome is Outcome.DEFERRED
-                if following is None and queue:
-                    following = queue.popleft()
+                completed = False
+                try:
+                    for n, (_, delivery) in enumerate(deliveries):
+                        if blocked:
+                            delivery.outcome = Outcome.DEFERRED
+                            continue
+                        if session is not None:
+                            if n < last:
+                                upcoming: Delivery | None = deliveries[n + 1][1]
+                            else:
+                                following = run.take(queue)
+                                upcoming = (
+                                    following.deliveries[0][1]
+                                    if following is not None and _ready(following, chain)
+                                    else None
+                                )
+                            session.expect(self._ahead(delivery, upcoming, poll))
+                        await self._deliver(delivery, poll, session, deadlines)
+                        blocked = delivery.outcome is Outcome.DEFERRED
+                    completed = True
+                finally:
+                    run.end(chain, held=blocked or not completed)
+                if following is None:
+                    following = run.take(queue)
                 chain = following
         finally:
             deadlines.close()
+        run.retire(tp)
 
     @staticmethod
     def _ahead(current: Delivery, upcoming: Delivery | None, poll: PollState) -> str | None:

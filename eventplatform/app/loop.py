@@ -14,11 +14,16 @@ One poll (``getmany``, up to ``max_poll_records``) is processed at a time::
     rewind        seek back to the first deferred event of each partition
 
 Reading ahead (polls of key units): once the first worker of such a poll has no chain left (its
-last wave has begun), the next poll is read and decoded in the background, so that it is ready
-when the poll ends instead of costing a getmany and a decode while every worker waits. Polls
-are still processed one at a time. What the poll ends up seeking back (a deferred event, a
-redo) wins over what was read ahead: those partitions' records are dropped and the seek is made
-again; after a rebalance, everything read ahead is dropped (the new assignment starts from the
+last wave has begun), the next poll is read and decoded in the background. When it is ready
+while the last wave still runs, it **joins** the poll (:meth:`Dispatcher.extend`): its chains
+go to the workers as they free up, so the slots do not idle through the last wave; a chain of
+a key still running waits for it, and one of a key whose event was deferred is deferred whole.
+The grown poll is still one poll: offsets, deferral, redo and rewind work on all of it, and it
+ends (and commits) once it holds :data:`GROWTH` × ``max_poll_records`` records. A poll read
+ahead that does not join (the poll ended first, or was at its size) is the next poll. What the
+poll ends up seeking back (a deferred event, a redo) wins over what was read ahead and did not
+join: those partitions' records are dropped and the seek is made again; after a rebalance,
+nothing joins and everything read ahead is dropped (the new assignment starts from the
 committed offsets). Polls of short, CPU-bound handlers do not read ahead: there it measured
 slower (the next poll's deliveries live through the current one's garbage collections).
 
@@ -74,6 +79,8 @@ log = logging.getLogger("eventplatform.app")
 
 TP = Any  # aiokafka TopicPartition
 
+GROWTH = 4  # a poll of key units takes the polls read ahead up to 4 × max_poll_records records
+
 
 def _first_offsets(batches: list[list[Delivery]]) -> dict[TP, int]:
     return {batch[0].tp: batch[0].record.offset for batch in batches if batch}
@@ -103,6 +110,20 @@ class _Fetched:
             else [batch for batch in self.batches if batch and batch[0].tp not in tps],
             error=self.error,
         )
+
+
+@dataclass(slots=True)
+class _Growing:
+    """A poll of key units being processed, which the polls read ahead may join.
+
+    ``polled`` and ``batches`` are the poll's own (extended in place); ``receipts`` holds the
+    telemetry receipt of each poll in it with the deliveries it brought.
+    """
+
+    polled: dict[TP, list[Any]]
+    batches: list[list[Delivery]]
+    records: int
+    receipts: list[tuple[Any, list[Delivery]]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +202,7 @@ class ConsumptionLoop:
         self._ahead: asyncio.Task[_Fetched] | None = None  # the next poll, read ahead
         self._moved: dict[TP, int] = {}  # seeks made while a poll was read ahead
         self._generation = 0  # rebalances seen (revocations and assignments)
+        self._growing: _Growing | None = None  # the poll of key units the next one may join
         self._revoke_wait = max((route.timeout for route in config.router.routes), default=30.0)
         self._dispatcher = Dispatcher(
             group_id=config.group_id,
@@ -276,6 +298,59 @@ class ConsumptionLoop:
         if self._ahead is None and not self._stopping.is_set():
             self._moved = {}
             self._ahead = asyncio.create_task(self._read_ahead(), name="eventplatform.read-ahead")
+            self._ahead.add_done_callback(self._join)
+
+    def _join(self, task: asyncio.Task[_Fetched]) -> None:
+        """The poll read ahead is ready: add it to the poll of key units running, if it can.
+
+        It joins only a poll whose every chain has been taken, and only while nothing moved:
+        not after a rebalance, a seek or a stop, not records of a Kafka-transactional topic,
+        and not past :data:`GROWTH` × ``max_poll_records`` records in all (the poll's offsets
+        are committed when it ends). Otherwise it waits to be the next poll.
+        """
+        growing = self._growing
+        if growing is None or task is not self._ahead or task.cancelled():
+            return
+        if task.exception() is not None:
+            return  # met by _next_poll, as a poll's error
+        fetched = task.result()
+        config = self._config
+        batches = fetched.batches
+        if (
+            batches is None
+            or fetched.error is not None
+            or fetched.generation != self._generation
+            or self._moved
+            or self._stopping.is_set()
+            or growing.records >= GROWTH * config.max_poll_records
+            or any(config.router.transactional(tp.topic) for tp in fetched.records)
+        ):
+            return
+        deliveries = [d for batch in batches for d in batch]
+        runnable = [d for d in deliveries if d.route is not None]
+        letters = [d for d in deliveries if d.error is not None]
+        if not self._dispatcher.extend(runnable, letters):
+            return
+        self._ahead = None
+        count = len(deliveries)
+        self.stats.polls += 1
+        self.stats.received += count
+        growing.records += count
+        for tp, records in fetched.records.items():
+            growing.polled[tp] = growing.polled.get(tp, []) + records
+        own = {batch[0].tp: batch for batch in growing.batches if batch}
+        for batch in batches:
+            if batch:
+                into = own.get(batch[0].tp)
+                if into is None:
+                    growing.batches.append(batch)
+                else:
+                    into.extend(batch)
+        telemetry = observed.SWITCHES.telemetry
+        if telemetry:
+            receipt = telemetry.received(fetched.records, config.group_id, fetched.began)
+            growing.receipts.append((receipt, deliveries))
+        log.debug("%d record(s) read ahead joined the poll running", count)
 
     async def _read_ahead(self) -> _Fetched:
         fetched = await self._read()
@@ -346,13 +421,16 @@ class ConsumptionLoop:
             stats.deferred += sum(len(records) for records in polled.values())
             return self._failure_delay()
         telemetry = observed.SWITCHES.telemetry  # a receive span per poll, while traced
-        receipt = telemetry and telemetry.received(polled, self._config.group_id, fetched.began)
+        growing = _Growing(polled, batches, sum(len(b) for b in batches), [])
+        if telemetry:
+            receipt = telemetry.received(polled, self._config.group_id, fetched.began)
+            growing.receipts.append((receipt, [d for batch in batches for d in batch]))
 
         txn_tps = {tp for tp in polled if self._config.router.transactional(tp.topic)}
         poll = PollState(batches, txn_tps)
         rewound: set[TP] = set()
         try:
-            await self._settle(poll)
+            await self._settle(poll, growing)
         except EventPlatformError as exc:
             # Broker-side failures of the poll's Kafka transaction aborted it: redo the poll,
             # even when the error is not retriable as such (nothing may be dropped).
@@ -380,14 +458,15 @@ class ConsumptionLoop:
             self._seek(tp, first[tp])
         deferred = self._rewind_deferred(batches, skip=rewound)
         self._account(batches, rewound)
-        if telemetry and receipt:
-            telemetry.poll_done(receipt, (d for batch in batches for d in batch))
+        if telemetry:
+            for receipt, deliveries in growing.receipts:
+                telemetry.poll_done(receipt, deliveries)
         if rewound or deferred:
             return self._failure_delay()
         self._failures = 0
         return 0.0
 
-    async def _settle(self, poll: PollState) -> None:
+    async def _settle(self, poll: PollState, growing: _Growing) -> None:
         """Claim, handle and make durable: Kafka transaction first, then the store batch."""
         runnable = [d for batch in poll.batches for d in batch if d.route is not None]
         letters = [d for batch in poll.batches for d in batch if d.error is not None]
@@ -395,8 +474,12 @@ class ConsumptionLoop:
             # Each event claims, writes and commits in its own transaction; nothing to settle.
             poll.open_units()
             # Handlers waiting on I/O in transactions of their own: the next poll is read
-            # while the last wave runs (see "Reading ahead" above).
-            await self._dispatcher.run(poll, runnable, letters, on_idle=self._read_next)
+            # while the last wave runs, and joins it (see "Reading ahead" above).
+            self._growing = growing
+            try:
+                await self._dispatcher.run(poll, runnable, letters, on_idle=self._read_next)
+            finally:
+                self._growing = None
             return
         keys = [d.idempotency_key for d in runnable]
         async with self._config.store.batch(

@@ -315,7 +315,7 @@ async def test_the_committed_offset_never_passes_an_unfinished_event(
     assert names == sorted([f"o{i}" for i in range(40)] + ["held"])
 
 
-async def test_a_seek_back_drops_what_was_read_ahead_and_loses_nothing(
+async def test_polls_read_ahead_join_the_poll_or_are_dropped_by_its_seek_back(
     settings: Settings,
     registry: MemoryRegistry,
     producer: EventProducer,
@@ -328,10 +328,12 @@ async def test_a_seek_back_drops_what_was_read_ahead_and_loses_nothing(
 ) -> None:
     """Polls of 5 records, 4 workers: the next poll is read while a poll's last wave runs.
 
-    Offset 10's key is held by another member, so its poll (10-14) defers it and seeks back
-    to 10, overtaking what was read ahead (15-19), which is dropped and read again. Every
-    event applies once, each key's events in offset order; the committed offset stops at 10
-    until the key is let go, then reaches the end.
+    Offset 10's key is held by another member, so its poll (10-14) defers it. The polls read
+    ahead meanwhile join it, up to 20 records; a second event of the held Kafka key (offset
+    17, in a poll that joined) is deferred behind the first without running. The poll then
+    seeks back to 10, overtaking what was read ahead past it, which is dropped and read again.
+    Every event applies once, each key's events in offset order; the committed offset stops
+    at 10 until the key is let go, then reaches the end.
     """
     caplog.set_level(logging.DEBUG, logger="eventplatform.app")
     topic = unique_topic("orders")
@@ -358,30 +360,34 @@ async def test_a_seek_back_drops_what_was_read_ahead_and_loses_nothing(
         ran.append((ctx.key.decode(), ctx.offset))
 
     items = with_held_key(topic, 40, keys=6)
+    second = OrderPlaced(order_id="held-again")
+    items.insert(17, Outgoing(second, key="held", topic=topic, idempotency_key="held-again"))
     tp = TopicPartition(topic, 0)
 
     async def committed_is(n: int) -> bool:
         return await committed_offset(kafka_admin, group, tp) == n
 
-    def overtaken(first: int) -> Callable[[], bool]:
-        wanted = f"read ahead from offset {first}; reading again from offset 10"
+    def logged(wanted: str) -> Callable[[], bool]:
         return lambda: any(wanted in r.getMessage() for r in caplog.records)
 
     async with running(app):
         async with held_elsewhere(postgres_dsn, table, group, "held"):
             await producer.publish_batch(items)
-            await until(overtaken(15), what="a seek back to 10 to overtake a read-ahead")
+            await until(logged("read ahead joined the poll running"), what="a poll joining")
+            await until(logged("; reading again from offset 10"), what="a read-ahead dropped")
             await until(functools.partial(committed_is, 10), what="offset 10 committed")
-            # Read again, read ahead and deferred twice more: the offset still stops before it.
+            # Read again, joined and deferred twice more: the offset still stops before it.
             deferred = app.stats.deferred
             await eventually(lambda: app.stats.deferred >= deferred + 2, within=30)
             assert await committed_is(10)
-        await until(functools.partial(committed_is, 41), what="every offset committed", within=30)
+            assert ("held", 17) not in ran
+        await until(functools.partial(committed_is, 42), what="every offset committed", within=30)
     applied = await rows(postgres_dsn, effects)
     assert sorted(row["order_id"] for row in applied) == sorted(
-        [f"o{i}" for i in range(40)] + ["held"]
+        [f"o{i}" for i in range(40)] + ["held", "held-again"]
     )
-    assert sorted(row["amount"] for row in applied) == list(range(41))  # each offset once
+    assert sorted(row["amount"] for row in applied) == list(range(42))  # each offset once
     for key in {k for k, _ in ran}:
         offsets = [offset for k, offset in ran if k == key]
         assert offsets == sorted(offsets), f"{key} ran out of order: {offsets}"
+    assert [offset for k, offset in ran if k == "held"] == [10, 17]

@@ -8,12 +8,11 @@ transactional handler claim nothing, so they are never named.
 
 from __future__ import annotations
 
-from collections import deque
 from types import SimpleNamespace
 from typing import Any
 
 from eventplatform.app.delivery import Delivery, Outcome, plan_chains
-from eventplatform.app.dispatch import Dispatcher
+from eventplatform.app.dispatch import Dispatcher, PollRun
 from eventplatform.app.poll import PollState
 from eventplatform.cloudevents import EventMetadata
 from tests.unit.app.records import record, tp
@@ -57,7 +56,9 @@ async def run(deliveries: list[Delivery], busy: frozenset[str] = frozenset()) ->
     poll = PollState([deliveries], set())
     poll.open_units()
     dispatcher = Recorder(busy)
-    await dispatcher._work(deque(plan_chains(deliveries)), poll, Session())
+    running = PollRun(poll, None)
+    running.add(plan_chains(deliveries))
+    await dispatcher._work(running, tp(), Session())
     return dispatcher
 
 
