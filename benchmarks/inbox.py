@@ -14,6 +14,11 @@ timed from its first handler call to its last (steady-state rate; joining is not
 - **no-op handler** (the row only): one transaction per event vs per poll at concurrency 16,
   to show what the per-event transactions cost when handlers do not wait (why ``poll`` stays
   available; see docs/decisions.md, "Concurrency inside the inbox").
+- **the reference, raw asyncpg**: the same statements by hand, no Kafka and no library: 16
+  tasks (and 1), each on its own connection, each event ``BEGIN`` and a claim ``INSERT``, the
+  handler's ``INSERT``, the 10 ms wait, then ``COMMIT`` sent with the next event's ``BEGIN``
+  and claim in one message, as the key units do. Its concurrent/serial ratio is what this
+  machine allows the pattern; eventplatform's concurrent rate is also shown against it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import statistics
+import time
 import uuid
 from typing import Any
 
@@ -115,6 +121,38 @@ async def side(
     return watch.per_event
 
 
+async def raw_side(dsn: str, *, count: int, concurrency: int, io: float) -> float:
+    """Seconds per event of the key-unit statements run by hand with asyncpg (no Kafka)."""
+    name = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    assert pool is not None
+    try:
+        await pool.execute(f"CREATE TABLE {name}_keys (k text PRIMARY KEY, done boolean)")
+        await pool.execute(f"CREATE TABLE {name}_effects (ik text, customer text)")
+        insert = f"INSERT INTO {name}_effects VALUES ($1, $2)"
+        per_task = count // concurrency
+
+        def claim(worker: int, n: int) -> str:
+            return f"BEGIN; INSERT INTO {name}_keys VALUES ('{worker}-{n}', true)"
+
+        async def worker(w: int) -> None:
+            async with pool.acquire() as conn:
+                await conn.execute(claim(w, 0))
+                for n in range(per_task):
+                    await conn.execute(insert, f"{w}-{n}", "customer")
+                    await asyncio.sleep(io)
+                    await conn.execute(f"SELECT 1; COMMIT; {claim(w, n + 1)}")
+                await conn.execute("ROLLBACK")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - began
+        await pool.execute(f"DROP TABLE {name}_keys, {name}_effects")
+    finally:
+        await pool.close()
+    return elapsed / (per_task * concurrency)
+
+
 async def run(servers: str, dsn: str, *, rounds: int = 3) -> list[Comparison]:
     """Run every side ``rounds`` times, interleaved; print and return the comparisons."""
     topic = await create_topic(servers, unique("inbox"), 1)
@@ -154,12 +192,18 @@ async def run(servers: str, dsn: str, *, rounds: int = 3) -> list[Comparison]:
         "noop-events": f"no-op handler, max_concurrency={CONCURRENCY}, a transaction per event",
         "noop-poll": f"no-op handler, max_concurrency={CONCURRENCY}, a transaction per poll",
     }
+    raw_sides = {"raw-serial": (300, 1), "raw-concurrent": (3_000, CONCURRENCY)}
+    labels["raw-serial"] = "raw asyncpg, the same statements, 1 task (the reference)"
+    labels["raw-concurrent"] = f"raw asyncpg, the same statements, {CONCURRENCY} tasks"
     results = {name: Result(label, unit="events/s", scale=1.0) for name, label in labels.items()}
     try:
         await fill(servers, topic, registry, max(s["count"] for s in sides.values()))
         for _ in range(rounds):
             for name, options in sides.items():
                 per_event = await side(servers, dsn, topic, registry, **options)
+                results[name].rounds.append(1 / per_event)
+            for name, (count, concurrency) in raw_sides.items():
+                per_event = await raw_side(dsn, count=count, concurrency=concurrency, io=IO_SECONDS)
                 results[name].rounds.append(1 / per_event)
     finally:
         await registry.close()
@@ -170,6 +214,18 @@ async def run(servers: str, dsn: str, *, rounds: int = 3) -> list[Comparison]:
             results["events"],
             results["serial"],
             goal=0.8 * CONCURRENCY,
+            higher_is_better=True,
+        ),
+        Comparison(
+            f"the reference: raw asyncpg, {CONCURRENCY} tasks vs 1, the same statements, no Kafka",
+            results["raw-concurrent"],
+            results["raw-serial"],
+            higher_is_better=True,
+        ),
+        Comparison(
+            f"eventplatform at concurrency {CONCURRENCY} vs raw asyncpg with {CONCURRENCY} tasks",
+            results["events"],
+            results["raw-concurrent"],
             higher_is_better=True,
         ),
         Comparison(
@@ -197,6 +253,14 @@ async def run(servers: str, dsn: str, *, rounds: int = 3) -> list[Comparison]:
     notes.append(
         f"concurrent/serial per round: {', '.join(f'{x:.1f}×' for x in ratios)} "
         f"(median {statistics.median(ratios):.1f}×, goal {0.8 * CONCURRENCY:.1f}×)"
+    )
+    raw = [
+        c / s
+        for c, s in zip(results["raw-concurrent"].rounds, results["raw-serial"].rounds, strict=True)
+    ]
+    notes.append(
+        f"raw asyncpg, {CONCURRENCY} tasks/1 per round: {', '.join(f'{x:.1f}×' for x in raw)} "
+        f"(median {statistics.median(raw):.1f}×): what this machine allows the pattern"
     )
     print_results(
         f"inbox: PostgreSQL store, 1 partition, {KEYS} keys, max_poll_records "
