@@ -122,10 +122,11 @@ class PollRun:
             self.held.update(chain.ordering_keys())
         chain.end(held=held)
 
-    def spawn(self, job: Callable[[], Coroutine[Any, Any, None]], tp: TP | None) -> None:
-        """Start ``job`` in the poll's task group (a worker of partition ``tp``, or None)."""
+    def spawn(self, job: Coroutine[Any, Any, None], tp: TP | None) -> None:
+        """Start ``job`` in the poll's task group (a worker of partition ``tp``, or None); it
+        calls :meth:`ended` when it ends."""
         assert self.group is not None
-        self.group.create_task(self._job(job))
+        self.group.create_task(job)
         self.live += 1
         if tp is not None:
             self.workers[tp] = self.workers.get(tp, 0) + 1
@@ -139,14 +140,19 @@ class PollRun:
         if idle is not None:
             idle()
 
-    async def _job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def ended(self, *, failed: bool) -> None:
+        """A job ends (called before its task ends: a job added later finds the group open)."""
+        self.live -= 1
+        self.failed = self.failed or failed
+
+    async def job(self, call: Coroutine[Any, Any, None]) -> None:
+        """``call`` as a job of the poll (for the jobs that are not workers)."""
+        failed = True
         try:
-            await job()
-        except BaseException:
-            self.failed = True
-            raise
+            await call
+            failed = False
         finally:
-            self.live -= 1  # before the task ends: a job added later finds the group open
+            self.ended(failed=failed)
 
 
 def _ready(chain: Chain, current: Chain | None = None) -> bool:
@@ -251,7 +257,7 @@ class Dispatcher:
             workers = min(self._max_concurrency, len(queue))
             jobs.extend([(functools.partial(self._worker, run, tp), tp)] * workers)
         if letters:
-            jobs.append((functools.partial(self._dead_letter_all, letters, poll), None))
+            jobs.append((functools.partial(self._dead_letters_job, run, letters), None))
         if not jobs:
             return
         if len(jobs) == 1:
@@ -262,7 +268,7 @@ class Dispatcher:
             async with asyncio.TaskGroup() as group:
                 run.group = group
                 for job, tp in jobs:
-                    run.spawn(job, tp)
+                    run.spawn(job(), tp)
         except BaseExceptionGroup as failed:
             raise _unwrap(failed) from None
         finally:
@@ -303,23 +309,31 @@ class Dispatcher:
             queued.append(chain)
         for tp, added in run.add(queued).items():
             for _ in range(min(self._max_concurrency - run.workers.get(tp, 0), added)):
-                run.spawn(functools.partial(self._worker, run, tp), tp)
+                run.spawn(self._worker(run, tp), tp)
         if letters:
-            run.spawn(functools.partial(self._dead_letter_all, letters, run.poll), None)
+            run.spawn(self._dead_letters_job(run, letters), None)
         run.on_idle = run.hook
         return True
 
     async def _worker(self, run: PollRun, tp: TP) -> None:
-        if not run.poll.units:
-            await self._work(run, tp, None)
-            return
-        assert self._store is not None
-        async with self._unit_slots:
-            if not run.queues[tp]:
-                run.retire(tp)  # the other workers finished the partition meanwhile
-                return
-            async with self._store.session(self._group, owner=self._owner) as session:
-                await self._work(run, tp, session)
+        failed = True
+        try:
+            if not run.poll.units:
+                await self._work(run, tp, None)
+            else:
+                assert self._store is not None
+                async with self._unit_slots:
+                    if not run.queues[tp]:
+                        run.retire(tp)  # the other workers finished the partition meanwhile
+                    else:
+                        async with self._store.session(self._group, owner=self._owner) as s:
+                            await self._work(run, tp, s)
+            failed = False
+        finally:
+            run.ended(failed=failed)
+
+    async def _dead_letters_job(self, run: PollRun, letters: list[Delivery]) -> None:
+        await run.job(self._dead_letter_all(letters, run.poll))
 
     async def _work(self, run: PollRun, tp: TP, session: UnitSession | None) -> None:
         """Take and run chains of partition ``tp`` until none is left; then retire."""
