@@ -45,6 +45,8 @@ class Deadlines:
 
         Raises:
             HandlerTimeout: the call ran past ``timeout`` and was cancelled.
+            RuntimeError: the call raised the ``CancelledError`` of something it awaited
+                while its task was not being cancelled (a failure like any other).
         """
         task = self._task
         if task is None:
@@ -67,7 +69,10 @@ class Deadlines:
                         f"{name} did not finish within {seconds:g}s and was cancelled",
                         timeout=seconds,
                     ) from exc
-            raise
+            if task.cancelling():
+                raise  # the task itself is being cancelled
+            # The call awaited something that was cancelled: a failure like any other.
+            raise RuntimeError(f"{name} raised CancelledError: {exc!r}") from exc
         finally:
             self._running = False
             if self._expired:  # expired, but the call did not raise CancelledError

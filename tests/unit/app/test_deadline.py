@@ -83,3 +83,16 @@ async def test_a_cancel_from_outside_propagates_as_cancellation() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_the_cancellation_of_something_the_call_awaited_is_a_failure_of_the_call() -> None:
+    deadlines = Deadlines()
+
+    async def awaits_a_cancelled_future() -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    with pytest.raises(RuntimeError, match="awaits raised CancelledError"):
+        await deadlines.call("awaits", 5.0, awaits_a_cancelled_future())
+    deadlines.close()
