@@ -23,7 +23,10 @@ worker holds, so up to ``max_concurrency`` handlers per partition, and at most
 found done is a duplicate; a key found busy is deferred with the rest of its chain. Before
 each event a worker tells its session which key it runs next (the next of its chain, else
 the head of the chain it takes next), so that the event's ``COMMIT`` claims it in the same
-round trip (:meth:`~eventplatform.idempotency.base.UnitSession.expect`).
+round trip (:meth:`~eventplatform.idempotency.base.UnitSession.expect`). Once every chain of
+such a poll has been taken, the next poll read ahead may join it (:meth:`Dispatcher.extend`):
+its chains wait for the running chains that share a key with them, and are deferred whole
+behind a chain that ended deferred.
 """
 
 from __future__ import annotations
