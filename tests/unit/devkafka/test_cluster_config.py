@@ -19,7 +19,7 @@ from eventplatform.devkafka.local import (
 )
 from eventplatform.devkafka.tls import make_tls
 from eventplatform.errors import ConfigurationError, NoBrokerAvailable, PortInUse
-from eventplatform.settings import DevKafkaSettings, Settings
+from eventplatform.settings import DevKafkaSettings, KafkaSettings, Settings
 
 VOTERS = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
 
@@ -145,12 +145,14 @@ def test_users_need_sasl_ssl_and_the_size_is_bounded() -> None:
 
 def test_a_cluster_or_sasl_ssl_chooses_java_over_docker() -> None:
     machine = Probe(docker=True, java_major=17, maven=True)
+    # No bootstrap servers, whatever the shell exports: configured ones win without a probe.
+    unset = KafkaSettings(bootstrap_servers=None)
     for devkafka in (DevKafkaSettings(brokers=3), DevKafkaSettings(security="sasl_ssl")):
-        chosen = choose(Settings(devkafka=devkafka), lambda m=machine: m)
+        chosen = choose(Settings(kafka=unset, devkafka=devkafka), lambda m=machine: m)
         assert chosen.provider is Provider.LOCAL
     forced = DevKafkaSettings(brokers=3, provider="docker")
     with pytest.raises(NoBrokerAvailable, match="PROVIDER=local"):
-        choose(Settings(devkafka=forced), lambda: machine)
+        choose(Settings(kafka=unset, devkafka=forced), lambda: machine)
 
 
 def test_a_kept_folder_of_another_size_is_refused_before_anything_starts(tmp_path: Path) -> None:
