@@ -165,8 +165,12 @@ class KafkaLogRegistry(CommandLogRegistry):
                     **self._options,
                 )
                 await self._consumer.start()
+                # As the connectors' compacted tables: the start offset asked before assigning
+                # (its ListOffsets waits quietly for the leader of a topic created a moment
+                # ago), then set with no await between, so the fetcher never resets it itself.
+                starts = await self._consumer.beginning_offsets([self._tp])
                 self._consumer.assign([self._tp])
-                await self._consumer.seek_to_beginning(self._tp)
+                self._consumer.seek(self._tp, starts[self._tp])
                 self._consumer.pause(self._tp)
                 self._probe = AIOKafkaConsumer(
                     group_id=None, enable_auto_commit=False, **self._options

@@ -152,8 +152,14 @@ class CompactedTable:
                 )
                 await self._consumer.start()
                 self._assigned = [TopicPartition(self.topic, p) for p in range(partitions)]
+                # Start offsets asked before the partitions are assigned, then set with no
+                # await between: ListOffsets is retried quietly here until a topic created a
+                # moment ago has its leader, where the fetcher's own reset of a partition
+                # without a position logs every retry at ERROR (NotLeaderForPartition).
+                starts = await self._consumer.beginning_offsets(self._assigned)
                 self._consumer.assign(self._assigned)
-                await self._consumer.seek_to_beginning(*self._assigned)
+                for tp, offset in starts.items():
+                    self._consumer.seek(tp, offset)
                 self._consumer.pause(*self._assigned)
             self._started = True
             await self.refresh()
